@@ -1,0 +1,114 @@
+/**
+ * A cluster at run time: its current knobs, its backends and its balancer. It decides which backends are
+ * candidates for a new flow (usable ones, or all of them when failing open) and asks the balancer.
+ *
+ * @module
+ */
+
+import { Backend } from "./backend.ts";
+import type { Balancer } from "./balancers/balancer.ts";
+import { createBalancer } from "./balancers/index.ts";
+import type { Rng } from "./rng.ts";
+import type { BackendState, ClusterConfig } from "./types.ts";
+
+/** The result of a backend choice: the backend and whether it came from failing open. */
+export interface Choice {
+  backend: Backend;
+  failOpen: boolean;
+}
+
+/** Counters of a cluster that no single backend or listener owns. */
+export interface ClusterCounters {
+  /** New flows that went to a down or draining backend because none was usable. */
+  failOpen: number;
+}
+
+/** One cluster. */
+export class Cluster {
+  config: ClusterConfig;
+  /** Backends in config order. */
+  backends: Backend[] = [];
+  readonly counters: ClusterCounters = { failOpen: 0 };
+  #balancer: Balancer | null = null;
+  #usable: Backend[] = [];
+  /** Bumped on any change of the backend set, a weight or a state; balancers rebuild on a new value. */
+  #version = 0;
+  #usableVersion = -1;
+  /** Backends named by an external resolver, not part of the configured set. */
+  readonly external = new Map<string, Backend>();
+
+  /** A cluster from its config; `shared` lends existing Backend objects by key so counters survive. */
+  constructor(config: ClusterConfig, shared?: ReadonlyMap<string, Backend>) {
+    this.config = config;
+    this.reconfigure(config, shared);
+  }
+
+  /** Replaces knobs and backends. Backends whose address stays keep their object (state, counters, flows). */
+  reconfigure(config: ClusterConfig, shared?: ReadonlyMap<string, Backend>): void {
+    const old = new Map<string, Backend>();
+    for (const b of this.backends) old.set(b.key, b);
+    const next: Backend[] = [];
+    for (const bc of config.backends) {
+      const probe = new Backend(bc.address, bc.weight, bc.state);
+      const kept = old.get(probe.key) ?? shared?.get(probe.key);
+      if (kept) {
+        kept.weight = bc.weight;
+        kept.state = bc.state;
+        next.push(kept);
+      } else next.push(probe);
+    }
+    const prev = this.config;
+    this.config = config;
+    this.backends = next;
+    if (
+      this.#balancer === null || prev.balancer !== config.balancer || prev.hashSeed !== config.hashSeed ||
+      prev.maglevTableSize !== config.maglevTableSize
+    ) {
+      // An external cluster's own backends serve only as the fallback when its resolver has no answer:
+      // rendezvous hashing, so every instance falls back alike without building a table.
+      const kind = config.balancer === "external" ? "rendezvous" : config.balancer;
+      this.#balancer = createBalancer(kind, {
+        hashSeed: config.hashSeed,
+        maglevTableSize: config.maglevTableSize,
+      });
+    }
+    this.#version++;
+  }
+
+  /** Finds a configured backend by its "ip:port" key. */
+  backend(key: string): Backend | undefined {
+    return this.backends.find((b) => b.key === key);
+  }
+
+  /** Sets a backend's state (health or admin); returns false if no such backend. */
+  setState(key: string, state: BackendState): boolean {
+    const b = this.backend(key);
+    if (b === undefined) return false;
+    if (b.state !== state) {
+      b.state = state;
+      this.#version++;
+    }
+    return true;
+  }
+
+  /**
+   * Chooses a backend for a new flow with affinity hash `keyHash`, or null when there is none to use
+   * (no backends, or all unusable with fail_open = false). For an external cluster this is the fallback.
+   */
+  choose(keyHash: number, rng: Rng): Choice | null {
+    if (this.#balancer === null || this.backends.length === 0) return null;
+    if (this.#usableVersion !== this.#version) {
+      this.#usable = this.backends.filter((b) => b.usable);
+      this.#usableVersion = this.#version;
+    }
+    if (this.#usable.length > 0) {
+      // Versions of the usable list and of the full list must never collide: even and odd.
+      const i = this.#balancer.pick(this.#usable, this.#version * 2, keyHash, rng);
+      return { backend: this.#usable[i], failOpen: false };
+    }
+    if (!this.config.failOpen) return null;
+    this.counters.failOpen++;
+    const i = this.#balancer.pick(this.backends, this.#version * 2 + 1, keyHash, rng);
+    return { backend: this.backends[i], failOpen: true };
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * A listener at run time: its config, its cluster, its flow table and its counters.
+ *
+ * The flow table is keyed by client IP string, then port: two lookups that build no string, so the
+ * forwarding path finds a flow without allocating.
+ *
+ * @module
+ */
+
+import type { Cluster } from "./cluster.ts";
+import type { CloseReason, Flow } from "./flow.ts";
+import { compileSourcePolicy } from "./source_policy.ts";
+import type { ListenerConfig } from "./types.ts";
+import type { SocketAddress } from "./address.ts";
+
+/** Why a datagram was dropped. Small integers, returned by `RelayCore.fromClient` instead of a flow. */
+export const Drop = {
+  /** Larger than the listener's max_datagram_size. */
+  Truncated: 0,
+  /** The listener has no cluster, the cluster no backends, or none usable with fail_open = false. */
+  NoBackend: 1,
+  /** Empty datagram, or a source the listener's policy refuses. */
+  Invalid: 2,
+  /** A new client while draining or at max_flows. */
+  Shed: 3,
+} as const;
+/** One of the Drop codes. */
+export type Drop = typeof Drop[keyof typeof Drop];
+
+/** Drop counters of a listener, by reason. */
+export interface DropCounters {
+  truncated: number;
+  no_backend: number;
+  invalid: number;
+  shed: number;
+  /** A datagram replaced in the one-slot buffer while its flow awaited a backend. */
+  pending_replaced: number;
+  /** A send that failed in the shell (either direction). */
+  send_error: number;
+  /** A backend reply for a flow that had already closed. */
+  late: number;
+}
+
+/** Counters of one listener. Datagram and byte figures are payload only (no PROXY header). */
+export interface ListenerCounters {
+  /** Client datagrams accepted and their bytes. */
+  datagramsIn: number;
+  bytesIn: number;
+  /** Backend replies accepted for the client and their bytes. */
+  datagramsOut: number;
+  bytesOut: number;
+  flowsCreated: number;
+  flowsClosed: Record<CloseReason, number>;
+  drops: DropCounters;
+}
+
+/** Fresh zeroed listener counters. */
+export function newListenerCounters(): ListenerCounters {
+  return {
+    datagramsIn: 0,
+    bytesIn: 0,
+    datagramsOut: 0,
+    bytesOut: 0,
+    flowsCreated: 0,
+    flowsClosed: { idle: 0, requests: 0, responses: 0, drain: 0, aborted: 0, disconnected: 0 },
+    drops: { truncated: 0, no_backend: 0, invalid: 0, shed: 0, pending_replaced: 0, send_error: 0, late: 0 },
+  };
+}
+
+/** One listener. */
+export class Listener {
+  config: ListenerConfig;
+  cluster: Cluster | null;
+  /** The address the PROXY header names as destination; the shell may set the bound address. */
+  localAddress: SocketAddress;
+  /** Client IP → client port → flow, for flows that still take client datagrams. */
+  readonly table = new Map<string, Map<number, Flow>>();
+  /** Live flows (not Closed), attached or Closing. */
+  flows = 0;
+  draining = false;
+  /** Removed from the config: draining, and forgotten once its last flow closes. */
+  removed = false;
+  readonly counters: ListenerCounters = newListenerCounters();
+  sources: ReturnType<typeof compileSourcePolicy>;
+
+  /** A listener from its config and its cluster (null if the cluster is missing). */
+  constructor(config: ListenerConfig, cluster: Cluster | null) {
+    this.config = config;
+    this.cluster = cluster;
+    this.localAddress = config.address;
+    this.sources = compileSourcePolicy(config.sources);
+  }
+
+  /** Replaces the config: limits and source policy apply to new flows; existing ones are untouched. */
+  reconfigure(config: ListenerConfig, cluster: Cluster | null): void {
+    if (config.address.ip !== this.config.address.ip || config.address.port !== this.config.address.port) {
+      this.localAddress = config.address;
+    }
+    this.config = config;
+    this.cluster = cluster;
+    this.sources = compileSourcePolicy(config.sources);
+  }
+
+  /** The attached flow of a client, if any. Allocation-free. */
+  lookup(ip: string, port: number): Flow | undefined {
+    const ports = this.table.get(ip);
+    return ports === undefined ? undefined : ports.get(port);
+  }
+}

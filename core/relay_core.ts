@@ -1,0 +1,532 @@
+/**
+ * The sans-io UDP relay core: admission, flow table, teardown, timers and reconfiguration.
+ *
+ * Inputs go in as method calls with the time as a parameter (`fromClient`, `fromBackend`, `onTimeout`,
+ * `resolved`, `sendFailed`, the reconfiguration calls); outputs are return values and events the shell
+ * polls (`poll`). The core owns no socket and reads no clock, so a simulation can drive it step by step.
+ *
+ * The forwarding path, `fromClient` and `fromBackend` on an established flow, allocates nothing, copies no
+ * payload and builds no string: two Map lookups and a few counter updates.
+ *
+ * @module
+ */
+
+import { type SocketAddress } from "./address.ts";
+import { Backend } from "./backend.ts";
+import { Cluster } from "./cluster.ts";
+import { DeadlineHeap } from "./deadlines.ts";
+import { type CloseReason, Flow, FlowState } from "./flow.ts";
+import { hashCombine, hashString } from "./hash.ts";
+import { Drop, Listener } from "./listener.ts";
+import { encodeProxyV2 } from "./proxy_v2.ts";
+import { Rng } from "./rng.ts";
+import { checkBackendAddress } from "./backend_address.ts";
+import type { BackendState, ClusterConfig, FerryConfig, ListenerConfig } from "./types.ts";
+
+/** Something the shell must act on, returned by `poll`. */
+export type CoreEvent =
+  /** An `external` cluster admitted this flow: resolve its backend, then call `resolved`. */
+  | { readonly kind: "resolve"; readonly flow: Flow }
+  /** The flow closed: release its handle (close its upstream socket). */
+  | { readonly kind: "closed"; readonly flow: Flow }
+  /** A removed listener has no flows left: its socket may close. */
+  | { readonly kind: "listener_done"; readonly listener: Listener };
+
+/** Options a shell passes in. */
+export interface RelayCoreOptions {
+  /** Seed of the core's random choices (random and power_of_two balancers). */
+  readonly seed: number;
+  /** The flow limit of listeners whose max_flows is 0, e.g. derived from the file descriptor limit. */
+  readonly autoMaxFlows?: number;
+}
+
+/** The default flow limit for max_flows = 0 when the shell gives none. */
+export const DEFAULT_AUTO_MAX_FLOWS = 10_000;
+
+/** The UDP relay core. */
+export class RelayCore {
+  readonly #rng: Rng;
+  readonly #autoMaxFlows: number;
+  readonly #listeners = new Map<string, Listener>();
+  readonly #clusters = new Map<string, Cluster>();
+  readonly #flows = new Set<Flow>();
+  readonly #heap = new DeadlineHeap<Flow>();
+  #events: CoreEvent[] = [];
+  #eventHead = 0;
+  #nextId = 1;
+  #draining = false;
+
+  /** A core running `config`. */
+  constructor(config: FerryConfig, options: RelayCoreOptions) {
+    this.#rng = new Rng(options.seed);
+    this.#autoMaxFlows = options.autoMaxFlows ?? DEFAULT_AUTO_MAX_FLOWS;
+    this.applyConfig(config);
+  }
+
+  // ---- the forwarding path -------------------------------------------------------------------------------
+
+  /**
+   * A client datagram arrived on `listener` from `ip`:`port`. Returns the flow to forward it on, or a `Drop`
+   * code. A returned flow in state Established: send `data` (prefixed by `proxyHeader` when `headerDue`)
+   * to its backend, opening the upstream first if `handle` is null. A flow in AwaitingBackend has buffered
+   * a copy: send nothing. Afterwards, `poll` for events.
+   */
+  fromClient(listener: Listener, ip: string, port: number, data: Uint8Array, now: number): Flow | Drop {
+    const size = data.byteLength;
+    const drops = listener.counters.drops;
+    if (size > listener.config.maxDatagramSize) {
+      drops.truncated++;
+      return Drop.Truncated;
+    }
+    const cluster = listener.cluster;
+    if (cluster === null || (cluster.backends.length === 0 && cluster.config.balancer !== "external")) {
+      drops.no_backend++;
+      return Drop.NoBackend;
+    }
+    if (size === 0) {
+      drops.invalid++;
+      return Drop.Invalid;
+    }
+    const ports = listener.table.get(ip);
+    const known = ports === undefined ? undefined : ports.get(port);
+    if (known !== undefined) {
+      if (known.state === FlowState.Established) return this.#forwardClient(known, size, now);
+      this.#holdPending(known, data, now);
+      return known;
+    }
+    return this.#admit(listener, cluster, ports, ip, port, data, now);
+  }
+
+  /**
+   * A backend reply of `size` bytes arrived on `flow`'s upstream. Returns true when the shell should send
+   * it to the client (from the listener socket), false to drop it (the flow is gone). May close the flow
+   * (its `responses` cap): forward first, then `poll`.
+   */
+  fromBackend(flow: Flow, size: number, now: number): boolean {
+    const state = flow.state;
+    if (state !== FlowState.Established && state !== FlowState.Closing) {
+      flow.listener.counters.drops.late++;
+      return false;
+    }
+    const c = flow.listener.counters;
+    c.datagramsOut++;
+    c.bytesOut += size;
+    const b = (flow.backend as Backend).counters;
+    b.datagramsFrom++;
+    b.bytesFrom += size;
+    flow.quality.onBackend(size, now);
+    flow.lastBackendAt = now;
+    const cap = flow.knobs.responses;
+    if (++flow.responses >= cap && cap > 0) this.close(flow, "responses");
+    return true;
+  }
+
+  /**
+   * A send failed in the shell: towards the backend (`toBackend`) or back to the client. `refused` marks an
+   * ICMP port unreachable (ECONNREFUSED), counted against the backend it came from.
+   */
+  sendFailed(flow: Flow, toBackend: boolean, refused: boolean): void {
+    flow.listener.counters.drops.send_error++;
+    flow.quality.onDrop();
+    const b = flow.backend;
+    if (b !== null && toBackend) {
+      b.counters.sendErrors++;
+      if (refused) b.counters.refusals++;
+    }
+  }
+
+  #forwardClient(flow: Flow, size: number, now: number): Flow {
+    const c = flow.listener.counters;
+    c.datagramsIn++;
+    c.bytesIn += size;
+    const b = (flow.backend as Backend).counters;
+    b.datagramsTo++;
+    b.bytesTo += size;
+    flow.quality.onClient(size, now);
+    flow.lastClientAt = now;
+    const n = ++flow.requests;
+    const knobs = flow.knobs;
+    flow.headerDue = flow.proxyHeader !== null && (n === 1 || knobs.proxyProtocol === "every");
+    if (knobs.requests > 0 && n >= knobs.requests) this.#detach(flow, now);
+    return flow;
+  }
+
+  // ---- admission (control path: may allocate) ------------------------------------------------------------
+
+  #admit(
+    listener: Listener,
+    cluster: Cluster,
+    ports: Map<number, Flow> | undefined,
+    ip: string,
+    port: number,
+    data: Uint8Array,
+    now: number,
+  ): Flow | Drop {
+    const drops = listener.counters.drops;
+    const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : this.#autoMaxFlows;
+    if (this.#draining || listener.draining || listener.flows >= limit) {
+      drops.shed++;
+      return Drop.Shed;
+    }
+    if (listener.sources.check(ip, port) !== "ok") {
+      drops.invalid++;
+      return Drop.Invalid;
+    }
+    const knobs = cluster.config;
+    let backend: Backend | null = null;
+    if (knobs.balancer !== "external") {
+      backend = knobs.affinity === "ip" ? stickyBackend(ports, knobs.name) : null;
+      if (backend === null) {
+        const choice = cluster.choose(affinityHash(knobs, ip, port), this.#rng);
+        if (choice === null) {
+          drops.no_backend++;
+          return Drop.NoBackend;
+        }
+        backend = choice.backend;
+      }
+    }
+    const flow = new Flow(this.#nextId++, listener, ip, port, knobs, now);
+    if (ports === undefined) {
+      ports = new Map();
+      listener.table.set(ip, ports);
+    }
+    ports.set(port, flow);
+    listener.flows++;
+    listener.counters.flowsCreated++;
+    this.#flows.add(flow);
+    if (backend === null) {
+      flow.state = FlowState.AwaitingBackend;
+      this.#holdPending(flow, data, now);
+      this.#push({ kind: "resolve", flow });
+    } else {
+      this.#establish(flow, backend);
+      this.#forwardClient(flow, data.byteLength, now);
+    }
+    this.#schedule(flow);
+    return flow;
+  }
+
+  #establish(flow: Flow, backend: Backend): void {
+    flow.backend = backend;
+    flow.state = FlowState.Established;
+    backend.flows++;
+    backend.counters.flowsTotal++;
+    if (flow.knobs.proxyProtocol !== "off") {
+      const client: SocketAddress = {
+        ip: flow.clientIp,
+        port: flow.clientPort,
+        family: familyOf(flow.clientIp),
+      };
+      flow.proxyHeader = encodeProxyV2(client, flow.listener.localAddress, "dgram");
+    }
+  }
+
+  #holdPending(flow: Flow, data: Uint8Array, now: number): void {
+    if (flow.pending !== null) {
+      flow.listener.counters.drops.pending_replaced++;
+      flow.quality.onDrop();
+    }
+    // A copy: the shell reuses its receive buffer for the next datagram.
+    flow.pending = data.slice();
+    flow.lastClientAt = now;
+  }
+
+  /**
+   * The shell resolved the backend of a flow in AwaitingBackend: `address`, or null when the resolver had
+   * none (the cluster's own balancer is tried if it has backends, else the flow is aborted). Returns the
+   * flow, now Established with its buffered datagram to send (take it with `takePending`), or null if the
+   * flow is gone or could not be routed. An address that is no valid unicast destination is refused.
+   */
+  resolved(flow: Flow, address: SocketAddress | null, now: number): Flow | null {
+    if (flow.state !== FlowState.AwaitingBackend) return null;
+    const cluster = flow.listener.cluster;
+    let backend: Backend | null = null;
+    if (address !== null && checkBackendAddress(address) === null) {
+      backend = cluster?.backends.find((b) =>
+        b.address.ip === address.ip && b.address.port === address.port
+      ) ??
+        null;
+      if (backend === null && cluster !== null) {
+        const probe = new Backend(address, 1, "up");
+        backend = cluster.external.get(probe.key) ?? probe;
+        cluster.external.set(backend.key, backend);
+      }
+    } else if (cluster !== null && cluster.backends.length > 0) {
+      backend =
+        cluster.choose(affinityHash(flow.knobs, flow.clientIp, flow.clientPort), this.#rng)?.backend ??
+          null;
+    }
+    if (backend === null) {
+      flow.listener.counters.drops.no_backend++;
+      this.close(flow, "aborted");
+      return null;
+    }
+    this.#establish(flow, backend);
+    if (flow.pending !== null) this.#forwardClient(flow, flow.pending.byteLength, now);
+    this.#schedule(flow);
+    return flow;
+  }
+
+  /** Takes the datagram buffered while a flow awaited its backend (null if none). */
+  takePending(flow: Flow): Uint8Array | null {
+    const p = flow.pending;
+    flow.pending = null;
+    return p;
+  }
+
+  // ---- teardown ------------------------------------------------------------------------------------------
+
+  #detach(flow: Flow, now: number): void {
+    this.#unlink(flow);
+    flow.state = FlowState.Closing;
+    flow.closingAt = now;
+    this.#schedule(flow);
+  }
+
+  #unlink(flow: Flow): void {
+    const table = flow.listener.table;
+    const ports = table.get(flow.clientIp);
+    if (ports !== undefined && ports.get(flow.clientPort) === flow) {
+      ports.delete(flow.clientPort);
+      if (ports.size === 0) table.delete(flow.clientIp);
+    }
+  }
+
+  /** Closes a flow for `reason`. Idempotent: returns false if it was already closed. */
+  close(flow: Flow, reason: CloseReason): boolean {
+    if (flow.state === FlowState.Closed) return false;
+    if (flow.state !== FlowState.Closing) this.#unlink(flow);
+    const listener = flow.listener;
+    listener.flows--;
+    listener.counters.flowsClosed[reason]++;
+    if (flow.backend !== null) flow.backend.flows--;
+    flow.state = FlowState.Closed;
+    flow.closeReason = reason;
+    flow.pending = null;
+    flow.timerGen++;
+    this.#flows.delete(flow);
+    this.#push({ kind: "closed", flow });
+    if (listener.removed && listener.flows === 0) this.#forgetListener(listener);
+    return true;
+  }
+
+  #schedule(flow: Flow): void {
+    flow.timerGen++;
+    const at = flow.deadline();
+    if (at !== Infinity) this.#heap.push(at, flow);
+  }
+
+  /** The earliest time `onTimeout` has work, or Infinity. Always later than the `now` of the last onTimeout. */
+  nextDeadline(): number {
+    return this.#heap.peek();
+  }
+
+  /** Closes every flow whose deadline is at or before `now`. */
+  onTimeout(now: number): void {
+    let flow: Flow | undefined;
+    while ((flow = this.#heap.popDue(now)) !== undefined) {
+      const at = flow.deadline();
+      if (at <= now) this.close(flow, flow.state === FlowState.Closing ? "requests" : "idle");
+      else this.#heap.push(at, flow); // still the live entry: its generation did not move
+    }
+  }
+
+  /** The next event for the shell, or undefined when there is none. */
+  poll(): CoreEvent | undefined {
+    if (this.#eventHead >= this.#events.length) return undefined;
+    const e = this.#events[this.#eventHead++];
+    if (this.#eventHead === this.#events.length) {
+      this.#events.length = 0;
+      this.#eventHead = 0;
+    }
+    return e;
+  }
+
+  #push(event: CoreEvent): void {
+    this.#events.push(event);
+  }
+
+  // ---- operator actions ----------------------------------------------------------------------------------
+
+  /**
+   * Closes the flows of client `ip` (every port, or only `port`), on one listener or all, including flows
+   * already detached by their requests cap. Returns how many closed.
+   */
+  disconnect(ip: string, port?: number, listenerName?: string, reason: CloseReason = "disconnected"): number {
+    const alt = ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : `::ffff:${ip}`;
+    let n = 0;
+    for (const flow of [...this.#flows]) {
+      if (flow.clientIp !== ip && flow.clientIp !== alt) continue;
+      if (port !== undefined && flow.clientPort !== port) continue;
+      if (listenerName !== undefined && flow.listener.config.name !== listenerName) continue;
+      if (this.close(flow, reason)) n++;
+    }
+    return n;
+  }
+
+  /** Closes every flow pinned to backend `key` of `cluster` (or of any cluster). Returns how many closed. */
+  closeBackendFlows(key: string, cluster?: string, reason: CloseReason = "disconnected"): number {
+    let n = 0;
+    for (const flow of [...this.#flows]) {
+      if (flow.backend?.key !== key) continue;
+      if (cluster !== undefined && flow.knobs.name !== cluster) continue;
+      if (this.close(flow, reason)) n++;
+    }
+    return n;
+  }
+
+  /** Closes every flow (of one listener, if named) for `reason`. Returns how many closed. */
+  closeAll(reason: CloseReason, listenerName?: string): number {
+    let n = 0;
+    for (const flow of [...this.#flows]) {
+      if (listenerName !== undefined && flow.listener.config.name !== listenerName) continue;
+      if (this.close(flow, reason)) n++;
+    }
+    return n;
+  }
+
+  /** Stops admitting new flows, on one listener or everywhere. Existing flows run to their teardown. */
+  drain(listenerName?: string): void {
+    if (listenerName === undefined) this.#draining = true;
+    else {
+      const l = this.#listeners.get(listenerName);
+      if (l !== undefined) l.draining = true;
+    }
+  }
+
+  /** True when the whole core is draining. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  // ---- reconfiguration -----------------------------------------------------------------------------------
+
+  /**
+   * Applies a whole validated config. Clusters and listeners are matched by name: kept ones are
+   * reconfigured (flows keep the knobs they were admitted under), new ones added, missing clusters dropped
+   * (their flows keep running on their pinned backends) and missing listeners drained, then forgotten
+   * once their last flow closes (a `listener_done` event).
+   */
+  applyConfig(config: FerryConfig): void {
+    const seen = new Set<string>();
+    for (const cc of config.clusters) {
+      seen.add(cc.name);
+      const cluster = this.#clusters.get(cc.name);
+      if (cluster === undefined) this.#clusters.set(cc.name, new Cluster(cc));
+      else cluster.reconfigure(cc);
+    }
+    for (const name of [...this.#clusters.keys()]) if (!seen.has(name)) this.#clusters.delete(name);
+    const live = new Set<string>();
+    for (const lc of config.listeners) {
+      live.add(lc.name);
+      this.setListener(lc);
+    }
+    for (const l of [...this.#listeners.values()]) {
+      if (!live.has(l.config.name)) this.removeListener(l.config.name);
+    }
+  }
+
+  /** Adds a listener or replaces one's config (limits and policy apply to new flows). */
+  setListener(config: ListenerConfig): Listener {
+    const cluster = this.#clusters.get(config.cluster) ?? null;
+    let l = this.#listeners.get(config.name);
+    if (l === undefined || l.removed) {
+      l = new Listener(config, cluster);
+      this.#listeners.set(config.name, l);
+    } else l.reconfigure(config, cluster);
+    return l;
+  }
+
+  /** Removes a listener: it drains, and is forgotten once its last flow closes. */
+  removeListener(name: string): boolean {
+    const l = this.#listeners.get(name);
+    if (l === undefined || l.removed) return false;
+    l.removed = true;
+    l.draining = true;
+    if (l.flows === 0) this.#forgetListener(l);
+    return true;
+  }
+
+  #forgetListener(l: Listener): void {
+    if (this.#listeners.get(l.config.name) === l) this.#listeners.delete(l.config.name);
+    this.#push({ kind: "listener_done", listener: l });
+  }
+
+  /** Adds a cluster or replaces one's knobs and backends; listeners naming it pick it up. */
+  setCluster(config: ClusterConfig): Cluster {
+    let c = this.#clusters.get(config.name);
+    if (c === undefined) {
+      c = new Cluster(config);
+      this.#clusters.set(config.name, c);
+    } else c.reconfigure(config);
+    for (const l of this.#listeners.values()) if (l.config.cluster === config.name) l.cluster = c;
+    return c;
+  }
+
+  /** Removes a cluster; its listeners drop new datagrams as NoBackend, pinned flows keep their backend. */
+  removeCluster(name: string): boolean {
+    if (!this.#clusters.delete(name)) return false;
+    for (const l of this.#listeners.values()) if (l.config.cluster === name) l.cluster = null;
+    return true;
+  }
+
+  /** Sets a backend's state; only `up` backends take new flows. Returns false if there is no such backend. */
+  setBackendState(cluster: string, key: string, state: BackendState): boolean {
+    return this.#clusters.get(cluster)?.setState(key, state) ?? false;
+  }
+
+  // ---- reading -------------------------------------------------------------------------------------------
+
+  /** A listener by name (the shell keeps it for the forwarding path). */
+  listener(name: string): Listener | undefined {
+    return this.#listeners.get(name);
+  }
+
+  /** Every listener. */
+  listeners(): IterableIterator<Listener> {
+    return this.#listeners.values();
+  }
+
+  /** A cluster by name. */
+  cluster(name: string): Cluster | undefined {
+    return this.#clusters.get(name);
+  }
+
+  /** Every cluster. */
+  clusters(): IterableIterator<Cluster> {
+    return this.#clusters.values();
+  }
+
+  /** Every live flow (not Closed). */
+  flows(): IterableIterator<Flow> {
+    return this.#flows.values();
+  }
+
+  /** Number of live flows. */
+  get flowCount(): number {
+    return this.#flows.size;
+  }
+}
+
+/** The backend other live flows of this client IP already use in `cluster`, for `ip` affinity. */
+function stickyBackend(ports: Map<number, Flow> | undefined, cluster: string): Backend | null {
+  if (ports === undefined) return null;
+  for (const f of ports.values()) {
+    if (f.backend !== null && f.knobs.name === cluster && f.backend.usable) return f.backend;
+  }
+  return null;
+}
+
+/**
+ * The seeded hash of a client's affinity key. An IPv4-mapped IPv6 address hashes as its IPv4 form, so a
+ * dual-stack listener and an IPv4 one agree.
+ */
+export function affinityHash(knobs: ClusterConfig, ip: string, port: number): number {
+  const key = ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip;
+  const h = hashString(key, knobs.hashSeed);
+  return knobs.affinity === "ip" ? h : hashCombine(h, port);
+}
+
+function familyOf(ip: string): 4 | 6 {
+  return ip.includes(":") ? 6 : 4;
+}

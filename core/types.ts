@@ -1,0 +1,109 @@
+/**
+ * The validated configuration the core runs on. `core/config.ts` turns a parsed TOML object into these;
+ * everything here is already checked, durations are milliseconds and addresses are parsed.
+ *
+ * @module
+ */
+
+import type { Cidr, SocketAddress } from "./address.ts";
+
+/** How a cluster picks a backend for a new flow. `external` means the shell resolves it asynchronously. */
+export type BalancerKind =
+  | "round_robin"
+  | "random"
+  | "least_flows"
+  | "power_of_two"
+  | "rendezvous"
+  | "maglev"
+  | "external";
+
+/** The balancers a config file may name (external resolution is wired by a shell, not chosen by name). */
+export const BALANCER_NAMES = [
+  "round_robin",
+  "random",
+  "least_flows",
+  "power_of_two",
+  "rendezvous",
+  "maglev",
+] as const;
+
+/**
+ * What a client is for backend choice. A flow is always one client ip:port (each needs its own return path);
+ * `ip` makes every port of one client IP land on the same backend, `ip_port` lets each port choose anew.
+ */
+export type Affinity = "ip" | "ip_port";
+
+/** Where the PROXY protocol v2 header goes: nowhere, on a flow's first datagram, or on every datagram. */
+export type ProxyProtocolMode = "off" | "first" | "every";
+
+/** A backend's administrative or health state. Only `up` backends receive new flows. */
+export type BackendState = "up" | "down" | "draining";
+
+/** One backend of a cluster, as configured. */
+export interface BackendConfig {
+  readonly address: SocketAddress;
+  /** Relative share of new flows, 1..1000. */
+  readonly weight: number;
+  /** Initial administrative state; health checks may later mark it down or up. */
+  readonly state: BackendState;
+}
+
+/** The knobs of a cluster. A flow captures the object it was admitted under and keeps it for its life. */
+export interface ClusterConfig {
+  readonly name: string;
+  readonly balancer: BalancerKind;
+  readonly affinity: Affinity;
+  /** Close a flow after this many client datagrams (0 = unlimited). */
+  readonly requests: number;
+  /** Close a flow after this many backend replies (0 = unlimited; DNS uses 1). */
+  readonly responses: number;
+  /** Idle deadline reset by each client datagram, in ms (0 = none). */
+  readonly frontTimeout: number;
+  /** Idle deadline reset by each backend reply, in ms (0 = none). */
+  readonly backTimeout: number;
+  readonly proxyProtocol: ProxyProtocolMode;
+  /** Seed of the hash balancers: equal seeds and backends make every instance choose alike. */
+  readonly hashSeed: number;
+  /** With every backend down or draining: true uses them anyway (counted), false drops as NoBackend. */
+  readonly failOpen: boolean;
+  /** Maglev lookup table size; a prime. */
+  readonly maglevTableSize: number;
+  readonly backends: readonly BackendConfig[];
+}
+
+/** Source address classes a listener can refuse. */
+export type SourceClass = "port0" | "unspecified" | "multicast" | "broadcast" | "loopback";
+
+/** Which client sources a listener accepts: refused classes, then deny blocks, then (if any) allow blocks. */
+export interface SourcePolicy {
+  readonly reject: readonly SourceClass[];
+  readonly deny: readonly Cidr[];
+  /** When non-empty, only sources inside one of these blocks are accepted. */
+  readonly allow: readonly Cidr[];
+}
+
+/** A listening socket and where its traffic goes. */
+export interface ListenerConfig {
+  readonly name: string;
+  readonly protocol: "udp" | "tcp";
+  readonly address: SocketAddress;
+  readonly cluster: string;
+  /** Most live flows (UDP) or connections (TCP); 0 = the relay's automatic limit. */
+  readonly maxFlows: number;
+  /** Larger datagrams are dropped as Truncated. */
+  readonly maxDatagramSize: number;
+  readonly sources: SourcePolicy;
+}
+
+/** The admin API's settings. */
+export interface AdminConfig {
+  readonly listen: SocketAddress;
+  readonly token: string;
+}
+
+/** A whole validated configuration. */
+export interface FerryConfig {
+  readonly admin: AdminConfig;
+  readonly listeners: readonly ListenerConfig[];
+  readonly clusters: readonly ClusterConfig[];
+}
