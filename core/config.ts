@@ -28,7 +28,9 @@ import {
   type ClusterConfig,
   type FerryConfig,
   type ListenerConfig,
+  type LogLevel,
   type ProxyProtocolMode,
+  type RelaySettings,
   type SourceClass,
   type SourcePolicy,
 } from "./types.ts";
@@ -75,7 +77,8 @@ const PROXY_MODES: readonly ProxyProtocolMode[] = ["off", "first", "every"];
 const BACKEND_STATES: readonly BackendState[] = ["up", "down", "draining"];
 
 // The keys each table accepts, in the order configToToml writes them.
-const TOP_KEYS = ["admin", "listeners", "clusters"] as const;
+const TOP_KEYS = ["relay", "admin", "listeners", "clusters"] as const;
+const RELAY_KEYS = ["grace_period", "workers", "log_level", "log_format"] as const;
 const ADMIN_KEYS = ["listen", "token"] as const;
 const LISTENER_KEYS = [
   "name",
@@ -98,6 +101,9 @@ const CLUSTER_KEYS = [
   "hash_seed",
   "fail_open",
   "maglev_table_size",
+  "connect_timeout",
+  "idle_timeout",
+  "proxy_protocol_version",
   "backends",
 ] as const;
 const BACKEND_KEYS = ["address", "weight", "state"] as const;
@@ -427,6 +433,26 @@ class Checker {
   }
 }
 
+const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warning", "error"];
+const LOG_FORMATS = ["auto", "text", "json"] as const;
+const MAX_WORKERS = 64;
+
+function checkRelay(c: Checker, value: unknown): RelaySettings | undefined {
+  const t = c.table(value, "relay") ?? (value === undefined ? {} : undefined);
+  if (t === undefined) return undefined;
+  c.unknownKeys(t, "relay", RELAY_KEYS);
+  const gracePeriod = c.duration(own(t, "grace_period"), "relay.grace_period", 30_000);
+  const workers = c.integer(own(t, "workers"), "relay.workers", 1, 1, MAX_WORKERS);
+  const logLevel = c.choice(own(t, "log_level"), "relay.log_level", LOG_LEVELS, "info");
+  const logFormat = c.choice(own(t, "log_format"), "relay.log_format", LOG_FORMATS, "auto");
+  if (
+    gracePeriod === undefined || workers === undefined || logLevel === undefined || logFormat === undefined
+  ) {
+    return undefined;
+  }
+  return { gracePeriod, workers, logLevel, logFormat };
+}
+
 function checkAdmin(c: Checker, value: unknown): AdminConfig | undefined {
   const t = c.table(value, "admin") ?? (value === undefined ? {} : undefined);
   if (t === undefined) return undefined;
@@ -569,6 +595,11 @@ function checkCluster(c: Checker, name: string, value: unknown, path: string): C
     c.error(at("maglev_table_size"), `${maglevTableSize} is not prime`);
     maglevTableSize = undefined;
   }
+  const connectTimeout = c.duration(own(value, "connect_timeout"), at("connect_timeout"), 5_000);
+  if (connectTimeout === 0) c.error(at("connect_timeout"), "must be more than 0");
+  const idleTimeout = c.duration(own(value, "idle_timeout"), at("idle_timeout"), 600_000);
+  const versionRaw = c.integer(own(value, "proxy_protocol_version"), at("proxy_protocol_version"), 2, 1, 2);
+  const proxyProtocolVersion = versionRaw === 1 ? 1 as const : versionRaw === 2 ? 2 as const : undefined;
   const backends = c.array(own(value, "backends"), at("backends"), [], (v, p) => checkBackend(c, v, p));
   if (backends !== undefined) {
     const seen = new Map<string, number>();
@@ -591,7 +622,8 @@ function checkCluster(c: Checker, name: string, value: unknown, path: string): C
     balancer === undefined || affinity === undefined || requests === undefined || responses === undefined ||
     frontTimeout === undefined || backTimeout === undefined || (frontTimeout === 0 && backTimeout === 0) ||
     proxyProtocol === undefined || hashSeed === undefined || failOpen === undefined ||
-    maglevTableSize === undefined || backends === undefined
+    maglevTableSize === undefined || backends === undefined || connectTimeout === undefined ||
+    connectTimeout === 0 || idleTimeout === undefined || proxyProtocolVersion === undefined
   ) {
     return undefined;
   }
@@ -607,6 +639,9 @@ function checkCluster(c: Checker, name: string, value: unknown, path: string): C
     hashSeed,
     failOpen,
     maglevTableSize,
+    connectTimeout,
+    idleTimeout,
+    proxyProtocolVersion,
     backends,
   };
 }
@@ -617,6 +652,7 @@ function check(c: Checker, raw: unknown): FerryConfig | undefined {
     return undefined;
   }
   c.unknownKeys(raw, "", TOP_KEYS);
+  const relay = checkRelay(c, own(raw, "relay"));
   const admin = checkAdmin(c, own(raw, "admin"));
 
   // Clusters first: listeners are checked against the names defined here, even those whose contents are bad,
@@ -671,8 +707,11 @@ function check(c: Checker, raw: unknown): FerryConfig | undefined {
     }
   });
 
-  if (c.errors.length > 0 || admin === undefined || listeners === undefined || !clustersOk) return undefined;
-  return { admin, listeners, clusters };
+  if (
+    c.errors.length > 0 || relay === undefined || admin === undefined || listeners === undefined ||
+    !clustersOk
+  ) return undefined;
+  return { relay, admin, listeners, clusters };
 }
 
 /**
@@ -696,7 +735,7 @@ export function validateConfig(raw: unknown): ConfigResult {
   // sort is stable, so each section keeps its own order.
   const rank = (path: string) => {
     const top = path.split(/[.[]/, 1)[0];
-    return top === "admin" ? 1 : top === "listeners" ? 2 : top === "clusters" ? 3 : 0;
+    return top === "relay" ? 1 : top === "admin" ? 2 : top === "listeners" ? 3 : top === "clusters" ? 4 : 0;
   };
   return { ok: false, errors: [...c.errors].sort((a, b) => rank(a.path) - rank(b.path)) };
 }
@@ -736,6 +775,12 @@ function formatCidr(cidr: Cidr): string {
  */
 export function configToToml(config: FerryConfig): string {
   const doc = {
+    relay: {
+      grace_period: formatDuration(config.relay.gracePeriod),
+      workers: config.relay.workers,
+      log_level: config.relay.logLevel,
+      log_format: config.relay.logFormat,
+    },
     admin: { listen: formatSocketAddress(config.admin.listen), token: config.admin.token },
     listeners: config.listeners.map((l) => {
       const out: Record<string, unknown> = {
@@ -765,6 +810,9 @@ export function configToToml(config: FerryConfig): string {
       hash_seed: cl.hashSeed,
       fail_open: cl.failOpen,
       maglev_table_size: cl.maglevTableSize,
+      connect_timeout: formatDuration(cl.connectTimeout),
+      idle_timeout: formatDuration(cl.idleTimeout),
+      proxy_protocol_version: cl.proxyProtocolVersion,
       backends: cl.backends.map((b) => ({
         address: formatSocketAddress(b.address),
         weight: b.weight,

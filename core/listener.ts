@@ -9,6 +9,7 @@
 
 import type { Cluster } from "./cluster.ts";
 import type { CloseReason, Flow } from "./flow.ts";
+import type { ConnectionEnd } from "./connection.ts";
 import { compileSourcePolicy } from "./source_policy.ts";
 import type { ListenerConfig } from "./types.ts";
 import type { SocketAddress } from "./address.ts";
@@ -52,6 +53,11 @@ export interface ListenerCounters {
   flowsCreated: number;
   flowsClosed: Record<CloseReason, number>;
   drops: DropCounters;
+  /** TCP: connections admitted, ended by reason, and bytes each way. */
+  connectionsTotal: number;
+  connectionsEnded: Record<ConnectionEnd, number>;
+  bytesUp: number;
+  bytesDown: number;
 }
 
 /** Fresh zeroed listener counters. */
@@ -64,6 +70,10 @@ export function newListenerCounters(): ListenerCounters {
     flowsCreated: 0,
     flowsClosed: { idle: 0, requests: 0, responses: 0, drain: 0, aborted: 0, disconnected: 0 },
     drops: { truncated: 0, no_backend: 0, invalid: 0, shed: 0, pending_replaced: 0, send_error: 0, late: 0 },
+    connectionsTotal: 0,
+    connectionsEnded: { closed: 0, idle: 0, refused: 0, connect_timeout: 0, error: 0, drain: 0, aborted: 0 },
+    bytesUp: 0,
+    bytesDown: 0,
   };
 }
 
@@ -75,7 +85,7 @@ export class Listener {
   localAddress: SocketAddress;
   /** Client IP → client port → flow, for flows that still take client datagrams. */
   readonly table = new Map<string, Map<number, Flow>>();
-  /** Live flows (not Closed), attached or Closing. */
+  /** Live flows (not Closed), attached or Closing; for a TCP listener, open connections. */
   flows = 0;
   draining = false;
   /** Removed from the config: draining, and forgotten once its last flow closes. */

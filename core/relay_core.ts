@@ -16,6 +16,7 @@ import { Backend } from "./backend.ts";
 import { Cluster } from "./cluster.ts";
 import { DeadlineHeap } from "./deadlines.ts";
 import { type CloseReason, Flow, FlowState } from "./flow.ts";
+import { Connection, type ConnectionEnd } from "./connection.ts";
 import { hashCombine, hashString } from "./hash.ts";
 import { Drop, Listener } from "./listener.ts";
 import { encodeProxyV2 } from "./proxy_v2.ts";
@@ -50,6 +51,7 @@ export class RelayCore {
   readonly #listeners = new Map<string, Listener>();
   readonly #clusters = new Map<string, Cluster>();
   readonly #flows = new Set<Flow>();
+  readonly #connections = new Set<Connection>();
   readonly #heap = new DeadlineHeap<Flow>();
   #events: CoreEvent[] = [];
   #eventHead = 0;
@@ -133,6 +135,12 @@ export class RelayCore {
       b.counters.sendErrors++;
       if (refused) b.counters.refusals++;
     }
+  }
+
+  /** A backend reply the shell could not take whole (larger than the flow's receive buffer): dropped. */
+  replyTruncated(flow: Flow): void {
+    flow.listener.counters.drops.truncated++;
+    flow.quality.onDrop();
   }
 
   #forwardClient(flow: Flow, size: number, now: number): Flow {
@@ -274,6 +282,62 @@ export class RelayCore {
     return p;
   }
 
+  // ---- TCP admission -------------------------------------------------------------------------------------
+
+  /**
+   * A TCP client connected to `listener`. Admits it like a new flow (draining or at max_flows → Shed,
+   * source policy → Invalid, no backend → NoBackend) and pins a backend, or returns the Drop code; the
+   * shell then connects to `connection.backend` and calls `endConnection` when either side is done.
+   */
+  openConnection(listener: Listener, ip: string, port: number, now: number): Connection | Drop {
+    const drops = listener.counters.drops;
+    const cluster = listener.cluster;
+    if (cluster === null || cluster.backends.length === 0) {
+      drops.no_backend++;
+      return Drop.NoBackend;
+    }
+    const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : this.#autoMaxFlows;
+    if (this.#draining || listener.draining || listener.flows >= limit) {
+      drops.shed++;
+      return Drop.Shed;
+    }
+    if (listener.sources.check(ip, port) !== "ok") {
+      drops.invalid++;
+      return Drop.Invalid;
+    }
+    const choice = cluster.choose(affinityHash(cluster.config, ip, port), this.#rng);
+    if (choice === null) {
+      drops.no_backend++;
+      return Drop.NoBackend;
+    }
+    const conn = new Connection(this.#nextId++, listener, ip, port, choice.backend, now);
+    listener.flows++;
+    listener.counters.connectionsTotal++;
+    choice.backend.flows++;
+    choice.backend.counters.flowsTotal++;
+    this.#connections.add(conn);
+    return conn;
+  }
+
+  /** A TCP connection ended. Idempotent: returns false if it had already ended. */
+  endConnection(conn: Connection, end: ConnectionEnd): boolean {
+    if (conn.end !== null) return false;
+    conn.end = end;
+    const l = conn.listener;
+    l.flows--;
+    l.counters.connectionsEnded[end]++;
+    conn.backend.flows--;
+    if (end === "refused") conn.backend.counters.refusals++;
+    this.#connections.delete(conn);
+    if (l.removed && l.flows === 0) this.#forgetListener(l);
+    return true;
+  }
+
+  /** Every open TCP connection. */
+  connections(): IterableIterator<Connection> {
+    return this.#connections.values();
+  }
+
   // ---- teardown ------------------------------------------------------------------------------------------
 
   #detach(flow: Flow, now: number): void {
@@ -329,6 +393,11 @@ export class RelayCore {
       if (at <= now) this.close(flow, flow.state === FlowState.Closing ? "requests" : "idle");
       else this.#heap.push(at, flow); // still the live entry: its generation did not move
     }
+  }
+
+  /** True when `poll` has something: a cheap check for the forwarding path. */
+  get hasEvents(): boolean {
+    return this.#eventHead < this.#events.length;
   }
 
   /** The next event for the shell, or undefined when there is none. */

@@ -68,6 +68,12 @@ export interface ClusterConfig {
   readonly failOpen: boolean;
   /** Maglev lookup table size; a prime. */
   readonly maglevTableSize: number;
+  /** TCP: how long a backend connect may take, in ms. */
+  readonly connectTimeout: number;
+  /** TCP: close a connection idle this long in both directions, in ms (0 = never). */
+  readonly idleTimeout: number;
+  /** TCP: PROXY protocol version sent when `proxyProtocol` is not "off" (UDP always uses v2). */
+  readonly proxyProtocolVersion: 1 | 2;
   readonly backends: readonly BackendConfig[];
 }
 
@@ -101,8 +107,23 @@ export interface AdminConfig {
   readonly token: string;
 }
 
+/** Log verbosity. */
+export type LogLevel = "debug" | "info" | "warning" | "error";
+
+/** Process-wide settings. */
+export interface RelaySettings {
+  /** How long a shutdown (SIGTERM/SIGINT) lets existing flows and connections run, in ms. */
+  readonly gracePeriod: number;
+  /** Independent relay workers sharing each port through SO_REUSEPORT. */
+  readonly workers: number;
+  readonly logLevel: LogLevel;
+  /** "auto": readable lines on a terminal, JSON lines otherwise. */
+  readonly logFormat: "auto" | "text" | "json";
+}
+
 /** A whole validated configuration. */
 export interface FerryConfig {
+  readonly relay: RelaySettings;
   readonly admin: AdminConfig;
   readonly listeners: readonly ListenerConfig[];
   readonly clusters: readonly ClusterConfig[];

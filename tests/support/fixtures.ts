@@ -39,6 +39,9 @@ export function cluster(over: Partial<ClusterConfig> = {}, count = 3): ClusterCo
     hashSeed: 7,
     failOpen: true,
     maglevTableSize: 65537,
+    connectTimeout: 5000,
+    idleTimeout: 600_000,
+    proxyProtocolVersion: 2,
     backends: Array.from({ length: count }, (_, i) => backend(`10.0.0.${i + 1}:9000`)),
     ...over,
   };
@@ -63,7 +66,12 @@ export function config(
   clusters: ClusterConfig[] = [cluster()],
   listeners: ListenerConfig[] = [listener()],
 ): FerryConfig {
-  return { admin: { listen: addr("127.0.0.1:9901"), token: "" }, listeners, clusters };
+  return {
+    relay: { gracePeriod: 30_000, workers: 1, logLevel: "info", logFormat: "auto" },
+    admin: { listen: addr("127.0.0.1:9901"), token: "" },
+    listeners,
+    clusters,
+  };
 }
 
 /** A payload of `n` bytes. */

@@ -1,0 +1,40 @@
+/**
+ * A TCP connection as the core tracks it: admitted like a flow (same clusters, balancers, caps and source
+ * policy), but its bytes move in the shell and its timeouts are socket timeouts, so the core keeps only
+ * what admission, balancing and the admin API need.
+ *
+ * @module
+ */
+
+import type { Backend } from "./backend.ts";
+import type { Listener } from "./listener.ts";
+
+/** Why a TCP connection ended. */
+export type ConnectionEnd = "closed" | "idle" | "refused" | "connect_timeout" | "error" | "drain" | "aborted";
+
+/** One proxied TCP connection. */
+export class Connection {
+  readonly id: number;
+  readonly listener: Listener;
+  readonly clientIp: string;
+  readonly clientPort: number;
+  readonly backend: Backend;
+  readonly openedAt: number;
+  /** Bytes client → backend and backend → client; the shell adds to them. */
+  bytesUp = 0;
+  bytesDown = 0;
+  /** Set once ended. */
+  end: ConnectionEnd | null = null;
+  /** The shell's resource (its sockets). */
+  handle: unknown = null;
+
+  /** A connection admitted at `now`. */
+  constructor(id: number, listener: Listener, ip: string, port: number, backend: Backend, now: number) {
+    this.id = id;
+    this.listener = listener;
+    this.clientIp = ip;
+    this.clientPort = port;
+    this.backend = backend;
+    this.openedAt = now;
+  }
+}

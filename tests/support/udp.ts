@@ -1,0 +1,112 @@
+/**
+ * UDP peers for shell tests, on 127.0.0.1 only: an echo backend that records what it received, and a
+ * client that sends and awaits replies with a deadline. node:dgram works alike under Deno and Bun.
+ *
+ * @module
+ */
+
+import dgram from "node:dgram";
+
+/** A datagram and where it came from. */
+export interface Received {
+  data: Uint8Array;
+  port: number;
+}
+
+/** A UDP echo server on 127.0.0.1 that records every datagram. */
+export class EchoBackend {
+  readonly received: Received[] = [];
+  /** Reply with this instead of echoing, if set. */
+  reply: ((data: Uint8Array) => Uint8Array | null) | null = null;
+  #socket = dgram.createSocket("udp4");
+  port = 0;
+
+  /** Binds to a free port. */
+  async start(): Promise<this> {
+    this.#socket.on("message", (m, r) => {
+      const data = new Uint8Array(m);
+      this.received.push({ data, port: r.port });
+      const out = this.reply === null ? data : this.reply(data);
+      if (out !== null) this.#socket.send(out, r.port, r.address);
+    });
+    await new Promise<void>((res) => this.#socket.bind(0, "127.0.0.1", () => res()));
+    this.port = this.#socket.address().port;
+    return this;
+  }
+
+  /** Closes the socket. */
+  close(): void {
+    try {
+      this.#socket.close();
+    } catch { /* already closed */ }
+  }
+}
+
+/** A UDP client on 127.0.0.1 with a receive queue. */
+export class Client {
+  #socket = dgram.createSocket("udp4");
+  #queue: Uint8Array[] = [];
+  #waiters: ((d: Uint8Array) => void)[] = [];
+  port = 0;
+
+  /** Binds to a free port. */
+  async start(): Promise<this> {
+    this.#socket.on("message", (m) => {
+      const d = new Uint8Array(m);
+      const w = this.#waiters.shift();
+      if (w) w(d);
+      else this.#queue.push(d);
+    });
+    await new Promise<void>((res) => this.#socket.bind(0, "127.0.0.1", () => res()));
+    this.port = this.#socket.address().port;
+    return this;
+  }
+
+  /** Sends `data` to 127.0.0.1:`port`. */
+  send(data: Uint8Array | string, port: number): void {
+    this.#socket.send(typeof data === "string" ? new TextEncoder().encode(data) : data, port, "127.0.0.1");
+  }
+
+  /** The next datagram, or null after `ms`. */
+  next(ms = 1000): Promise<Uint8Array | null> {
+    const queued = this.#queue.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((res) => {
+      const t = setTimeout(() => {
+        this.#waiters.splice(this.#waiters.indexOf(w), 1);
+        res(null);
+      }, ms);
+      const w = (d: Uint8Array) => {
+        clearTimeout(t);
+        res(d);
+      };
+      this.#waiters.push(w);
+    });
+  }
+
+  /** Sends and awaits one reply as text (null on timeout). */
+  async ask(text: string, port: number, ms = 1000): Promise<string | null> {
+    this.send(text, port);
+    const d = await this.next(ms);
+    return d === null ? null : new TextDecoder().decode(d);
+  }
+
+  /** Closes the socket. */
+  close(): void {
+    try {
+      this.#socket.close();
+    } catch { /* already closed */ }
+  }
+}
+
+/** Resolves after `ms`. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `cond` every 10 ms until true or `ms` passes; returns its last value. */
+export async function until(cond: () => boolean, ms = 2000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (!cond() && Date.now() < end) await sleep(10);
+  return cond();
+}
