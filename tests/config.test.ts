@@ -130,18 +130,25 @@ describe("validateConfig: defaults", () => {
 
   test("relay defaults, and relay keys are checked", () => {
     assert.deepEqual(ok({}).relay, { gracePeriod: 30_000, workers: 1, logLevel: "info", logFormat: "auto" });
-    const errors = bad({ relay: { grace_period: "soon", workers: 0, log_level: "loud", log_fromat: "json" } });
+    const errors = bad({
+      relay: { grace_period: "soon", workers: 0, log_level: "loud", log_fromat: "json" },
+    });
     assert.deepEqual(errors.map((e) => e.path).sort(), [
       "relay.grace_period",
       "relay.log_fromat",
       "relay.log_level",
       "relay.workers",
     ]);
-    assert.match(errors.find((e) => e.path === "relay.log_fromat")?.message ?? "", /did you mean `log_format`/);
+    assert.match(
+      errors.find((e) => e.path === "relay.log_fromat")?.message ?? "",
+      /did you mean `log_format`/,
+    );
   });
 
   test("TCP cluster knobs: connect_timeout > 0, proxy_protocol_version 1 or 2", () => {
-    const errors = bad({ clusters: { t: { connect_timeout: 0, proxy_protocol_version: 3, idle_timeout: "x" } } });
+    const errors = bad({
+      clusters: { t: { connect_timeout: 0, proxy_protocol_version: 3, idle_timeout: "x" } },
+    });
     assert.deepEqual(errors.map((e) => e.path).sort(), [
       "clusters.t.connect_timeout",
       "clusters.t.idle_timeout",

@@ -45,6 +45,9 @@ export interface BunTcpSocket<T = unknown> {
   readonly remoteAddress: string;
   readonly remotePort?: number;
   readonly localPort: number;
+  /** The address this end is bound to (for an accepted socket: the one the client connected to). */
+  readonly localAddress?: string;
+  /** Bytes that went to the kernel: fewer than asked when its send buffer is full, -1 once closed. */
   write(data: Uint8Array): number;
   end(): void;
   shutdown(halfClose?: boolean): void;
@@ -60,6 +63,8 @@ export interface BunTcpSocket<T = unknown> {
 
 /** Bun's TCP socket handlers. */
 export interface BunTcpHandler<T> {
+  /** What `data` receives; "uint8array" avoids Buffer's wrapper. */
+  binaryType?: "uint8array" | "buffer" | "arraybuffer";
   open?(socket: BunTcpSocket<T>): void;
   data?(socket: BunTcpSocket<T>, data: Uint8Array): void;
   drain?(socket: BunTcpSocket<T>): void;

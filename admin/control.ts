@@ -1,0 +1,180 @@
+/**
+ * The narrow interface the admin API sees. It never touches a socket or a core: a shell implements it
+ * (over one relay, or over several workers), and the admin app only reads snapshots and asks for changes.
+ *
+ * Every change to listeners, clusters and backends is a new whole config: the admin app edits the
+ * running config, `applyConfig` validates and applies it atomically (on every worker), so the rules of a
+ * config file, a reload, `PUT /config` and a single `PATCH` are one and the same.
+ *
+ * @module
+ */
+
+import type { ConfigError } from "../core/config.ts";
+import type { BackendState, FerryConfig } from "../core/types.ts";
+
+/** Process and runtime facts for `GET /status`. */
+export interface StatusInfo {
+  readonly version: string;
+  readonly runtime: string;
+  readonly runtimeVersion: string;
+  readonly startedAt: string;
+  readonly uptimeSeconds: number;
+  readonly workers: number;
+  /** Hex SHA-256 of the running config as TOML. */
+  readonly configHash: string;
+  /** The config file, or null when running the embedded default or quick mode. */
+  readonly configPath: string | null;
+  readonly draining: boolean;
+  readonly listeners: readonly ListenerStatus[];
+}
+
+/** A listener as bound. */
+export interface ListenerStatus {
+  readonly name: string;
+  readonly protocol: "udp" | "tcp";
+  /** The address bound ("ip:port"), or null if not bound. */
+  readonly address: string | null;
+  readonly cluster: string;
+  readonly draining: boolean;
+  /** Live flows (UDP) or open connections (TCP). */
+  readonly active: number;
+}
+
+/** Drop counters, by reason. */
+export interface DropSnapshot {
+  readonly truncated: number;
+  readonly no_backend: number;
+  readonly invalid: number;
+  readonly shed: number;
+  readonly pending_replaced: number;
+  readonly send_error: number;
+  readonly late: number;
+}
+
+/** One listener's counters (summed over workers). */
+export interface ListenerMetrics {
+  readonly name: string;
+  readonly protocol: "udp" | "tcp";
+  readonly cluster: string;
+  readonly datagramsIn: number;
+  readonly bytesIn: number;
+  readonly datagramsOut: number;
+  readonly bytesOut: number;
+  readonly activeFlows: number;
+  readonly flowsCreated: number;
+  readonly flowsClosed: Readonly<Record<string, number>>;
+  readonly drops: DropSnapshot;
+  readonly connectionsActive: number;
+  readonly connectionsTotal: number;
+  readonly connectionsEnded: Readonly<Record<string, number>>;
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+}
+
+/** One backend's state and counters (summed over workers). */
+export interface BackendMetrics {
+  /** "ip:port". */
+  readonly address: string;
+  readonly weight: number;
+  /** The effective state: the configured one, or down when health checks say so. */
+  readonly state: BackendState;
+  /** The state the config gives it. */
+  readonly configuredState: BackendState;
+  readonly activeFlows: number;
+  readonly flowsTotal: number;
+  readonly datagramsTo: number;
+  readonly bytesTo: number;
+  readonly datagramsFrom: number;
+  readonly bytesFrom: number;
+  readonly sendErrors: number;
+  readonly refusals: number;
+}
+
+/** One cluster with its backends. */
+export interface ClusterMetrics {
+  readonly name: string;
+  readonly balancer: string;
+  readonly failOpen: number;
+  readonly backends: readonly BackendMetrics[];
+}
+
+/** Process figures. */
+export interface ProcessMetrics {
+  readonly residentBytes: number;
+  readonly heapUsedBytes: number;
+  readonly uptimeSeconds: number;
+  readonly startTimeSeconds: number;
+}
+
+/** Everything `/metrics` shows. */
+export interface MetricsSnapshot {
+  readonly listeners: readonly ListenerMetrics[];
+  readonly clusters: readonly ClusterMetrics[];
+  readonly process: ProcessMetrics;
+}
+
+/** A flow as the admin API lists it. */
+export interface FlowInfo {
+  readonly id: string;
+  readonly listener: string;
+  readonly cluster: string;
+  /** "ip:port" of the client. */
+  readonly client: string;
+  /** "ip:port" of the backend, or null while awaiting one. */
+  readonly backend: string | null;
+  readonly state: string;
+  readonly ageSeconds: number;
+  readonly idleSeconds: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly datagramsIn: number;
+  readonly datagramsOut: number;
+  /** Bytes/s, EWMA. */
+  readonly bandwidth: number;
+  /** Smoothed round trip in ms, or null before the first sample. */
+  readonly latencyMs: number | null;
+  readonly jitterMs: number;
+  readonly lossPermille: number;
+  /** Lower is better. */
+  readonly priority: number;
+}
+
+/** Which flows to list or act on. */
+export interface FlowFilter {
+  readonly listener?: string;
+  readonly cluster?: string;
+  /** "ip:port" */
+  readonly backend?: string;
+  /** "ip" or "ip:port" */
+  readonly client?: string;
+}
+
+/** The outcome of a config change. */
+export type ApplyResult =
+  | { readonly ok: true; readonly configHash: string; readonly persisted: boolean }
+  | { readonly ok: false; readonly errors: readonly ConfigError[] };
+
+/** What the admin API may do. */
+export interface Control {
+  status(): StatusInfo;
+  /** The running config. */
+  config(): FerryConfig;
+  /**
+   * Validates nothing (the caller passes a validated config), applies it on every worker, atomically;
+   * with `persist`, also writes it to the config file (keeping a backup). Bind failures come back as errors.
+   */
+  applyConfig(config: FerryConfig, persist: boolean): Promise<ApplyResult>;
+  /** Re-reads the config file (the SIGHUP rules): an invalid file changes nothing. */
+  reload(): Promise<ApplyResult>;
+  /** Stops admitting new flows and connections, everywhere or on one listener. */
+  drain(listener?: string): void;
+  metrics(): MetricsSnapshot;
+  /** Flows matching `filter`, in admission order. */
+  flows(filter: FlowFilter): FlowInfo[];
+  /** Closes the flows of a client ("ip" or "ip:port"), optionally on one listener; returns how many. */
+  disconnect(client: string, listener?: string): number;
+  /** Closes every flow pinned to backend "ip:port" of `cluster`; returns how many. */
+  closeBackendFlows(cluster: string, backend: string): number;
+  /** True when listeners are bound, a config is loaded and nothing is draining. */
+  ready(): boolean;
+}

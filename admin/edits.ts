@@ -1,0 +1,216 @@
+/**
+ * Config edits as pure functions: each takes the running config, edits its file-shaped form (see `raw.ts`),
+ * and validates the result with the config file's own validator, so an error names the key as a config file
+ * would (`listeners[1].max_flows`, `clusters.game.backends[0].weight`). Each returns the new config or
+ * throws an {@link ApiError} (400 invalid, 404 no such thing, 409 conflict); nothing is applied here.
+ *
+ * @module
+ */
+
+import { type ConfigError, parseConfigToml, validateConfig } from "../core/config.ts";
+import { formatSocketAddress, parseSocketAddress } from "../core/address.ts";
+import type { FerryConfig } from "../core/types.ts";
+import { checkAdminBinding } from "./binding.ts";
+import { ApiError, badField } from "./errors.ts";
+import { define, isTable, mergePatch, own, type RawConfig, type Table, toRaw } from "./raw.ts";
+
+/** A 400 listing every error, summarised by the first. */
+function invalid(what: string, errors: readonly ConfigError[]): ApiError {
+  const first = errors[0];
+  const where = first.path === "" ? "" : `${first.path}: `;
+  const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : "";
+  return new ApiError(400, `${what}: ${where}${first.message}${more}; nothing was changed`, errors);
+}
+
+/** Validates a config; refuses one the shell would not start with. */
+function accept(config: FerryConfig, what: string): FerryConfig {
+  const binding = checkAdminBinding(config.admin.listen, config.admin.token);
+  if (binding !== null) throw invalid(what, [{ path: "admin.token", message: binding }]);
+  return config;
+}
+
+/** Validates a raw config (file shape), or throws a 400 with every error. */
+export function replaceConfig(raw: unknown, what = "config rejected"): FerryConfig {
+  const r = validateConfig(raw);
+  if (!r.ok) throw invalid(what, r.errors);
+  return accept(r.config, what);
+}
+
+/** Parses and validates TOML text, or throws a 400 with every error. */
+export function replaceConfigToml(text: string): FerryConfig {
+  const r = parseConfigToml(text);
+  if (!r.ok) throw invalid("config rejected", r.errors);
+  return accept(r.config, "config rejected");
+}
+
+function needTable(body: unknown, what: string): Table {
+  if (!isTable(body)) throw badField("", `expected a JSON object (${what})`);
+  return body;
+}
+
+function listenerIndex(raw: RawConfig, name: string): number {
+  const i = raw.listeners.findIndex((l) => own(l, "name") === name);
+  if (i === -1) throw new ApiError(404, `no listener named ${JSON.stringify(name)}`);
+  return i;
+}
+
+function clusterOf(raw: RawConfig, name: string): Table {
+  const cl = Object.prototype.hasOwnProperty.call(raw.clusters, name) ? raw.clusters[name] : undefined;
+  if (cl === undefined) throw new ApiError(404, `no cluster named ${JSON.stringify(name)}`);
+  return cl;
+}
+
+function backendsOf(cluster: Table): Table[] {
+  const b = own(cluster, "backends");
+  return Array.isArray(b) ? b as Table[] : [];
+}
+
+/** The canonical "ip:port" of text, or undefined when it is not one. */
+function canonical(text: unknown): string | undefined {
+  if (typeof text !== "string") return undefined;
+  const a = parseSocketAddress(text);
+  return typeof a === "string" ? undefined : formatSocketAddress(a);
+}
+
+function backendIndex(backends: Table[], cluster: string, address: string): number {
+  const key = canonical(address);
+  if (key === undefined) throw badField("address", `${JSON.stringify(address)} is not ip:port`);
+  const j = backends.findIndex((b) => canonical(own(b, "address")) === key);
+  if (j === -1) throw new ApiError(404, `cluster ${JSON.stringify(cluster)} has no backend ${key}`);
+  return j;
+}
+
+/** Adds a listener (a config-file `[[listeners]]` table as JSON). 409 if the name is taken. */
+export function addListener(config: FerryConfig, body: unknown): FerryConfig {
+  const listener = needTable(body, "a listener, as in the config file");
+  const raw = toRaw(config);
+  const path = `listeners[${raw.listeners.length}]`;
+  const name = own(listener, "name");
+  if (typeof name === "string" && raw.listeners.some((l) => own(l, "name") === name)) {
+    const message = `a listener named ${JSON.stringify(name)} already exists`;
+    throw new ApiError(409, message, [{ path: `${path}.name`, message }]);
+  }
+  raw.listeners.push(listener);
+  return replaceConfig(raw, "listener not added");
+}
+
+/**
+ * Merge-patches a listener's keys (address, protocol, cluster, max_flows, max_datagram_size, sources).
+ * Renaming is refused. Switching to tcp drops the udp-only max_datagram_size unless the patch sets it.
+ */
+export function patchListener(config: FerryConfig, name: string, patch: unknown): FerryConfig {
+  const raw = toRaw(config);
+  const i = listenerIndex(raw, name);
+  const p = needTable(patch, "listener keys to change");
+  const newName = own(p, "name");
+  if (newName !== undefined && newName !== name) {
+    const message = "a listener cannot be renamed; add one with the new name and delete this one";
+    throw new ApiError(400, message, [{ path: `listeners[${i}].name`, message }]);
+  }
+  const merged = mergePatch(raw.listeners[i], p) as Table;
+  if (own(merged, "protocol") === "tcp" && own(p, "max_datagram_size") === undefined) {
+    delete merged.max_datagram_size;
+  }
+  raw.listeners[i] = merged;
+  return replaceConfig(raw, "listener not changed");
+}
+
+/** Removes a listener; its flows drain. */
+export function removeListener(config: FerryConfig, name: string): FerryConfig {
+  const raw = toRaw(config);
+  raw.listeners.splice(listenerIndex(raw, name), 1);
+  return replaceConfig(raw, "listener not removed");
+}
+
+/** Adds a cluster: `{ name, ...keys of [clusters.NAME] }`. 409 if the name is taken. */
+export function addCluster(config: FerryConfig, body: unknown): FerryConfig {
+  const { name, ...keys } = needTable(body, "a cluster: its name and its config-file keys");
+  if (name === undefined) throw badField("name", "missing required key `name`");
+  if (typeof name !== "string") throw badField("name", "expected a string");
+  const raw = toRaw(config);
+  if (Object.prototype.hasOwnProperty.call(raw.clusters, name)) {
+    const message = `a cluster named ${JSON.stringify(name)} already exists`;
+    throw new ApiError(409, message, [{ path: "name", message }]);
+  }
+  define(raw.clusters, name, keys);
+  return replaceConfig(raw, "cluster not added");
+}
+
+/** Merge-patches a cluster's keys (balancer and knobs; `backends` replaces the whole list). */
+export function patchCluster(config: FerryConfig, name: string, patch: unknown): FerryConfig {
+  const raw = toRaw(config);
+  const cluster = clusterOf(raw, name);
+  const { name: newName, ...keys } = needTable(patch, "cluster keys to change");
+  if (newName !== undefined && newName !== name) {
+    throw badField("name", "a cluster cannot be renamed (listeners refer to it by name)");
+  }
+  raw.clusters[name] = mergePatch(cluster, keys) as Table;
+  return replaceConfig(raw, "cluster not changed");
+}
+
+/** Removes a cluster; 409 naming the listeners that still use it. */
+export function removeCluster(config: FerryConfig, name: string): FerryConfig {
+  const raw = toRaw(config);
+  clusterOf(raw, name);
+  const users: ConfigError[] = [];
+  const names: string[] = [];
+  raw.listeners.forEach((l, i) => {
+    if (own(l, "cluster") !== name) return;
+    names.push(String(own(l, "name")));
+    users.push({
+      path: `listeners[${i}].cluster`,
+      message: `listener "${own(l, "name")}" uses cluster "${name}"`,
+    });
+  });
+  if (users.length > 0) {
+    throw new ApiError(409, `cluster "${name}" is in use by listener(s) ${names.join(", ")}`, users);
+  }
+  delete raw.clusters[name];
+  return replaceConfig(raw, "cluster not removed");
+}
+
+/** Adds a backend `{ address, weight?, state? }` to a cluster; 409 if it is already there. */
+export function addBackend(config: FerryConfig, cluster: string, body: unknown): FerryConfig {
+  const raw = toRaw(config);
+  const cl = clusterOf(raw, cluster);
+  const backend = needTable(body, "a backend: address, weight, state");
+  const backends = backendsOf(cl);
+  const key = canonical(own(backend, "address"));
+  const path = `clusters.${cluster}.backends[${backends.length}].address`;
+  if (key !== undefined && backends.some((b) => canonical(own(b, "address")) === key)) {
+    const message = `cluster "${cluster}" already has backend ${key}`;
+    throw new ApiError(409, message, [{ path, message }]);
+  }
+  cl.backends = [...backends, backend];
+  return replaceConfig(raw, "backend not added");
+}
+
+/** Merge-patches a backend's weight and state; its address cannot change. */
+export function patchBackend(
+  config: FerryConfig,
+  cluster: string,
+  address: string,
+  patch: unknown,
+): FerryConfig {
+  const raw = toRaw(config);
+  const cl = clusterOf(raw, cluster);
+  const backends = backendsOf(cl);
+  const j = backendIndex(backends, cluster, address);
+  const p = needTable(patch, "backend keys to change: weight, state");
+  const newAddress = own(p, "address");
+  if (newAddress !== undefined && canonical(newAddress) !== canonical(address)) {
+    const message = "a backend's address cannot change; add the new backend and delete this one";
+    throw new ApiError(400, message, [{ path: `clusters.${cluster}.backends[${j}].address`, message }]);
+  }
+  backends[j] = mergePatch(backends[j], p) as Table;
+  return replaceConfig(raw, "backend not changed");
+}
+
+/** Removes a backend from a cluster; flows pinned to it end as the relay's rules say. */
+export function removeBackend(config: FerryConfig, cluster: string, address: string): FerryConfig {
+  const raw = toRaw(config);
+  const cl = clusterOf(raw, cluster);
+  const backends = backendsOf(cl);
+  backends.splice(backendIndex(backends, cluster, address), 1);
+  return replaceConfig(raw, "backend not removed");
+}

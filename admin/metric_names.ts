@@ -1,0 +1,228 @@
+/**
+ * Every metric `/metrics` exposes, with its type, labels and HELP text: the single source for the
+ * exposition and for the README's table. Traffic directions are the relay's: "in" is received by the relay,
+ * "out" is sent by it (a listener's in = from clients; a cluster's or backend's in = from backends).
+ *
+ * @module
+ */
+
+/** One metric family. */
+export interface MetricDoc {
+  readonly name: string;
+  readonly type: "counter" | "gauge";
+  readonly labels: readonly string[];
+  readonly help: string;
+}
+
+const L = ["listener"];
+const C = ["cluster"];
+const B = ["cluster", "backend"];
+
+/** Every metric family, in exposition order. Counters end in `_total`. */
+export const METRICS: readonly MetricDoc[] = [
+  {
+    name: "ferry_info",
+    type: "gauge",
+    labels: ["version", "runtime", "runtime_version"],
+    help: "Always 1; the labels name the Ferry version and the runtime.",
+  },
+  {
+    name: "ferry_config_info",
+    type: "gauge",
+    labels: ["hash"],
+    help: "Always 1; hash is the SHA-256 of the running config as TOML.",
+  },
+  {
+    name: "ferry_ready",
+    type: "gauge",
+    labels: [],
+    help: "1 when listeners are bound, a config is loaded and nothing is draining (as /readyz), else 0.",
+  },
+  {
+    name: "ferry_draining",
+    type: "gauge",
+    labels: [],
+    help: "1 while the relay is draining (admitting no new flows or connections), else 0.",
+  },
+  { name: "ferry_workers", type: "gauge", labels: [], help: "Relay workers sharing each listening port." },
+  { name: "ferry_uptime_seconds", type: "gauge", labels: [], help: "Seconds since the process started." },
+  { name: "ferry_heap_used_bytes", type: "gauge", labels: [], help: "JavaScript heap in use, in bytes." },
+  {
+    name: "process_resident_memory_bytes",
+    type: "gauge",
+    labels: [],
+    help: "Resident memory size in bytes.",
+  },
+  {
+    name: "process_start_time_seconds",
+    type: "gauge",
+    labels: [],
+    help: "Start time of the process since the Unix epoch in seconds.",
+  },
+  {
+    name: "ferry_listener_info",
+    type: "gauge",
+    labels: ["listener", "protocol", "cluster"],
+    help: "Always 1; the labels give each listener's protocol and cluster.",
+  },
+  {
+    name: "ferry_listener_draining",
+    type: "gauge",
+    labels: L,
+    help: "1 while the listener admits no new flows or connections, else 0.",
+  },
+  {
+    name: "ferry_listener_datagrams_in_total",
+    type: "counter",
+    labels: L,
+    help: "Datagrams received from clients.",
+  },
+  {
+    name: "ferry_listener_bytes_in_total",
+    type: "counter",
+    labels: L,
+    help: "Bytes of datagrams received from clients.",
+  },
+  {
+    name: "ferry_listener_datagrams_out_total",
+    type: "counter",
+    labels: L,
+    help: "Datagrams sent to clients (backend replies relayed).",
+  },
+  {
+    name: "ferry_listener_bytes_out_total",
+    type: "counter",
+    labels: L,
+    help: "Bytes of datagrams sent to clients.",
+  },
+  { name: "ferry_listener_active_flows", type: "gauge", labels: L, help: "Live UDP flows." },
+  { name: "ferry_listener_flows_created_total", type: "counter", labels: L, help: "UDP flows admitted." },
+  {
+    name: "ferry_listener_flows_closed_total",
+    type: "counter",
+    labels: ["listener", "reason"],
+    help: "UDP flows closed, by reason.",
+  },
+  {
+    name: "ferry_listener_drops_total",
+    type: "counter",
+    labels: ["listener", "reason"],
+    help:
+      "Datagrams dropped, by reason (truncated, no_backend, invalid, shed, pending_replaced, send_error, late).",
+  },
+  { name: "ferry_listener_tcp_connections_active", type: "gauge", labels: L, help: "Open TCP connections." },
+  {
+    name: "ferry_listener_tcp_connections_total",
+    type: "counter",
+    labels: L,
+    help: "TCP connections accepted.",
+  },
+  {
+    name: "ferry_listener_tcp_connections_closed_total",
+    type: "counter",
+    labels: ["listener", "reason"],
+    help: "TCP connections ended, by reason.",
+  },
+  {
+    name: "ferry_listener_tcp_bytes_up_total",
+    type: "counter",
+    labels: L,
+    help: "TCP bytes relayed from clients to backends.",
+  },
+  {
+    name: "ferry_listener_tcp_bytes_down_total",
+    type: "counter",
+    labels: L,
+    help: "TCP bytes relayed from backends to clients.",
+  },
+  {
+    name: "ferry_cluster_datagrams_out_total",
+    type: "counter",
+    labels: C,
+    help: "Datagrams sent to the cluster's backends (sum over its current backends).",
+  },
+  {
+    name: "ferry_cluster_bytes_out_total",
+    type: "counter",
+    labels: C,
+    help: "Bytes sent to the cluster's backends (sum over its current backends).",
+  },
+  {
+    name: "ferry_cluster_datagrams_in_total",
+    type: "counter",
+    labels: C,
+    help: "Datagrams received from the cluster's backends (sum over its current backends).",
+  },
+  {
+    name: "ferry_cluster_bytes_in_total",
+    type: "counter",
+    labels: C,
+    help: "Bytes received from the cluster's backends (sum over its current backends).",
+  },
+  {
+    name: "ferry_cluster_active_flows",
+    type: "gauge",
+    labels: C,
+    help: "Live flows on the cluster's backends.",
+  },
+  {
+    name: "ferry_cluster_flows_total",
+    type: "counter",
+    labels: C,
+    help: "Flows assigned to the cluster's backends (sum over its current backends).",
+  },
+  {
+    name: "ferry_cluster_fail_open_total",
+    type: "counter",
+    labels: C,
+    help:
+      "Fail-open events: new flows sent to a down or draining backend because none was up (fail_open = true).",
+  },
+  {
+    name: "ferry_cluster_backends",
+    type: "gauge",
+    labels: ["cluster", "state"],
+    help: "Backends of the cluster in each effective state (up, down, draining).",
+  },
+  {
+    name: "ferry_backend_state",
+    type: "gauge",
+    labels: ["cluster", "backend", "state"],
+    help:
+      "1 for the backend's effective state (up, down or draining; health checks may mark it down), 0 for the others.",
+  },
+  { name: "ferry_backend_weight", type: "gauge", labels: B, help: "The backend's configured weight." },
+  { name: "ferry_backend_active_flows", type: "gauge", labels: B, help: "Live flows pinned to the backend." },
+  { name: "ferry_backend_flows_total", type: "counter", labels: B, help: "Flows assigned to the backend." },
+  {
+    name: "ferry_backend_datagrams_out_total",
+    type: "counter",
+    labels: B,
+    help: "Datagrams sent to the backend.",
+  },
+  { name: "ferry_backend_bytes_out_total", type: "counter", labels: B, help: "Bytes sent to the backend." },
+  {
+    name: "ferry_backend_datagrams_in_total",
+    type: "counter",
+    labels: B,
+    help: "Datagrams received from the backend.",
+  },
+  {
+    name: "ferry_backend_bytes_in_total",
+    type: "counter",
+    labels: B,
+    help: "Bytes received from the backend.",
+  },
+  {
+    name: "ferry_backend_send_errors_total",
+    type: "counter",
+    labels: B,
+    help: "Sends to the backend that failed.",
+  },
+  {
+    name: "ferry_backend_refusals_total",
+    type: "counter",
+    labels: B,
+    help: "Refusals from the backend (ICMP port unreachable, or a refused TCP connect).",
+  },
+];

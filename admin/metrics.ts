@@ -1,0 +1,152 @@
+/**
+ * `/metrics`: the Control's snapshot as metric families (see `metric_names.ts`), rendered in the Prometheus
+ * text exposition format 0.0.4 or as JSON. Every family is written with HELP and TYPE even when it has no
+ * samples yet, each family once, its samples together.
+ *
+ * @module
+ */
+
+import type { MetricsSnapshot, StatusInfo } from "./control.ts";
+import { type MetricDoc, METRICS } from "./metric_names.ts";
+
+/** One sample: label values by label name, and the value. */
+export interface Sample {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+/** A metric family with its samples. */
+export interface Family extends MetricDoc {
+  readonly samples: Sample[];
+}
+
+/** The content type of the Prometheus text format. */
+export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+const BACKEND_STATES = ["up", "down", "draining"] as const;
+
+/** Builds every family from a metrics snapshot, the status and readiness. */
+export function collectMetrics(m: MetricsSnapshot, status: StatusInfo, ready: boolean): Family[] {
+  const families = new Map<string, Family>(METRICS.map((d) => [d.name, { ...d, samples: [] }]));
+  const add = (name: string, labels: Record<string, string>, value: number) => {
+    const f = families.get(name);
+    if (f === undefined) throw new Error(`metric ${name} is not declared in METRICS`);
+    f.samples.push({ labels, value });
+  };
+  const flag = (b: boolean) => (b ? 1 : 0);
+
+  add("ferry_info", {
+    version: status.version,
+    runtime: status.runtime,
+    runtime_version: status.runtimeVersion,
+  }, 1);
+  add("ferry_config_info", { hash: status.configHash }, 1);
+  add("ferry_ready", {}, flag(ready));
+  add("ferry_draining", {}, flag(status.draining));
+  add("ferry_workers", {}, status.workers);
+  add("ferry_uptime_seconds", {}, m.process.uptimeSeconds);
+  add("ferry_heap_used_bytes", {}, m.process.heapUsedBytes);
+  add("process_resident_memory_bytes", {}, m.process.residentBytes);
+  add("process_start_time_seconds", {}, m.process.startTimeSeconds);
+
+  for (const l of m.listeners) {
+    const ll = { listener: l.name };
+    add("ferry_listener_info", { listener: l.name, protocol: l.protocol, cluster: l.cluster }, 1);
+    const st = status.listeners.find((s) => s.name === l.name);
+    add("ferry_listener_draining", ll, flag(st?.draining ?? status.draining));
+    add("ferry_listener_datagrams_in_total", ll, l.datagramsIn);
+    add("ferry_listener_bytes_in_total", ll, l.bytesIn);
+    add("ferry_listener_datagrams_out_total", ll, l.datagramsOut);
+    add("ferry_listener_bytes_out_total", ll, l.bytesOut);
+    add("ferry_listener_active_flows", ll, l.activeFlows);
+    add("ferry_listener_flows_created_total", ll, l.flowsCreated);
+    for (const [reason, n] of Object.entries(l.flowsClosed)) {
+      add("ferry_listener_flows_closed_total", { listener: l.name, reason }, n);
+    }
+    for (const [reason, n] of Object.entries(l.drops)) {
+      add("ferry_listener_drops_total", { listener: l.name, reason }, n);
+    }
+    add("ferry_listener_tcp_connections_active", ll, l.connectionsActive);
+    add("ferry_listener_tcp_connections_total", ll, l.connectionsTotal);
+    for (const [reason, n] of Object.entries(l.connectionsEnded)) {
+      add("ferry_listener_tcp_connections_closed_total", { listener: l.name, reason }, n);
+    }
+    add("ferry_listener_tcp_bytes_up_total", ll, l.bytesUp);
+    add("ferry_listener_tcp_bytes_down_total", ll, l.bytesDown);
+  }
+
+  for (const c of m.clusters) {
+    const cl = { cluster: c.name };
+    const sum = (f: (b: (typeof c.backends)[number]) => number) => c.backends.reduce((s, b) => s + f(b), 0);
+    add("ferry_cluster_datagrams_out_total", cl, sum((b) => b.datagramsTo));
+    add("ferry_cluster_bytes_out_total", cl, sum((b) => b.bytesTo));
+    add("ferry_cluster_datagrams_in_total", cl, sum((b) => b.datagramsFrom));
+    add("ferry_cluster_bytes_in_total", cl, sum((b) => b.bytesFrom));
+    add("ferry_cluster_active_flows", cl, sum((b) => b.activeFlows));
+    add("ferry_cluster_flows_total", cl, sum((b) => b.flowsTotal));
+    add("ferry_cluster_fail_open_total", cl, c.failOpen);
+    for (const state of BACKEND_STATES) {
+      add("ferry_cluster_backends", { cluster: c.name, state }, sum((b) => flag(b.state === state)));
+    }
+    for (const b of c.backends) {
+      const bl = { cluster: c.name, backend: b.address };
+      for (const state of BACKEND_STATES) {
+        add("ferry_backend_state", { ...bl, state }, flag(b.state === state));
+      }
+      add("ferry_backend_weight", bl, b.weight);
+      add("ferry_backend_active_flows", bl, b.activeFlows);
+      add("ferry_backend_flows_total", bl, b.flowsTotal);
+      add("ferry_backend_datagrams_out_total", bl, b.datagramsTo);
+      add("ferry_backend_bytes_out_total", bl, b.bytesTo);
+      add("ferry_backend_datagrams_in_total", bl, b.datagramsFrom);
+      add("ferry_backend_bytes_in_total", bl, b.bytesFrom);
+      add("ferry_backend_send_errors_total", bl, b.sendErrors);
+      add("ferry_backend_refusals_total", bl, b.refusals);
+    }
+  }
+  return [...families.values()];
+}
+
+/** Escapes a label value: backslash, double quote and newline. */
+export function escapeLabelValue(value: string): string {
+  return value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}
+
+/** Escapes HELP text: backslash and newline. */
+function escapeHelp(text: string): string {
+  return text.replace(/\\/g, "\\\\").replace(/\n/g, "\\n");
+}
+
+/** A sample value as Prometheus writes floats. */
+function formatValue(n: number): string {
+  if (Number.isNaN(n)) return "NaN";
+  if (n === Infinity) return "+Inf";
+  if (n === -Infinity) return "-Inf";
+  return String(n);
+}
+
+/** Renders families in the Prometheus text format 0.0.4 (ends with a newline). */
+export function renderPrometheus(families: readonly Family[]): string {
+  const lines: string[] = [];
+  for (const f of families) {
+    lines.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`);
+    for (const s of f.samples) {
+      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escapeLabelValue(v)}"`);
+      lines.push(`${f.name}${labels.length > 0 ? `{${labels.join(",")}}` : ""} ${formatValue(s.value)}`);
+    }
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** The same families as JSON (`/metrics?format=json`); a non-finite value becomes null. */
+export function metricsJson(families: readonly Family[]): unknown {
+  return {
+    families: families.map((f) => ({
+      name: f.name,
+      type: f.type,
+      help: f.help,
+      labels: f.labels,
+      samples: f.samples.map((s) => ({ labels: s.labels, value: Number.isFinite(s.value) ? s.value : null })),
+    })),
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * `/api/v1/clusters` and their backends: list and read (config keys joined with live state and counters),
+ * add, merge-patch and delete. Backend addresses in paths are "ip:port" or "[v6]:port", URL-encoded or not.
+ *
+ * @module
+ */
+
+import { Hono } from "hono";
+import type { FerryConfig } from "../../core/types.ts";
+import type { Changes } from "../apply.ts";
+import type { Control } from "../control.ts";
+import {
+  addBackend,
+  addCluster,
+  patchBackend,
+  patchCluster,
+  removeBackend,
+  removeCluster,
+} from "../edits.ts";
+import { ApiError } from "../errors.ts";
+import { own, toRaw } from "../raw.ts";
+import { addressOf, jsonBody, persistOf, queryOf } from "../validate.ts";
+import { clusterView } from "../views.ts";
+
+/** The cluster and backend routes. */
+export function clusterRoutes(control: Control, changes: Changes): Hono {
+  const app = new Hono();
+
+  const view = (config: FerryConfig, name: string) => {
+    const clusters = toRaw(config).clusters;
+    if (!Object.prototype.hasOwnProperty.call(clusters, name)) {
+      throw new ApiError(404, `no cluster named ${JSON.stringify(name)}`);
+    }
+    return clusterView(name, clusters[name], control.metrics().clusters.find((m) => m.name === name));
+  };
+  const backendView = (config: FerryConfig, name: string, address: string) => {
+    const backend = (view(config, name).backends as Record<string, unknown>[])
+      .find((b) => own(b, "address") === address);
+    if (backend === undefined) {
+      throw new ApiError(404, `cluster ${JSON.stringify(name)} has no backend ${address}`);
+    }
+    return backend;
+  };
+  const applied = (r: { configHash: string; persisted: boolean }) => ({
+    configHash: r.configHash,
+    persisted: r.persisted,
+  });
+
+  app.get("/clusters", (c) => {
+    queryOf(c, []);
+    const metrics = control.metrics().clusters;
+    const clusters = Object.entries(toRaw(control.config()).clusters).map(([name, raw]) =>
+      clusterView(name, raw, metrics.find((m) => m.name === name))
+    );
+    return c.json({ clusters });
+  });
+
+  app.get("/clusters/:name", (c) => {
+    queryOf(c, []);
+    return c.json({ cluster: view(control.config(), c.req.param("name")) });
+  });
+
+  app.post("/clusters", async (c) => {
+    const persist = persistOf(queryOf(c, ["persist"]));
+    const body = await jsonBody(c);
+    const r = await changes.apply((config) => addCluster(config, body), persist);
+    const name = String(own(body as Record<string, unknown>, "name"));
+    return c.json({ cluster: view(r.config, name), ...applied(r) }, 201);
+  });
+
+  app.patch("/clusters/:name", async (c) => {
+    const persist = persistOf(queryOf(c, ["persist"]));
+    const name = c.req.param("name");
+    const body = await jsonBody(c);
+    const r = await changes.apply((config) => patchCluster(config, name, body), persist);
+    return c.json({ cluster: view(r.config, name), ...applied(r) });
+  });
+
+  app.delete("/clusters/:name", async (c) => {
+    const persist = persistOf(queryOf(c, ["persist"]));
+    const name = c.req.param("name");
+    const r = await changes.apply((config) => removeCluster(config, name), persist);
+    return c.json({ deleted: name, ...applied(r) });
+  });
+
+  app.get("/clusters/:name/backends", (c) => {
+    queryOf(c, []);
+    return c.json({ backends: view(control.config(), c.req.param("name")).backends });
+  });
+
+  app.post("/clusters/:name/backends", async (c) => {
+    const persist = persistOf(queryOf(c, ["persist"]));
+    const name = c.req.param("name");
+    const body = await jsonBody(c);
+    const r = await changes.apply((config) => addBackend(config, name, body), persist);
+    const address = addressOf(String(own(body as Record<string, unknown>, "address")), "address");
+    return c.json({ backend: backendView(r.config, name, address), ...applied(r) }, 201);
+  });
+
+  app.get("/clusters/:name/backends/:address", (c) => {
+    queryOf(c, []);
+    const address = addressOf(c.req.param("address"), "address");
+    return c.json({ backend: backendView(control.config(), c.req.param("name"), address) });
+  });
+
+  app.patch("/clusters/:name/backends/:address", async (c) => {
+    const persist = persistOf(queryOf(c, ["persist"]));
+    const name = c.req.param("name");
+    const address = addressOf(c.req.param("address"), "address");
+    const body = await jsonBody(c);
+    const r = await changes.apply((config) => patchBackend(config, name, address, body), persist);
+    return c.json({ backend: backendView(r.config, name, address), ...applied(r) });
+  });
+
+  app.delete("/clusters/:name/backends/:address", async (c) => {
+    const persist = persistOf(queryOf(c, ["persist"]));
+    const name = c.req.param("name");
+    const address = addressOf(c.req.param("address"), "address");
+    const r = await changes.apply((config) => removeBackend(config, name, address), persist);
+    return c.json({ deleted: address, ...applied(r) });
+  });
+
+  return app;
+}

@@ -1,0 +1,65 @@
+/**
+ * `/api/v1/listeners`: list, read, add, patch (RFC 7396 merge patch of the config-file keys) and delete.
+ *
+ * @module
+ */
+
+import { Hono } from "hono";
+import type { Changes } from "../apply.ts";
+import type { Control } from "../control.ts";
+import { addListener, patchListener, removeListener } from "../edits.ts";
+import { ApiError } from "../errors.ts";
+import { own, toRaw } from "../raw.ts";
+import type { FerryConfig } from "../../core/types.ts";
+import { jsonBody, persistOf, queryOf } from "../validate.ts";
+import { listenerView } from "../views.ts";
+
+/** The listener routes. */
+export function listenerRoutes(control: Control, changes: Changes): Hono {
+  const app = new Hono();
+
+  const view = (config: FerryConfig, name: string) => {
+    const raw = toRaw(config).listeners.find((l) => own(l, "name") === name);
+    if (raw === undefined) throw new ApiError(404, `no listener named ${JSON.stringify(name)}`);
+    return listenerView(raw, control.status().listeners.find((s) => s.name === name));
+  };
+
+  app.get("/listeners", (c) => {
+    queryOf(c, []);
+    const status = control.status().listeners;
+    const listeners = toRaw(control.config()).listeners.map((l) =>
+      listenerView(l, status.find((s) => s.name === own(l, "name")))
+    );
+    return c.json({ listeners });
+  });
+
+  app.get("/listeners/:name", (c) => {
+    queryOf(c, []);
+    return c.json({ listener: view(control.config(), c.req.param("name")) });
+  });
+
+  app.post("/listeners", async (c) => {
+    const persist = persistOf(queryOf(c, ["persist"]));
+    const body = await jsonBody(c);
+    const r = await changes.apply((config) => addListener(config, body), persist);
+    const name = String(own(body as Record<string, unknown>, "name"));
+    return c.json({ listener: view(r.config, name), configHash: r.configHash, persisted: r.persisted }, 201);
+  });
+
+  app.patch("/listeners/:name", async (c) => {
+    const persist = persistOf(queryOf(c, ["persist"]));
+    const name = c.req.param("name");
+    const body = await jsonBody(c);
+    const r = await changes.apply((config) => patchListener(config, name, body), persist);
+    return c.json({ listener: view(r.config, name), configHash: r.configHash, persisted: r.persisted });
+  });
+
+  app.delete("/listeners/:name", async (c) => {
+    const persist = persistOf(queryOf(c, ["persist"]));
+    const name = c.req.param("name");
+    const r = await changes.apply((config) => removeListener(config, name), persist);
+    return c.json({ deleted: name, configHash: r.configHash, persisted: r.persisted });
+  });
+
+  return app;
+}

@@ -1,0 +1,63 @@
+/**
+ * `/api/v1/status`, `/drain`, `/reload` and the OpenAPI document.
+ *
+ * @module
+ */
+
+import { Hono } from "hono";
+import type { Control } from "../control.ts";
+import { ApiError, badField } from "../errors.ts";
+import { OPENAPI } from "../openapi.ts";
+import { isTable, own } from "../raw.ts";
+import { jsonBody, queryOf } from "../validate.ts";
+
+/** The status, drain, reload and OpenAPI routes. */
+export function systemRoutes(control: Control): Hono {
+  const app = new Hono();
+
+  app.get("/openapi.json", (c) => {
+    queryOf(c, []);
+    return c.json(OPENAPI);
+  });
+
+  app.get("/status", (c) => {
+    queryOf(c, []);
+    return c.json(control.status());
+  });
+
+  app.post("/drain", async (c) => {
+    queryOf(c, []);
+    const body = await jsonBody(c, true);
+    let listener: string | undefined;
+    if (body !== undefined) {
+      if (!isTable(body)) throw badField("", 'expected a JSON object: {} or { "listener": "name" }');
+      for (const key of Object.keys(body)) {
+        if (key !== "listener") throw badField(key, "unknown key (known: listener)");
+      }
+      const l = own(body, "listener");
+      if (l !== undefined && typeof l !== "string") throw badField("listener", "expected a string");
+      listener = l;
+    }
+    if (listener !== undefined && !control.config().listeners.some((l) => l.name === listener)) {
+      const message = `no listener named ${JSON.stringify(listener)}`;
+      throw new ApiError(404, message, [{ path: "listener", message }]);
+    }
+    control.drain(listener);
+    return c.json({ draining: true, listener: listener ?? null });
+  });
+
+  app.post("/reload", async (c) => {
+    queryOf(c, []);
+    const r = await control.reload();
+    if (!r.ok) {
+      throw new ApiError(
+        422,
+        "reload failed: the config file was not applied; nothing was changed",
+        r.errors,
+      );
+    }
+    return c.json({ configHash: r.configHash, persisted: r.persisted });
+  });
+
+  return app;
+}

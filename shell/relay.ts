@@ -1,0 +1,169 @@
+/**
+ * A running relay: one RelayCore, its UDP and TCP drivers over one runtime's sockets, and the operations
+ * the CLI and the admin API need (apply a new config, drain, shut down within a grace period).
+ *
+ * @module
+ */
+
+import { formatSocketAddress, type SocketAddress } from "../core/address.ts";
+import type { Listener } from "../core/listener.ts";
+import { RelayCore } from "../core/relay_core.ts";
+import type { FerryConfig, ListenerConfig } from "../core/types.ts";
+import { TcpRelay } from "./tcp_relay.ts";
+import type { TcpSockets } from "./tcp_sockets.ts";
+import { type Clock, UdpRelay, type UdpRelayHooks } from "./udp_relay.ts";
+import type { UdpSockets } from "./udp_sockets.ts";
+
+/** The runtime pieces a relay runs on. */
+export interface Platform {
+  /** "bun" or "deno". */
+  readonly runtime: string;
+  readonly udp: UdpSockets;
+  readonly tcp: TcpSockets;
+  readonly clock: Clock;
+}
+
+/** Options of a relay. */
+export interface RelayOptions {
+  /** Seed of the core's random choices; hash-based choices use each cluster's hash_seed instead. */
+  readonly seed: number;
+  /** The flow limit for listeners with max_flows = 0. */
+  readonly autoMaxFlows?: number;
+  /** Bind listeners with SO_REUSEPORT (several workers on one port). */
+  readonly reusePort?: boolean;
+  readonly hooks?: UdpRelayHooks;
+}
+
+function sameBinding(a: ListenerConfig, b: ListenerConfig): boolean {
+  return a.protocol === b.protocol && a.address.ip === b.address.ip && a.address.port === b.address.port;
+}
+
+/** One relay. */
+export class Relay {
+  readonly core: RelayCore;
+  readonly udp: UdpRelay;
+  readonly tcp: TcpRelay;
+  readonly platform: Platform;
+  readonly #reusePort: boolean;
+  #config: FerryConfig;
+
+  private constructor(config: FerryConfig, platform: Platform, options: RelayOptions) {
+    this.#config = config;
+    this.platform = platform;
+    this.#reusePort = options.reusePort ?? false;
+    this.core = new RelayCore(config, { seed: options.seed, autoMaxFlows: options.autoMaxFlows });
+    this.udp = new UdpRelay(this.core, platform.udp, platform.clock, options.hooks);
+    this.tcp = new TcpRelay(this.core, platform.tcp, platform.clock);
+    this.udp.setListenerDone((l) => this.tcp.unbind(l));
+    // The core's events are drained by the UDP driver; TCP endings queue some (a removed listener's last
+    // connection), so the TCP driver asks for a pump after them.
+    this.tcp.setEventPump(() => this.udp.pump());
+  }
+
+  /** Starts a relay on `config`: binds every listener, or closes what it bound and throws. */
+  static async start(config: FerryConfig, platform: Platform, options: RelayOptions): Promise<Relay> {
+    const relay = new Relay(config, platform, options);
+    try {
+      for (const l of relay.core.listeners()) await relay.#bind(l);
+    } catch (e) {
+      relay.stop();
+      throw e;
+    }
+    return relay;
+  }
+
+  /** The config running now. */
+  get config(): FerryConfig {
+    return this.#config;
+  }
+
+  async #bind(l: Listener): Promise<SocketAddress> {
+    return l.config.protocol === "udp"
+      ? await this.udp.bind(l, this.#reusePort)
+      : await this.tcp.bind(l, this.#reusePort);
+  }
+
+  /** The address a listener is bound to (the kernel's port when 0 was asked). */
+  address(name: string): SocketAddress | undefined {
+    const l = this.core.listener(name);
+    if (l === undefined) return undefined;
+    return l.config.protocol === "udp" ? this.udp.local(l) : this.tcp.local(l);
+  }
+
+  /**
+   * Applies a validated config. Listeners whose address or protocol changed are replaced (the old one
+   * drains on its socket, the new one binds); new ones bind. If any bind fails, the previous config is
+   * restored and the error thrown: a reload either happens whole or not at all.
+   */
+  async apply(next: FerryConfig): Promise<void> {
+    const prev = this.#config;
+    const before = new Map([...this.core.listeners()].map((l) => [l.config.name, l]));
+    for (const lc of next.listeners) {
+      const old = before.get(lc.name);
+      if (old !== undefined && !sameBinding(old.config, lc)) this.core.removeListener(lc.name);
+    }
+    this.core.applyConfig(next);
+    const fresh = [...this.core.listeners()].filter((l) => before.get(l.config.name) !== l);
+    const bound: Listener[] = [];
+    try {
+      for (const l of fresh) {
+        await this.#bind(l);
+        bound.push(l);
+      }
+    } catch (e) {
+      for (const l of bound) l.config.protocol === "udp" ? this.udp.unbind(l) : this.tcp.unbind(l);
+      for (const l of fresh) this.core.removeListener(l.config.name);
+      this.core.applyConfig(prev);
+      for (const l of before.values()) {
+        // Listeners replaced above were removed; bring the old objects back under their names.
+        if (this.core.listener(l.config.name) !== l) l.removed = false;
+      }
+      this.udp.pump();
+      throw e;
+    }
+    this.#config = next;
+    this.udp.pump();
+  }
+
+  /** Stops admitting new flows and connections (on one listener, or everywhere). */
+  drain(listener?: string): void {
+    this.core.drain(listener);
+  }
+
+  /** Live UDP flows plus open TCP connections. */
+  get active(): number {
+    return this.core.flowCount + this.tcp.active;
+  }
+
+  /**
+   * Graceful shutdown: drain, let flows and connections run for up to `graceMs`, then close what is left
+   * (reason "drain") and every socket. Resolves when done.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.drain();
+    const deadline = this.platform.clock() + graceMs;
+    while (this.active > 0 && this.platform.clock() < deadline) {
+      await new Promise((r) => setTimeout(r, Math.min(100, Math.max(1, deadline - this.platform.clock()))));
+    }
+    this.core.closeAll("drain");
+    this.tcp.closeAll("drain");
+    this.udp.pump();
+    this.stop();
+  }
+
+  /** Closes every socket and timer at once. */
+  stop(): void {
+    this.udp.stop();
+    this.tcp.stop();
+  }
+
+  /** "udp 127.0.0.1:7000" lines of what is bound, for logs. */
+  describe(): string[] {
+    return [...this.core.listeners()].map((l) => {
+      const a = this.address(l.config.name);
+      return `${l.config.name}: ${l.config.protocol} ${
+        a ? formatSocketAddress(a) : "(unbound)"
+      } → ${l.config.cluster}`;
+    });
+  }
+}
