@@ -183,7 +183,7 @@ export class RelayCore {
     const knobs = cluster.config;
     let backend: Backend | null = null;
     if (knobs.balancer !== "external") {
-      backend = knobs.affinity === "ip" ? stickyBackend(ports, knobs.name) : null;
+      backend = knobs.affinity === "ip" ? stickyBackend(ports, cluster) : null;
       if (backend === null) {
         const choice = cluster.choose(affinityHash(knobs, ip, port), this.#rng);
         if (choice === null) {
@@ -247,7 +247,8 @@ export class RelayCore {
    */
   resolved(flow: Flow, address: SocketAddress | null, now: number): Flow | null {
     if (flow.state !== FlowState.AwaitingBackend) return null;
-    const cluster = flow.listener.cluster;
+    // The cluster the flow was admitted under, not whatever the listener points at by now.
+    const cluster = this.#clusters.get(flow.knobs.name) ?? null;
     let backend: Backend | null = null;
     if (address !== null && checkBackendAddress(address) === null) {
       backend = cluster?.backends.find((b) =>
@@ -485,6 +486,8 @@ export class RelayCore {
       else cluster.reconfigure(cc);
     }
     for (const name of [...this.#clusters.keys()]) if (!seen.has(name)) this.#clusters.delete(name);
+    // Draining listeners left out of the config must not keep a dropped cluster alive either.
+    for (const l of this.#listeners.values()) l.cluster = this.#clusters.get(l.config.cluster) ?? null;
     const live = new Set<string>();
     for (const lc of config.listeners) {
       live.add(lc.name);
@@ -577,11 +580,17 @@ export class RelayCore {
   }
 }
 
-/** The backend other live flows of this client IP already use in `cluster`, for `ip` affinity. */
-function stickyBackend(ports: Map<number, Flow> | undefined, cluster: string): Backend | null {
+/**
+ * The backend other live flows of this client IP already use in `cluster`, for `ip` affinity: only while
+ * it is still one of the cluster's backends and usable, so a reconfiguration or a health change is obeyed.
+ */
+function stickyBackend(ports: Map<number, Flow> | undefined, cluster: Cluster): Backend | null {
   if (ports === undefined) return null;
   for (const f of ports.values()) {
-    if (f.backend !== null && f.knobs.name === cluster && f.backend.usable) return f.backend;
+    const b = f.backend;
+    if (b !== null && f.knobs.name === cluster.config.name && b.usable && cluster.backends.includes(b)) {
+      return b;
+    }
   }
   return null;
 }
