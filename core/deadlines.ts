@@ -66,15 +66,18 @@ export class DeadlineHeap<T extends Timed> {
   }
 
   #popTop(): void {
-    const last = this.#at.length - 1;
-    const at = this.#at[last];
-    const item = this.#items[last];
-    const gen = this.#gens[last];
-    this.#at.length = last;
-    this.#items.length = last;
-    this.#gens.length = last;
+    // pop(), not `length = n`: shrinking by length assignment measured 10-50x slower on Deno.
+    const at = this.#at.pop() as number;
+    const item = this.#items.pop() as T;
+    const gen = this.#gens.pop() as number;
+    const last = this.#at.length;
     if (last === 0) return;
-    let i = 0;
+    this.#siftDown(0, at, item, gen);
+  }
+
+  #siftDown(start: number, at: number, item: T, gen: number): void {
+    const last = this.#at.length;
+    let i = start;
     for (;;) {
       const l = 2 * i + 1;
       if (l >= last) break;
@@ -85,6 +88,29 @@ export class DeadlineHeap<T extends Timed> {
       i = c;
     }
     this.#set(i, at, item, gen);
+  }
+
+  /**
+   * Drops every stale entry and rebuilds the heap, in O(n). Closed items are referenced by their stale
+   * entries until those come due; an owner that closes many items early (DNS-like flows closed by their
+   * `responses` cap) calls this when stale entries dominate, so closed items do not pile up in memory.
+   */
+  compact(): void {
+    const at = this.#at;
+    const items = this.#items;
+    const gens = this.#gens;
+    let n = 0;
+    for (let i = 0; i < at.length; i++) {
+      if (items[i].timerGen !== gens[i]) continue;
+      at[n] = at[i];
+      items[n] = items[i];
+      gens[n] = gens[i];
+      n++;
+    }
+    at.length = n;
+    items.length = n;
+    gens.length = n;
+    for (let i = (n >> 1) - 1; i >= 0; i--) this.#siftDown(i, at[i], items[i], gens[i]);
   }
 
   #move(from: number, to: number): void {

@@ -370,6 +370,9 @@ export class RelayCore {
     flow.pending = null;
     flow.timerGen++;
     this.#flows.delete(flow);
+    // A closed flow's heap entry keeps it reachable until its old deadline: compact once stale entries
+    // outnumber live flows, so memory follows live flows, not the close rate times the timeout.
+    if (this.#heap.size > 2 * this.#flows.size + 1024) this.#heap.compact();
     this.#push({ kind: "closed", flow });
     if (listener.removed && listener.flows === 0) this.#forgetListener(listener);
     return true;
@@ -572,6 +575,11 @@ export class RelayCore {
   /** Every live flow (not Closed). */
   flows(): IterableIterator<Flow> {
     return this.#flows.values();
+  }
+
+  /** Entries in the deadline heap, stale ones included (bounded by about twice the live flows). */
+  get timerEntries(): number {
+    return this.#heap.size;
   }
 
   /** Number of live flows. */

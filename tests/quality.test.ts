@@ -93,3 +93,19 @@ describe("deadline heap", () => {
     assert.equal(heap.popDue(50), a);
   });
 });
+
+describe("deadline heap compaction", () => {
+  test("compact drops stale entries and keeps heap order", () => {
+    const heap = new DeadlineHeap<{ timerGen: number; id: number }>();
+    const items = Array.from({ length: 1000 }, (_, i) => ({ timerGen: 0, id: i }));
+    // Deadlines in a scrambled order.
+    for (const it of items) heap.push((it.id * 7919) % 1000, it);
+    for (const it of items) if (it.id % 3 !== 0) it.timerGen++;
+    heap.compact();
+    assert.equal(heap.size, 334);
+    const out: number[] = [];
+    for (let it = heap.popDue(1e9); it !== undefined; it = heap.popDue(1e9)) out.push((it.id * 7919) % 1000);
+    assert.equal(out.length, 334);
+    for (let i = 1; i < out.length; i++) assert.ok(out[i - 1] <= out[i]);
+  });
+});

@@ -461,3 +461,17 @@ describe("send failures", () => {
     assert.equal(f.quality.dropped, 2);
   });
 });
+
+describe("memory under churn", () => {
+  test("closed flows do not pile up in the timer heap", () => {
+    const { core, l } = setup({ responses: 1, frontTimeout: 30_000, backTimeout: 30_000 });
+    for (let i = 0; i < 20_000; i++) {
+      const f = core.fromClient(l, `10.1.${i >> 8 & 255}.${i & 255}`, 1000 + (i >> 16), D, i / 100);
+      core.fromBackend(flowOf(f), 10, i / 100);
+      while (core.poll() !== undefined) { /* drain */ }
+    }
+    assert.equal(core.flowCount, 0);
+    // Every flow closed long before its deadline: without compaction all 20,000 stale entries would stay.
+    assert.ok(core.timerEntries <= 1025, `${core.timerEntries} heap entries for 0 live flows`);
+  });
+});
