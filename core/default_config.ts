@@ -8,9 +8,19 @@
  * @module
  */
 
-/** The built-in config: an admin API on loopback and a UDP demo listener balancing over two local backends. */
+/**
+ * The built-in config: an admin API on loopback, a TCP listener that relays to that admin API (so
+ * `curl http://127.0.0.1:7080/api/v1/status` shows relaying with nothing else installed), and a UDP
+ * listener balancing over two local ports where any UDP echo server can be started.
+ */
 export const DEFAULT_CONFIG_TOML: string =
   `# Ferry configuration (built-in default). Durations: "500ms", "30s", "5m", "1h", "1m30s" or integer ms.
+
+[relay]
+grace_period = "30s"        # on SIGTERM/SIGINT: stop admitting, let flows run this long, then exit
+workers = 1                 # relay workers sharing each port (SO_REUSEPORT)
+log_level = "info"          # debug, info, warning or error
+log_format = "auto"         # "auto" (text on a terminal, JSON lines otherwise), "text" or "json"
 
 [admin]
 listen = "127.0.0.1:9901"   # admin HTTP API; keep it on loopback unless a token is set
@@ -30,7 +40,22 @@ reject = ["port0", "unspecified", "multicast", "broadcast"]  # refused classes (
 deny = []                   # CIDR blocks refused, e.g. ["10.0.0.0/8"]
 allow = []                  # when non-empty, only these CIDR blocks are accepted
 
+# A TCP listener relaying to this process's own admin API: try curl http://127.0.0.1:7080/api/v1/status
+[[listeners]]
+name = "admin-via-tcp"
+protocol = "tcp"
+address = "127.0.0.1:7080"
+cluster = "admin"
+
 # One [clusters.NAME] table per group of backends.
+[clusters.admin]
+balancer = "round_robin"
+connect_timeout = "5s"      # TCP: how long a backend connect may take
+idle_timeout = "10m"        # TCP: close a connection idle this long both ways; 0 = never
+proxy_protocol = "off"      # TCP: "off", or any other value to send a PROXY header at connect
+proxy_protocol_version = 2  # TCP: PROXY header version, 1 (text) or 2 (binary); UDP always uses 2
+backends = [{ address = "127.0.0.1:9901" }]
+
 [clusters.demo]
 balancer = "maglev"         # round_robin, random, least_flows, power_of_two, rendezvous or maglev
 affinity = "ip_port"        # "ip_port": each client port picks anew; "ip": one backend per client IP

@@ -1,0 +1,321 @@
+/**
+ * The `ferry` command: `deno run -A main.ts`, `bun main.ts`, or a `bun build --compile` binary.
+ *
+ * Wiring only: argument parsing and config loading live in shell/cli.ts, runtime differences in
+ * shell/platform.ts, the relay in shell/relay.ts. See `ferry --help` for the surface.
+ *
+ * @module
+ */
+
+import { formatSocketAddress } from "./core/address.ts";
+import { DEFAULT_CONFIG_TOML } from "./core/default_config.ts";
+import type { FerryConfig, LogLevel } from "./core/types.ts";
+import {
+  configSummary,
+  Exit,
+  formatConfigError,
+  helpText,
+  loadConfig,
+  type LoadIo,
+  type LoadResult,
+  parseArgs,
+  type RunOptions,
+} from "./shell/cli.ts";
+import { log, setupLogging } from "./shell/logging.ts";
+import {
+  commandArgs,
+  detectPlatform,
+  exit,
+  fileDescriptorLimit,
+  getEnv,
+  isTerminal,
+  memoryUsage,
+  onSignal,
+  readTextFile,
+  runtimeName,
+  runtimeVersion,
+  type Signal,
+  writeStderr,
+  writeStdout,
+} from "./shell/platform.ts";
+import { Relay } from "./shell/relay.ts";
+import { RelayControl } from "./shell/control.ts";
+import { type HttpServer, serve } from "./shell/serve.ts";
+import { checkAdminBinding, createAdminApp } from "./admin/app.ts";
+import { VERSION } from "./shell/version.ts";
+
+const io: LoadIo = { readTextFile, env: getEnv };
+
+function reason(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function configureLogs(level: LogLevel, format: "auto" | "text" | "json"): void {
+  setupLogging({ level, format }, {
+    write: writeStderr,
+    terminal: isTerminal("stderr"),
+    noColor: (getEnv("NO_COLOR") ?? "") !== "",
+  });
+}
+
+/** Logging before the config is known: flags, else the environment, else info/auto. */
+function configureEarlyLogs(options: RunOptions): void {
+  const pick = <T extends string>(
+    flag: T | undefined,
+    name: string,
+    allowed: readonly T[],
+    fallback: T,
+  ): T => {
+    const env = getEnv(name) as T | undefined;
+    return flag ?? (env !== undefined && allowed.includes(env) ? env : fallback);
+  };
+  configureLogs(
+    pick(options.logLevel, "FERRY_LOG_LEVEL", ["debug", "info", "warning", "error"], "info"),
+    pick(options.logFormat, "FERRY_LOG_FORMAT", ["auto", "text", "json"], "auto"),
+  );
+}
+
+function logConfigErrors(result: LoadResult & { ok: false }): void {
+  for (const e of result.errors) {
+    log.error("invalid config ({source}): {error}", {
+      event: "config_error",
+      source: result.source,
+      path: e.path,
+      error: formatConfigError(e),
+    });
+  }
+}
+
+/** Logs a "listening" line per listener (all of them, or those not in `before`). */
+function logListeners(relay: Relay, before: ReadonlySet<string> = new Set()): void {
+  for (const l of relay.core.listeners()) {
+    const bound = relay.address(l.config.name);
+    const address = bound ? formatSocketAddress(bound) : "(unbound)";
+    const { name: listener, protocol, cluster } = l.config;
+    if (before.has(`${listener} ${protocol} ${address}`)) continue;
+    log.info("listening {listener} {protocol} {address} → {cluster}", {
+      event: "listening",
+      listener,
+      protocol,
+      address,
+      cluster,
+    });
+  }
+}
+
+function listenerKeys(relay: Relay): Set<string> {
+  return new Set(
+    [...relay.core.listeners()].map((l) => {
+      const a = relay.address(l.config.name);
+      return `${l.config.name} ${l.config.protocol} ${a ? formatSocketAddress(a) : "(unbound)"}`;
+    }),
+  );
+}
+
+/** Flows the relay may hold for max_flows = 0: half the descriptors left after a reserve (TCP uses two). */
+async function autoMaxFlows(): Promise<number | undefined> {
+  const limit = await fileDescriptorLimit();
+  if (limit === undefined || !Number.isFinite(limit)) return undefined;
+  return Math.min(1_000_000, Math.max(64, Math.floor((limit - 128) / 2)));
+}
+
+async function run(options: RunOptions): Promise<void> {
+  configureEarlyLogs(options);
+  const load = () => loadConfig(options, io);
+  const first = await load();
+  if (!first.ok) {
+    logConfigErrors(first);
+    return exit(Exit.Failure);
+  }
+  let config: FerryConfig = first.config;
+  configureLogs(config.relay.logLevel, config.relay.logFormat);
+  log.info("ferry {version} on {runtime} {runtimeVersion}, config: {source}", {
+    event: "starting",
+    version: VERSION,
+    runtime: runtimeName(),
+    runtimeVersion: runtimeVersion(),
+    source: first.source,
+  });
+  if (first.overrides.length > 0) {
+    log.info("overrides: {list}", { event: "overrides", list: first.overrides.join(", ") });
+  }
+  if (config.relay.workers > 1) {
+    log.warning("relay.workers = {workers}: this build runs a single worker", {
+      workers: config.relay.workers,
+    });
+  }
+
+  let relay: Relay;
+  try {
+    relay = await Relay.start(config, detectPlatform(), {
+      seed: options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
+      autoMaxFlows: await autoMaxFlows(),
+      hooks: {
+        upstreamFailed: (flow, error) =>
+          log.debug("upstream socket for flow {flow} to {backend} failed: {error}", {
+            flow: flow.id,
+            backend: flow.backend ? formatSocketAddress(flow.backend.address) : "(none)",
+            error: reason(error),
+          }),
+      },
+    });
+  } catch (e) {
+    const wanted = config.listeners.map((l) => `${l.protocol} ${formatSocketAddress(l.address)}`).join(", ");
+    log.error("cannot start: {error} (listeners: {wanted})", {
+      event: "start_failed",
+      error: reason(e),
+      wanted,
+    });
+    return exit(Exit.Failure);
+  }
+  logListeners(relay);
+
+  // Reloads (SIGHUP, POST /reload) and admin changes all go through the control, one after another.
+  const control = new RelayControl(relay, {
+    version: VERSION,
+    runtimeVersion: runtimeVersion(),
+    configPath: first.file,
+    load: async () => {
+      const r = await load();
+      if (!r.ok) logConfigErrors(r);
+      return r;
+    },
+    now: Date.now,
+    memory: memoryUsage,
+    onApplied: (hash, persisted) => {
+      config = relay.config;
+      configureLogs(config.relay.logLevel, config.relay.logFormat);
+      log.info("config applied ({hash}){persisted}", {
+        event: "config_applied",
+        hash: hash.slice(0, 12),
+        persisted: persisted ? ", saved to the config file" : "",
+      });
+    },
+  });
+
+  let admin: HttpServer | null = null;
+  if (first.adminEnabled) {
+    const refused = checkAdminBinding(config.admin.listen, config.admin.token);
+    if (refused !== null) {
+      log.error("cannot start the admin API: {error}", { event: "start_failed", error: refused });
+      relay.stop();
+      return exit(Exit.Failure);
+    }
+    try {
+      admin = serve(
+        createAdminApp(control, {
+          token: config.admin.token,
+          onError: (e) => log.error("admin API error: {error}", { error: reason(e) }),
+        }),
+        config.admin.listen,
+      );
+    } catch (e) {
+      log.error("cannot start the admin API on {address}: {error}", {
+        event: "start_failed",
+        address: formatSocketAddress(config.admin.listen),
+        error: reason(e),
+      });
+      relay.stop();
+      return exit(Exit.Failure);
+    }
+    log.info("admin API on http://{address}", {
+      event: "admin_listening",
+      address: formatSocketAddress({ ...config.admin.listen, port: admin.port }),
+    });
+  }
+
+  let stopping = false;
+  const stop = (signal: Signal) => {
+    if (stopping) {
+      log.warning("{signal} again: exiting now", { event: "forced_exit", signal });
+      return exit(signal === "SIGINT" ? Exit.ForcedSigint : Exit.ForcedSigterm);
+    }
+    stopping = true;
+    const grace = relay.config.relay.gracePeriod;
+    log.info("{signal}: draining {active} flows and connections for up to {grace} ms", {
+      event: "draining",
+      signal,
+      active: relay.active,
+      grace,
+    });
+    // The admin API stays up while draining (readyz answers 503), so operators can watch the drain.
+    relay.shutdown(grace).then(
+      () => log.info("stopped", { event: "stopped" }),
+      (e) => log.error("shutdown failed: {error}", { error: reason(e) }),
+    ).then(() => admin?.close()).finally(() => exit(Exit.Ok));
+  };
+
+  let reloads = Promise.resolve();
+  const reload = async () => {
+    if (stopping) return;
+    if (first.file === null) {
+      log.warning("SIGHUP: no config file to reload ({source})", {
+        event: "reload_skipped",
+        source: first.source,
+      });
+      return;
+    }
+    log.info("SIGHUP: reloading {file}", { event: "reloading", file: first.file });
+    const before = listenerKeys(relay);
+    const result = await control.reload();
+    if (!result.ok) {
+      for (const e of result.errors.filter((e) => e.path === "")) {
+        log.error("reload failed: {error}", { event: "reload_failed", error: e.message });
+      }
+      log.error("reload failed: {count} errors; the running config is unchanged", {
+        event: "reload_failed",
+        count: result.errors.length,
+      });
+      return;
+    }
+    log.info("reloaded {file}", { event: "reloaded", file: first.file });
+    logListeners(relay, before);
+  };
+
+  onSignal("SIGINT", () => stop("SIGINT"));
+  onSignal("SIGTERM", () => stop("SIGTERM"));
+  onSignal("SIGHUP", () => {
+    reloads = reloads.then(reload).catch((e) => log.error("reload failed: {error}", { error: reason(e) }));
+  });
+}
+
+async function check(options: RunOptions): Promise<void> {
+  const result = await loadConfig(options, io);
+  if (!result.ok) {
+    const lines = result.errors.map(formatConfigError);
+    const n = result.errors.length;
+    writeStderr(`${lines.join("\n")}\n${n} error${n === 1 ? "" : "s"} in ${result.source}\n`);
+    return exit(Exit.Failure);
+  }
+  writeStdout(`ok: ${result.source}: ${configSummary(result.config)}\n`);
+  return exit(Exit.Ok);
+}
+
+async function main(): Promise<void> {
+  const command = parseArgs(commandArgs());
+  switch (command.kind) {
+    case "usage-error":
+      writeStderr(`ferry: ${command.message}\nRun "ferry --help" for usage.\n`);
+      return exit(Exit.Usage);
+    case "help":
+      writeStdout(helpText());
+      return exit(Exit.Ok);
+    case "version":
+      writeStdout(`ferry ${VERSION} (${runtimeName()} ${runtimeVersion()})\n`);
+      return exit(Exit.Ok);
+    case "print-default-config":
+      writeStdout(DEFAULT_CONFIG_TOML);
+      return exit(Exit.Ok);
+    case "check":
+      return await check(command.options);
+    case "run":
+      return await run(command.options);
+  }
+}
+
+if (import.meta.main) {
+  main().catch((e) => {
+    writeStderr(`ferry: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    exit(Exit.Failure);
+  });
+}
