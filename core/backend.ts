@@ -9,6 +9,7 @@
 import { formatSocketAddress, type SocketAddress } from "./address.ts";
 import type { Candidate } from "./balancers/balancer.ts";
 import type { BackendState } from "./types.ts";
+import { BackendHealth } from "./health.ts";
 
 /** Per-backend counters; plain numbers, incremented on the forwarding path. */
 export interface BackendCounters {
@@ -32,6 +33,11 @@ export class Backend implements Candidate {
   readonly key: string;
   readonly address: SocketAddress;
   weight: number;
+  /** The state the config (or an operator) gives it. */
+  adminState: BackendState;
+  /** What probes and passive detection say. */
+  readonly health: BackendHealth;
+  /** The effective state: the admin state, or down when health says so. Only `up` takes new flows. */
   state: BackendState;
   /** Live flows pinned here now. */
   flows = 0;
@@ -45,12 +51,22 @@ export class Backend implements Candidate {
     refusals: 0,
   };
 
-  /** A backend at `address`; `weight` >= 1. */
-  constructor(address: SocketAddress, weight: number, state: BackendState) {
+  /** A backend at `address`; `weight` >= 1; `now` starts its health record. */
+  constructor(address: SocketAddress, weight: number, adminState: BackendState, now = 0) {
     this.key = formatSocketAddress(address);
     this.address = address;
     this.weight = weight;
-    this.state = state;
+    this.adminState = adminState;
+    this.state = adminState;
+    this.health = new BackendHealth(now);
+  }
+
+  /** Recomputes the effective state; returns true when it changed. */
+  refresh(): boolean {
+    const next = this.adminState !== "up" ? this.adminState : this.health.status === "down" ? "down" : "up";
+    if (next === this.state) return false;
+    this.state = next;
+    return true;
   }
 
   /** True when the backend may take new flows. */

@@ -53,7 +53,8 @@ export class Cluster {
       const kept = old.get(probe.key) ?? shared?.get(probe.key);
       if (kept) {
         kept.weight = bc.weight;
-        kept.state = bc.state;
+        kept.adminState = bc.state;
+        kept.refresh();
         next.push(kept);
       } else next.push(probe);
     }
@@ -80,15 +81,27 @@ export class Cluster {
     return this.backends.find((b) => b.key === key);
   }
 
-  /** Sets a backend's state (health or admin); returns false if no such backend. */
+  /** Sets a backend's admin state; returns false if no such backend. */
   setState(key: string, state: BackendState): boolean {
     const b = this.backend(key);
     if (b === undefined) return false;
-    if (b.state !== state) {
-      b.state = state;
-      this.#version++;
-    }
+    b.adminState = state;
+    this.refreshed(b);
     return true;
+  }
+
+  /** A backend's health or admin state may have changed: recompute it, and the candidates if it did. */
+  refreshed(b: Backend): void {
+    if (b.refresh()) this.#version++;
+  }
+
+  /** The earliest end of a passive health window among the backends (Infinity if none). */
+  nextExpiry(): number {
+    let at = Infinity;
+    for (const b of this.backends) {
+      if (b.health.passiveUntil >= 0 && b.health.passiveUntil < at) at = b.health.passiveUntil;
+    }
+    return at;
   }
 
   /**

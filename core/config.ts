@@ -11,6 +11,14 @@
 import { parse, stringify, TomlError } from "smol-toml";
 import { isPrime } from "./balancers/maglev.ts";
 import {
+  decodeEscaped,
+  decodeHex,
+  DEFAULT_HEALTH,
+  encodeEscaped,
+  type HealthExpect,
+  type HealthSettings,
+} from "./health.ts";
+import {
   type Cidr,
   formatIp,
   formatSocketAddress,
@@ -104,8 +112,27 @@ const CLUSTER_KEYS = [
   "connect_timeout",
   "idle_timeout",
   "proxy_protocol_version",
+  "health",
   "backends",
 ] as const;
+const HEALTH_KEYS = [
+  "mode",
+  "interval",
+  "timeout",
+  "rise",
+  "fall",
+  "jitter",
+  "send",
+  "send_hex",
+  "expect",
+  "expect_prefix",
+  "expect_regex",
+  "port",
+  "max_fails",
+  "fail_timeout",
+  "close_flows_on_down",
+] as const;
+const HEALTH_MODES = ["off", "udp", "tcp"] as const;
 const BACKEND_KEYS = ["address", "weight", "state"] as const;
 
 // ---------------------------------------------------------------------------------------------------------
@@ -546,6 +573,96 @@ function checkListener(
   return { name, protocol, address, cluster, maxFlows, maxDatagramSize, sources };
 }
 
+function checkHealth(c: Checker, value: unknown, path: string): HealthSettings | undefined {
+  const t = c.table(value, path) ?? (value === undefined ? {} : undefined);
+  if (t === undefined) return undefined;
+  c.unknownKeys(t, path, HEALTH_KEYS);
+  const at = (key: string) => `${path}.${key}`;
+  const d = DEFAULT_HEALTH;
+  const mode = c.choice(own(t, "mode"), at("mode"), HEALTH_MODES, d.mode);
+  const interval = c.duration(own(t, "interval"), at("interval"), d.interval);
+  const timeout = c.duration(own(t, "timeout"), at("timeout"), d.timeout);
+  const rise = c.integer(own(t, "rise"), at("rise"), d.rise, 1, 100);
+  const fall = c.integer(own(t, "fall"), at("fall"), d.fall, 1, 100);
+  const jitter = c.duration(own(t, "jitter"), at("jitter"), d.jitter);
+  const port = c.integer(own(t, "port"), at("port"), 0, 0, 65535);
+  const maxFails = c.integer(own(t, "max_fails"), at("max_fails"), d.maxFails, 0, 1000);
+  const failTimeout = c.duration(own(t, "fail_timeout"), at("fail_timeout"), d.failTimeout);
+  const closeFlowsOnDown = c.boolean(own(t, "close_flows_on_down"), at("close_flows_on_down"), false);
+  let ok = true;
+  const bytes = (key: string, decode: (s: string) => Uint8Array | string): Uint8Array | null | undefined => {
+    const raw = own(t, key);
+    if (raw === undefined) return null;
+    const s = c.string(raw, at(key), "");
+    if (s === undefined) return undefined;
+    const out = decode(s);
+    if (typeof out === "string") {
+      c.error(at(key), out);
+      return undefined;
+    }
+    return out;
+  };
+  const sendText = bytes("send", decodeEscaped);
+  const sendHex = bytes("send_hex", decodeHex);
+  if (sendText !== null && sendHex !== null && sendText !== undefined && sendHex !== undefined) {
+    c.error(at("send_hex"), "give either send or send_hex, not both");
+    ok = false;
+  }
+  const send = sendText ?? sendHex;
+  if (mode === "udp" && send === null) {
+    c.error(at("send"), "a udp health check needs a payload to send (send or send_hex)");
+    ok = false;
+  }
+  const exact = bytes("expect", decodeEscaped);
+  const prefix = bytes("expect_prefix", decodeEscaped);
+  let expect: HealthExpect | null = null;
+  const regexRaw = own(t, "expect_regex");
+  if (regexRaw !== undefined) {
+    const source = c.string(regexRaw, at("expect_regex"), "");
+    if (source !== undefined) {
+      try {
+        new RegExp(source);
+        expect = { kind: "regex", source };
+      } catch (e) {
+        c.error(at("expect_regex"), `not a regular expression: ${(e as Error).message}`);
+        ok = false;
+      }
+    }
+  }
+  const given = [exact, prefix, regexRaw].filter((x) => x !== null && x !== undefined).length;
+  if (given > 1) {
+    c.error(path, "give at most one of expect, expect_prefix and expect_regex");
+    ok = false;
+  }
+  if (exact) expect = { kind: "exact", bytes: exact };
+  if (prefix) expect = { kind: "prefix", bytes: prefix };
+  if (interval !== undefined && interval < 100) c.error(at("interval"), "must be at least 100ms");
+  if (timeout === 0) c.error(at("timeout"), "must be more than 0");
+  if (failTimeout === 0 && maxFails !== undefined && maxFails > 0) {
+    c.error(at("fail_timeout"), "must be more than 0 while max_fails is above 0");
+  }
+  if (
+    !ok || mode === undefined || interval === undefined || interval < 100 || timeout === undefined ||
+    timeout === 0 || rise === undefined || fall === undefined || jitter === undefined || port === undefined ||
+    maxFails === undefined || failTimeout === undefined || (failTimeout === 0 && maxFails > 0) ||
+    closeFlowsOnDown === undefined || send === undefined || exact === undefined || prefix === undefined
+  ) return undefined;
+  return {
+    mode,
+    interval,
+    timeout,
+    rise,
+    fall,
+    jitter,
+    send,
+    expect,
+    port,
+    maxFails,
+    failTimeout,
+    closeFlowsOnDown,
+  };
+}
+
 function checkBackend(c: Checker, value: unknown, path: string): BackendConfig | undefined {
   if (!isTable(value)) {
     c.error(path, `expected a table, got ${describe(value)}`);
@@ -600,6 +717,7 @@ function checkCluster(c: Checker, name: string, value: unknown, path: string): C
   const idleTimeout = c.duration(own(value, "idle_timeout"), at("idle_timeout"), 600_000);
   const versionRaw = c.integer(own(value, "proxy_protocol_version"), at("proxy_protocol_version"), 2, 1, 2);
   const proxyProtocolVersion = versionRaw === 1 ? 1 as const : versionRaw === 2 ? 2 as const : undefined;
+  const health = checkHealth(c, own(value, "health"), at("health"));
   const backends = c.array(own(value, "backends"), at("backends"), [], (v, p) => checkBackend(c, v, p));
   if (backends !== undefined) {
     const seen = new Map<string, number>();
@@ -623,7 +741,8 @@ function checkCluster(c: Checker, name: string, value: unknown, path: string): C
     frontTimeout === undefined || backTimeout === undefined || (frontTimeout === 0 && backTimeout === 0) ||
     proxyProtocol === undefined || hashSeed === undefined || failOpen === undefined ||
     maglevTableSize === undefined || backends === undefined || connectTimeout === undefined ||
-    connectTimeout === 0 || idleTimeout === undefined || proxyProtocolVersion === undefined
+    connectTimeout === 0 || idleTimeout === undefined || proxyProtocolVersion === undefined ||
+    health === undefined
   ) {
     return undefined;
   }
@@ -642,6 +761,7 @@ function checkCluster(c: Checker, name: string, value: unknown, path: string): C
     connectTimeout,
     idleTimeout,
     proxyProtocolVersion,
+    health,
     backends,
   };
 }
@@ -764,6 +884,27 @@ export function parseConfigToml(text: string): ConfigResult {
   return validateConfig(raw);
 }
 
+/** Health settings in file shape; payloads written back as escaped text. */
+function healthToToml(h: HealthSettings): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    mode: h.mode,
+    interval: formatDuration(h.interval),
+    timeout: formatDuration(h.timeout),
+    rise: h.rise,
+    fall: h.fall,
+    jitter: formatDuration(h.jitter),
+  };
+  if (h.send !== null) out.send = encodeEscaped(h.send);
+  if (h.expect?.kind === "exact") out.expect = encodeEscaped(h.expect.bytes);
+  if (h.expect?.kind === "prefix") out.expect_prefix = encodeEscaped(h.expect.bytes);
+  if (h.expect?.kind === "regex") out.expect_regex = h.expect.source;
+  out.port = h.port;
+  out.max_fails = h.maxFails;
+  out.fail_timeout = formatDuration(h.failTimeout);
+  out.close_flows_on_down = h.closeFlowsOnDown;
+  return out;
+}
+
 /** A CIDR block as text; the address is kept as written (not masked) so the round trip is exact. */
 function formatCidr(cidr: Cidr): string {
   return `${formatIp(cidr.ip)}/${cidr.prefix}`;
@@ -813,6 +954,7 @@ export function configToToml(config: FerryConfig): string {
       connect_timeout: formatDuration(cl.connectTimeout),
       idle_timeout: formatDuration(cl.idleTimeout),
       proxy_protocol_version: cl.proxyProtocolVersion,
+      health: healthToToml(cl.health),
       backends: cl.backends.map((b) => ({
         address: formatSocketAddress(b.address),
         weight: b.weight,

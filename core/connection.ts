@@ -19,6 +19,8 @@ export class Connection {
   readonly clientIp: string;
   readonly clientPort: number;
   readonly backend: Backend;
+  /** The cluster it was admitted to. */
+  readonly cluster: string;
   readonly openedAt: number;
   /** Bytes client → backend and backend → client; the shell adds to them. */
   bytesUp = 0;
@@ -29,12 +31,21 @@ export class Connection {
   handle: unknown = null;
 
   /** A connection admitted at `now`. */
-  constructor(id: number, listener: Listener, ip: string, port: number, backend: Backend, now: number) {
+  constructor(
+    id: number,
+    listener: Listener,
+    ip: string,
+    port: number,
+    backend: Backend,
+    cluster: string,
+    now: number,
+  ) {
     this.id = id;
     this.listener = listener;
     this.clientIp = ip;
     this.clientPort = port;
     this.backend = backend;
+    this.cluster = cluster;
     this.openedAt = now;
   }
 }

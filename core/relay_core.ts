@@ -22,6 +22,7 @@ import { Drop, Listener } from "./listener.ts";
 import { encodeProxyV2 } from "./proxy_v2.ts";
 import { Rng } from "./rng.ts";
 import { checkBackendAddress } from "./backend_address.ts";
+import type { HealthChange } from "./health.ts";
 import type { BackendState, ClusterConfig, FerryConfig, ListenerConfig } from "./types.ts";
 
 /** Something the shell must act on, returned by `poll`. */
@@ -31,7 +32,14 @@ export type CoreEvent =
   /** The flow closed: release its handle (close its upstream socket). */
   | { readonly kind: "closed"; readonly flow: Flow }
   /** A removed listener has no flows left: its socket may close. */
-  | { readonly kind: "listener_done"; readonly listener: Listener };
+  | { readonly kind: "listener_done"; readonly listener: Listener }
+  /** A backend's health status changed (logged once per transition). */
+  | {
+    readonly kind: "health";
+    readonly cluster: string;
+    readonly backend: Backend;
+    readonly change: HealthChange;
+  };
 
 /** Options a shell passes in. */
 export interface RelayCoreOptions {
@@ -57,6 +65,8 @@ export class RelayCore {
   #eventHead = 0;
   #nextId = 1;
   #draining = false;
+  /** The earliest end of any passive health window: admission checks it with one comparison. */
+  #healthExpiry = Infinity;
 
   /** A core running `config`. */
   constructor(config: FerryConfig, options: RelayCoreOptions) {
@@ -127,13 +137,59 @@ export class RelayCore {
    * A send failed in the shell: towards the backend (`toBackend`) or back to the client. `refused` marks an
    * ICMP port unreachable (ECONNREFUSED), counted against the backend it came from.
    */
-  sendFailed(flow: Flow, toBackend: boolean, refused: boolean): void {
+  sendFailed(flow: Flow, toBackend: boolean, refused: boolean, now: number): void {
     flow.listener.counters.drops.send_error++;
     flow.quality.onDrop();
     const b = flow.backend;
     if (b !== null && toBackend) {
       b.counters.sendErrors++;
-      if (refused) b.counters.refusals++;
+      if (refused) {
+        b.counters.refusals++;
+        this.#passiveFailure(flow.knobs.name, b, "refused (ICMP port unreachable)", now);
+      }
+    }
+  }
+
+  // ---- backend health ------------------------------------------------------------------------------------
+
+  /**
+   * An active probe of backend `key` in `cluster` finished: `error` is null on success. Transitions are
+   * applied at once (and reported as a "health" event).
+   */
+  probeResult(cluster: string, key: string, error: string | null, now: number): void {
+    const c = this.#clusters.get(cluster);
+    const b = c?.backend(key);
+    if (c === undefined || b === undefined) return;
+    this.#healthChanged(c, b, b.health.probe(error, now, c.config.health), now);
+  }
+
+  /** Ends passive health windows that are over. Admission does it by itself; the shell may call it on a timer. */
+  healthTick(now: number): void {
+    if (now < this.#healthExpiry) return;
+    this.#healthExpiry = Infinity;
+    for (const c of this.#clusters.values()) {
+      for (const b of c.backends) this.#healthChanged(c, b, b.health.expire(now, c.config.health), now);
+      const next = c.nextExpiry();
+      if (next < this.#healthExpiry) this.#healthExpiry = next;
+    }
+  }
+
+  #passiveFailure(clusterName: string, b: Backend, error: string, now: number): void {
+    const c = this.#clusters.get(clusterName);
+    // Only a configured backend has a health record that balancing reads.
+    if (c === undefined || !c.backends.includes(b)) return;
+    this.#healthChanged(c, b, b.health.passive(error, now, c.config.health), now);
+    if (b.health.passiveUntil >= 0 && b.health.passiveUntil < this.#healthExpiry) {
+      this.#healthExpiry = b.health.passiveUntil;
+    }
+  }
+
+  #healthChanged(c: Cluster, b: Backend, change: HealthChange | null, _now: number): void {
+    if (change === null) return;
+    c.refreshed(b);
+    this.#push({ kind: "health", cluster: c.config.name, backend: b, change });
+    if (change.to === "down" && c.config.health.closeFlowsOnDown) {
+      this.closeBackendFlows(b.key, c.config.name, "aborted");
     }
   }
 
@@ -181,6 +237,7 @@ export class RelayCore {
       return Drop.Invalid;
     }
     const knobs = cluster.config;
+    if (now >= this.#healthExpiry) this.healthTick(now);
     let backend: Backend | null = null;
     if (knobs.balancer !== "external") {
       backend = knobs.affinity === "ip" ? stickyBackend(ports, cluster) : null;
@@ -306,12 +363,13 @@ export class RelayCore {
       drops.invalid++;
       return Drop.Invalid;
     }
+    if (now >= this.#healthExpiry) this.healthTick(now);
     const choice = cluster.choose(affinityHash(cluster.config, ip, port), this.#rng);
     if (choice === null) {
       drops.no_backend++;
       return Drop.NoBackend;
     }
-    const conn = new Connection(this.#nextId++, listener, ip, port, choice.backend, now);
+    const conn = new Connection(this.#nextId++, listener, ip, port, choice.backend, cluster.config.name, now);
     listener.flows++;
     listener.counters.connectionsTotal++;
     choice.backend.flows++;
@@ -320,8 +378,11 @@ export class RelayCore {
     return conn;
   }
 
-  /** A TCP connection ended. Idempotent: returns false if it had already ended. */
-  endConnection(conn: Connection, end: ConnectionEnd): boolean {
+  /**
+   * A TCP connection ended. Idempotent: returns false if it had already ended. A refused or timed-out
+   * backend connect counts as a passive health failure.
+   */
+  endConnection(conn: Connection, end: ConnectionEnd, now: number): boolean {
     if (conn.end !== null) return false;
     conn.end = end;
     const l = conn.listener;
@@ -329,6 +390,14 @@ export class RelayCore {
     l.counters.connectionsEnded[end]++;
     conn.backend.flows--;
     if (end === "refused") conn.backend.counters.refusals++;
+    if (end === "refused" || end === "connect_timeout") {
+      this.#passiveFailure(
+        conn.cluster,
+        conn.backend,
+        end === "refused" ? "connect refused" : "connect timeout",
+        now,
+      );
+    }
     this.#connections.delete(conn);
     if (l.removed && l.flows === 0) this.#forgetListener(l);
     return true;

@@ -6,6 +6,7 @@
  */
 
 import type { Cidr, SocketAddress } from "./address.ts";
+import type { HealthSettings } from "./health.ts";
 
 /** How a cluster picks a backend for a new flow. `external` means the shell resolves it asynchronously. */
 export type BalancerKind =
@@ -74,6 +75,8 @@ export interface ClusterConfig {
   readonly idleTimeout: number;
   /** TCP: PROXY protocol version sent when `proxyProtocol` is not "off" (UDP always uses v2). */
   readonly proxyProtocolVersion: 1 | 2;
+  /** Active probes and passive failure detection. */
+  readonly health: HealthSettings;
   readonly backends: readonly BackendConfig[];
 }
 

@@ -321,7 +321,7 @@ export class TcpRelay {
     } catch { /* already gone */ }
     if ((end === "refused" || end === "connect_timeout") && !link.clientClosed) this.#linger(link);
     else this.#unlinger(link, true);
-    this.#core.endConnection(link.conn, end);
+    this.#core.endConnection(link.conn, end, this.#clock());
     if (this.#core.hasEvents) {
       try {
         this.#pump?.();

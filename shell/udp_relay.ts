@@ -12,6 +12,7 @@
 import type { SocketAddress } from "../core/address.ts";
 import { type Flow, FlowState } from "../core/flow.ts";
 import type { Listener } from "../core/listener.ts";
+import type { HealthChange } from "../core/health.ts";
 import type { RelayCore } from "../core/relay_core.ts";
 import { type ListenerSocket, Sent, type UdpSockets, type UpstreamSocket } from "./udp_sockets.ts";
 
@@ -34,6 +35,8 @@ class FlowLink {
 export interface UdpRelayHooks {
   /** An upstream socket could not be opened. */
   upstreamFailed?(flow: Flow, error: unknown): void;
+  /** A backend's health status changed (once per transition). */
+  health?(cluster: string, backend: string, change: HealthChange): void;
 }
 
 /** Drives one RelayCore's UDP listeners over one runtime's sockets. */
@@ -106,7 +109,7 @@ export class UdpRelay {
   #toBackend(flow: Flow, link: FlowLink, payload: Uint8Array): void {
     if (link.up !== null) {
       const res = link.up.send(payload);
-      if (res !== Sent.Ok) this.#core.sendFailed(flow, true, res === Sent.Refused);
+      if (res !== Sent.Ok) this.#core.sendFailed(flow, true, res === Sent.Refused, this.#clock());
     } else if (link.queue !== null) {
       // The receive buffer is reused: keep a copy until the socket is open.
       link.queue.push(payload.slice());
@@ -125,7 +128,7 @@ export class UdpRelay {
         if (!link.closed) this.#core.replyTruncated(flow);
       },
       error: (refused) => {
-        if (!link.closed) this.#core.sendFailed(flow, true, refused);
+        if (!link.closed) this.#core.sendFailed(flow, true, refused, this.#clock());
       },
     }).then((up) => {
       if (link.closed) return up.close();
@@ -137,7 +140,7 @@ export class UdpRelay {
     }, (error) => {
       link.queue = null;
       this.#hooks.upstreamFailed?.(flow, error);
-      this.#core.sendFailed(flow, true, false);
+      this.#core.sendFailed(flow, true, false, this.#clock());
       this.#core.close(flow, "aborted");
       this.pump();
     });
@@ -149,7 +152,7 @@ export class UdpRelay {
     const core = this.#core;
     const flow = link.flow;
     if (!core.fromBackend(flow, data.byteLength, this.#clock())) return;
-    if (link.socket.sendTo(data, link.peer) !== Sent.Ok) core.sendFailed(flow, false, false);
+    if (link.socket.sendTo(data, link.peer) !== Sent.Ok) core.sendFailed(flow, false, false, this.#clock());
     if (core.hasEvents) this.pump();
   }
 
@@ -169,6 +172,7 @@ export class UdpRelay {
           link.up?.close();
         }
       } else if (e.kind === "resolve") this.#resolve(e.flow);
+      else if (e.kind === "health") this.#hooks.health?.(e.cluster, e.backend.key, e.change);
       else if (e.listener.config.protocol === "udp") this.unbind(e.listener);
       else this.#onListenerDone?.(e.listener);
     }

@@ -10,6 +10,7 @@ import {
 } from "../core/config.ts";
 import { DEFAULT_CONFIG_TOML } from "../core/default_config.ts";
 import type { FerryConfig } from "../core/types.ts";
+import { DEFAULT_HEALTH } from "../core/health.ts";
 
 /** Validates, expecting success. */
 function ok(raw: unknown): FerryConfig {
@@ -121,6 +122,7 @@ describe("validateConfig: defaults", () => {
       connectTimeout: 5_000,
       idleTimeout: 600_000,
       proxyProtocolVersion: 2,
+      health: DEFAULT_HEALTH,
       backends: [
         { address: { ip: "10.0.0.1", port: 7001, family: 4 }, weight: 1, state: "up" },
         { address: { ip: "10.0.0.2", port: 7001, family: 4 }, weight: 1, state: "up" },
@@ -153,6 +155,43 @@ describe("validateConfig: defaults", () => {
       "clusters.t.connect_timeout",
       "clusters.t.idle_timeout",
       "clusters.t.proxy_protocol_version",
+    ]);
+  });
+
+  test("health: a udp check needs a payload; payloads and expectations decode; errors name the key", () => {
+    const h = ok({
+      clusters: {
+        g: {
+          health: {
+            mode: "udp",
+            send: "\\xff\\xff\\xff\\xffTSource Engine Query\\x00",
+            expect_prefix: "\\xff\\xff\\xff\\xffI",
+            interval: "2s",
+            fall: 2,
+          },
+        },
+      },
+    }).clusters[0].health;
+    assert.equal(h.mode, "udp");
+    assert.equal(h.send?.length, 25);
+    assert.deepEqual([...(h.send ?? []).slice(0, 5)], [0xff, 0xff, 0xff, 0xff, 0x54]);
+    assert.deepEqual(h.expect, { kind: "prefix", bytes: new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x49]) });
+    assert.equal(h.interval, 2000);
+    const errors = bad({
+      clusters: {
+        a: { health: { mode: "udp" } },
+        b: { health: { mode: "tcp", send: "\\xzz", expect_regex: "(", max_fails: -1, intreval: "1s" } },
+        c: { health: { expect: "a", expect_prefix: "b", send: "x", send_hex: "01" } },
+      },
+    });
+    assert.deepEqual(errors.map((e) => e.path).sort(), [
+      "clusters.a.health.send",
+      "clusters.b.health.expect_regex",
+      "clusters.b.health.intreval",
+      "clusters.b.health.max_fails",
+      "clusters.b.health.send",
+      "clusters.c.health",
+      "clusters.c.health.send_hex",
     ]);
   });
 

@@ -323,7 +323,7 @@ class World {
       }
       case "sendFailed": {
         const f = this.flow(op.f);
-        if (f !== undefined) core.sendFailed(f, op.toBackend, op.refused);
+        if (f !== undefined) core.sendFailed(f, op.toBackend, op.refused, this.now);
         return;
       }
       case "disconnect": {
@@ -381,6 +381,8 @@ class World {
         assert.ok(e.listener.removed && e.listener.flows === 0, "listener_done too early");
         assert.ok(!this.done.has(e.listener), "two listener_done events");
         this.done.add(e.listener);
+      } else if (e.kind === "health") {
+        assert.notEqual(e.change.from, e.change.to, "a health event that changes nothing");
       } else assert.equal(e.flow.state, FlowState.AwaitingBackend, "resolve event for a flow not awaiting");
     }
     this.track();

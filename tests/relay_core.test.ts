@@ -453,8 +453,8 @@ describe("send failures", () => {
   test("counted against the listener, the flow's quality and the backend", () => {
     const { core, l } = setup();
     const f = flowOf(core.fromClient(l, "1.1.1.1", 1, D, 0));
-    core.sendFailed(f, true, true);
-    core.sendFailed(f, false, false);
+    core.sendFailed(f, true, true, 1);
+    core.sendFailed(f, false, false, 2);
     assert.equal(l.counters.drops.send_error, 2);
     assert.equal(f.backend?.counters.refusals, 1);
     assert.equal(f.backend?.counters.sendErrors, 1);

@@ -385,6 +385,8 @@ class Sim {
     if (r < 92.8) return this.opDrain();
     if (r < 93.2) return this.opCloseAll();
     if (r < 94.5) return this.opCloseBackendFlows();
+    if (r < 96.5) return this.opProbe();
+    if (r < 97) return this.opHealthTick();
     return this.opQuality();
   }
 
@@ -416,6 +418,12 @@ class Sim {
         this.held.delete(f);
         this.recentClosed.push(f);
         if (this.recentClosed.length > 24) this.recentClosed.shift();
+      } else if (e.kind === "health") {
+        const { change, backend } = e;
+        if (change.from === change.to) {
+          assert.fail(`health event ${e.cluster} ${backend.key}: ${change.from} → ${change.to}`);
+        }
+        this.hit(`health:${change.to}`);
       } else if (e.kind === "resolve") {
         const f = e.flow;
         if (this.expectResolve !== f) assert.fail(`unexpected resolve event for ${describeFlow(f)}`);
@@ -449,6 +457,14 @@ class Sim {
 
   checkInvariants(): void {
     const core = this.core;
+    for (const c of core.clusters()) {
+      for (const b of c.backends) {
+        const want = b.adminState !== "up" ? b.adminState : b.health.status === "down" ? "down" : "up";
+        if (b.state !== want) {
+          assert.fail(`${b.key}: state ${b.state}, admin ${b.adminState}, health ${b.health.status}`);
+        }
+      }
+    }
     const live = this.live;
     eq(live.length, core.flowCount, "core.flowCount != size of core.flows()");
     const perListener = new Map<Listener, number>();
@@ -1010,7 +1026,7 @@ class Sim {
     const dropped = f.quality.dropped + 1;
     const halved = handled > LOSS_WINDOW; // the loss window halves both counters
     const state = f.state;
-    this.core.sendFailed(f, toBackend, refused);
+    this.core.sendFailed(f, toBackend, refused, this.now);
     delta("sendFailed", before, { drops: { send_error: 1 } });
     if (b !== null) {
       const want: Record<string, number> = toBackend ? { sendErrors: 1, refusals: refused ? 1 : 0 } : {};
@@ -1019,6 +1035,36 @@ class Sim {
     eq(f.state, state, "sendFailed changed the flow state");
     eq(f.quality.dropped, halved ? dropped >>> 1 : dropped, "sendFailed: quality.dropped");
     eq(f.quality.handled, halved ? handled >>> 1 : handled, "sendFailed: quality.handled");
+  }
+
+  opProbe(): void {
+    const name = this.pick(CLUSTER_NAMES);
+    const c = this.core.cluster(name);
+    if (c === undefined || c.backends.length === 0) return;
+    const b = this.pick(c.backends);
+    const error = this.chance(0.5) ? null : "timeout";
+    this.label(`probeResult ${name} ${b.key} ${error ?? "ok"}`);
+    const status = b.health.status;
+    const h = c.config.health;
+    const streak = error === null ? b.health.okStreak + 1 : b.health.failStreak + 1;
+    this.core.probeResult(name, b.key, error, this.now);
+    const want = error === null
+      ? (status === "down" && streak >= h.rise ? "up" : status)
+      : (status === "up" && streak >= h.fall ? "down" : status);
+    eq(b.health.status, want, `probe ${b.key}: health status`);
+    if (want !== status) this.hit(`probe:${want}`);
+  }
+
+  opHealthTick(): void {
+    this.label("healthTick");
+    this.core.healthTick(this.now);
+    for (const c of this.core.clusters()) {
+      for (const b of c.backends) {
+        if (b.health.passiveUntil >= 0 && b.health.passiveUntil <= this.now) {
+          assert.fail(`healthTick left ${b.key}'s passive window (until ${b.health.passiveUntil}) open`);
+        }
+      }
+    }
   }
 
   opDisconnect(): void {
@@ -1116,7 +1162,10 @@ class Sim {
     this.label(`setBackendState ${name} ${key} ${state}`);
     const b = this.core.cluster(name)?.backend(key);
     eq(this.core.setBackendState(name, key, state), b !== undefined);
-    if (b !== undefined) eq(b.state, state);
+    if (b === undefined) return;
+    eq(b.adminState, state);
+    // An operator's "up" still yields to health: a backend health has marked down stays down.
+    eq(b.state, state === "up" && b.health.status === "down" ? "down" : state);
   }
 
   opSetListener(): void {
@@ -1239,6 +1288,10 @@ const MUST_HIT = [
   "resolve:refused",
   "resolve:stale",
   "listener_done",
+  "health:down",
+  "health:up",
+  "probe:down",
+  "probe:up",
   ...["truncated", "no_backend", "invalid", "shed"].map((d) => `drop:${d}`),
   ...CLOSE_REASONS.map((r) => `closed:${r}`),
 ];

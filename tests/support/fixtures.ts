@@ -5,6 +5,7 @@
  */
 
 import { parseSocketAddress, type SocketAddress } from "../../core/address.ts";
+import { DEFAULT_HEALTH } from "../../core/health.ts";
 import type {
   BackendConfig,
   BackendState,
@@ -42,6 +43,7 @@ export function cluster(over: Partial<ClusterConfig> = {}, count = 3): ClusterCo
     connectTimeout: 5000,
     idleTimeout: 600_000,
     proxyProtocolVersion: 2,
+    health: DEFAULT_HEALTH,
     backends: Array.from({ length: count }, (_, i) => backend(`10.0.0.${i + 1}:9000`)),
     ...over,
   };
