@@ -453,13 +453,18 @@ export class RelayCore {
     if (at !== Infinity) this.#heap.push(at, flow);
   }
 
-  /** The earliest time `onTimeout` has work, or Infinity. Always later than the `now` of the last onTimeout. */
+  /**
+   * The earliest time `onTimeout` has work (a flow's deadline, or the end of a passive health window), or
+   * Infinity. Always later than the `now` of the last onTimeout.
+   */
   nextDeadline(): number {
-    return this.#heap.peek();
+    const flows = this.#heap.peek();
+    return flows < this.#healthExpiry ? flows : this.#healthExpiry;
   }
 
-  /** Closes every flow whose deadline is at or before `now`. */
+  /** Closes every flow whose deadline is at or before `now`, and ends passive health windows that are over. */
   onTimeout(now: number): void {
+    this.healthTick(now);
     let flow: Flow | undefined;
     while ((flow = this.#heap.popDue(now)) !== undefined) {
       const at = flow.deadline();

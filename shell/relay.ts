@@ -11,6 +11,7 @@ import { RelayCore } from "../core/relay_core.ts";
 import type { FerryConfig, ListenerConfig } from "../core/types.ts";
 import { TcpRelay } from "./tcp_relay.ts";
 import type { TcpSockets } from "./tcp_sockets.ts";
+import { HealthProber } from "./health_probes.ts";
 import { type Clock, UdpRelay, type UdpRelayHooks } from "./udp_relay.ts";
 import type { UdpSockets } from "./udp_sockets.ts";
 
@@ -43,6 +44,7 @@ export class Relay {
   readonly core: RelayCore;
   readonly udp: UdpRelay;
   readonly tcp: TcpRelay;
+  readonly health: HealthProber;
   readonly platform: Platform;
   readonly #reusePort: boolean;
   #config: FerryConfig;
@@ -58,6 +60,13 @@ export class Relay {
     // The core's events are drained by the UDP driver; TCP endings queue some (a removed listener's last
     // connection), so the TCP driver asks for a pump after them.
     this.tcp.setEventPump(() => this.udp.pump());
+    this.health = new HealthProber(
+      this.core,
+      platform.udp,
+      platform.tcp,
+      platform.clock,
+      () => this.udp.pump(),
+    );
   }
 
   /** Starts a relay on `config`: binds every listener, or closes what it bound and throws. */
@@ -69,6 +78,7 @@ export class Relay {
       relay.stop();
       throw e;
     }
+    relay.health.sync();
     return relay;
   }
 
@@ -122,6 +132,7 @@ export class Relay {
       throw e;
     }
     this.#config = next;
+    this.health.sync();
     this.udp.pump();
   }
 
@@ -153,6 +164,7 @@ export class Relay {
 
   /** Closes every socket and timer at once. */
   stop(): void {
+    this.health.stop();
     this.udp.stop();
     this.tcp.stop();
   }
