@@ -4,7 +4,12 @@
 import { execSync } from "node:child_process";
 import { existsSync } from "node:fs";
 
-const need = ["node_modules/.bin/deno", "node_modules/.bin/bun", "node_modules/hono", "node_modules/smol-toml"];
+const need = [
+  "node_modules/.bin/deno",
+  "node_modules/.bin/bun",
+  "node_modules/hono",
+  "node_modules/smol-toml",
+];
 if (need.some((p) => !existsSync(p))) {
   console.error("ferry: installing the pinned deno, bun and dependencies (npm ci)...");
   execSync("npm ci --no-audit --no-fund", { stdio: "inherit" });

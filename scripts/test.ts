@@ -1,6 +1,9 @@
 // Whole-suite test command: `deno task test [options] [paths...]`.
 //
-// Steps: deno fmt --check, deno lint, deno check, then the suite under Deno and under Bun.
+// Steps: deno fmt --check, deno lint, deno check, then the binary (bun build --compile main.ts
+// --outfile dist/ferry, which tests/e2e_relay.test.ts runs under Deno), then the suite under Deno and
+// under Bun. A failed build counts as 1 failed step, like a failed check, and the suites still run (the
+// binary's tests are then skipped: a stale dist/ferry is removed before building, never tested).
 // Counts come from each runtime's JUnit report, as leaf tests, so both runtimes are comparable:
 // - Bun nests describe() blocks as <testsuite>; every <testcase> is a leaf.
 // - Deno reports a describe() as a test with steps, and lists parents *and* steps as <testcase>,
@@ -11,7 +14,7 @@
 // (crash, load error, no report at all) counts 1 failed; Bun's "N errors" (errors outside tests,
 // which its report leaves out) are added as failures.
 //
-// Options: --deno-only, --bun-only, --no-checks, --checks-only, --filter <name> (deno --filter /
+// Options: --deno-only, --bun-only, --no-checks, --checks-only, --no-build, --filter <name> (deno --filter /
 // bun -t; Deno matches only top-level test/describe names, so filter by those); other arguments
 // are test paths (default: tests/). The last line printed is "N passed, M failed".
 
@@ -28,6 +31,7 @@ const denoOnly = flag("--deno-only");
 const bunOnly = flag("--bun-only");
 const noChecks = flag("--no-checks");
 const checksOnly = flag("--checks-only");
+const noBuild = flag("--no-build");
 let filter: string | undefined;
 const fi = args.indexOf("--filter");
 if (fi >= 0) [, filter] = args.splice(fi, 2);
@@ -50,6 +54,9 @@ const exists = (p: string) => {
     return false;
   }
 };
+
+/** The bun executable: the pinned one in node_modules, else whatever "bun" is on the PATH. */
+const bunPath = () => (exists("node_modules/.bin/bun") ? `${root}node_modules/.bin/bun` : "bun");
 
 /** Runs a command with output streamed to the terminal; returns the exit code and, if asked, the text. */
 async function run(cmd: string, cmdArgs: string[], capture = false): Promise<{ code: number; text: string }> {
@@ -128,10 +135,12 @@ async function suite(name: "deno" | "bun") {
     const f = filter ? ["--filter", filter] : [];
     res = await run(deno, ["test", "-A", `--junit-path=${report}`, ...f, ...paths]);
   } else {
-    const local = `${root}node_modules/.bin/bun`;
-    const bun = exists("node_modules/.bin/bun") ? local : "bun";
     const f = filter ? ["-t", filter] : [];
-    res = await run(bun, ["test", "--reporter=junit", `--reporter-outfile=${report}`, ...f, ...paths], true);
+    res = await run(
+      bunPath(),
+      ["test", "--reporter=junit", `--reporter-outfile=${report}`, ...f, ...paths],
+      true,
+    );
   }
   let xml = "";
   try {
@@ -169,7 +178,24 @@ if (!noChecks) {
     });
   }
 }
+/** Builds dist/ferry, the compiled binary the end-to-end tests run too; a failure is 1 failed step. */
+async function build() {
+  try {
+    Deno.removeSync(`${root}dist/ferry`); // a failed build must not leave an older binary to be tested
+  } catch { /* none yet */ }
+  const { code } = await run(bunPath(), ["build", "--compile", "main.ts", "--outfile", "dist/ferry"]);
+  const ok = code === 0 && exists("dist/ferry");
+  rows.push({
+    name: "build",
+    passed: 0,
+    failed: ok ? 0 : 1,
+    skipped: 0,
+    note: ok ? "dist/ferry" : code ? `exit code ${code}` : "no dist/ferry written",
+  });
+}
+
 if (!checksOnly) {
+  if (!noBuild) await build();
   if (!bunOnly) await suite("deno");
   if (!denoOnly) await suite("bun");
 }
