@@ -34,6 +34,7 @@ import {
   BALANCER_NAMES,
   type BalancerKind,
   type ClusterConfig,
+  type Datapath,
   type FerryConfig,
   type ListenerConfig,
   type LogLevel,
@@ -86,7 +87,8 @@ const BACKEND_STATES: readonly BackendState[] = ["up", "down", "draining"];
 
 // The keys each table accepts, in the order configToToml writes them.
 const TOP_KEYS = ["relay", "admin", "listeners", "clusters"] as const;
-const RELAY_KEYS = ["grace_period", "workers", "log_level", "log_format"] as const;
+const RELAY_KEYS = ["grace_period", "workers", "log_level", "log_format", "datapath"] as const;
+const DATAPATHS: readonly Datapath[] = ["auto", "native", "runtime"];
 const ADMIN_KEYS = ["listen", "token"] as const;
 const LISTENER_KEYS = [
   "name",
@@ -96,6 +98,7 @@ const LISTENER_KEYS = [
   "max_flows",
   "max_datagram_size",
   "sources",
+  "datapath",
 ] as const;
 const SOURCES_KEYS = ["reject", "deny", "allow"] as const;
 const CLUSTER_KEYS = [
@@ -472,12 +475,12 @@ function checkRelay(c: Checker, value: unknown): RelaySettings | undefined {
   const workers = c.integer(own(t, "workers"), "relay.workers", 1, 1, MAX_WORKERS);
   const logLevel = c.choice(own(t, "log_level"), "relay.log_level", LOG_LEVELS, "info");
   const logFormat = c.choice(own(t, "log_format"), "relay.log_format", LOG_FORMATS, "auto");
+  const datapath = c.choice(own(t, "datapath"), "relay.datapath", DATAPATHS, "auto");
   if (
-    gracePeriod === undefined || workers === undefined || logLevel === undefined || logFormat === undefined
-  ) {
-    return undefined;
-  }
-  return { gracePeriod, workers, logLevel, logFormat };
+    gracePeriod === undefined || workers === undefined || logLevel === undefined || logFormat === undefined ||
+    datapath === undefined
+  ) return undefined;
+  return { gracePeriod, workers, logLevel, logFormat, datapath };
 }
 
 function checkAdmin(c: Checker, value: unknown): AdminConfig | undefined {
@@ -563,14 +566,15 @@ function checkListener(
     );
   }
   const sources = checkSources(c, own(value, "sources"), `${path}.sources`);
+  const datapath = c.choice(own(value, "datapath"), `${path}.datapath`, DATAPATHS, "auto");
   if (
     name === undefined || protocol === undefined || address === undefined || cluster === undefined ||
     !clusterNames.has(cluster) || maxFlows === undefined || maxDatagramSize === undefined ||
-    sources === undefined
+    sources === undefined || datapath === undefined
   ) {
     return undefined;
   }
-  return { name, protocol, address, cluster, maxFlows, maxDatagramSize, sources };
+  return { name, protocol, address, cluster, maxFlows, maxDatagramSize, sources, datapath };
 }
 
 function checkHealth(c: Checker, value: unknown, path: string): HealthSettings | undefined {
@@ -921,6 +925,7 @@ export function configToToml(config: FerryConfig): string {
       workers: config.relay.workers,
       log_level: config.relay.logLevel,
       log_format: config.relay.logFormat,
+      datapath: config.relay.datapath,
     },
     admin: { listen: formatSocketAddress(config.admin.listen), token: config.admin.token },
     listeners: config.listeners.map((l) => {
@@ -938,6 +943,7 @@ export function configToToml(config: FerryConfig): string {
         deny: l.sources.deny.map(formatCidr),
         allow: l.sources.allow.map(formatCidr),
       };
+      out.datapath = l.datapath;
       return out;
     }),
     clusters: Object.fromEntries(config.clusters.map((cl) => [cl.name, {

@@ -21,6 +21,7 @@ grace_period = "30s"        # on SIGTERM/SIGINT: stop admitting, let flows run t
 workers = 1                 # relay workers sharing each port (SO_REUSEPORT)
 log_level = "info"          # debug, info, warning or error
 log_format = "auto"         # "auto" (text on a terminal, JSON lines otherwise), "text" or "json"
+datapath = "auto"           # UDP data path: "native" (libc, batched syscalls), "runtime" or "auto"
 
 [admin]
 listen = "127.0.0.1:9901"   # admin HTTP API; keep it on loopback unless a token is set

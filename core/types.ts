@@ -91,6 +91,12 @@ export interface SourcePolicy {
   readonly allow: readonly Cidr[];
 }
 
+/**
+ * Which UDP data path serves a listener: the native Linux path (libc through FFI, batched syscalls), the
+ * runtime's socket API, or `auto` (native where libc loads on Linux x86_64/aarch64, else runtime).
+ */
+export type Datapath = "auto" | "native" | "runtime";
+
 /** A listening socket and where its traffic goes. */
 export interface ListenerConfig {
   readonly name: string;
@@ -102,6 +108,8 @@ export interface ListenerConfig {
   /** Larger datagrams are dropped as Truncated. */
   readonly maxDatagramSize: number;
   readonly sources: SourcePolicy;
+  /** UDP data path for this listener; "auto" follows `relay.datapath`. */
+  readonly datapath: Datapath;
 }
 
 /** The admin API's settings. */
@@ -122,6 +130,8 @@ export interface RelaySettings {
   readonly logLevel: LogLevel;
   /** "auto": readable lines on a terminal, JSON lines otherwise. */
   readonly logFormat: "auto" | "text" | "json";
+  /** The UDP data path of listeners that say "auto". */
+  readonly datapath: Datapath;
 }
 
 /** A whole validated configuration. */

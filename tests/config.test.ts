@@ -106,6 +106,7 @@ describe("validateConfig: defaults", () => {
       maxFlows: 0,
       maxDatagramSize: 1500,
       sources: { reject: ["port0", "unspecified", "multicast", "broadcast"], deny: [], allow: [] },
+      datapath: "auto",
     });
     assert.deepEqual(c.clusters[0], {
       name: "game",
@@ -131,7 +132,13 @@ describe("validateConfig: defaults", () => {
   });
 
   test("relay defaults, and relay keys are checked", () => {
-    assert.deepEqual(ok({}).relay, { gracePeriod: 30_000, workers: 1, logLevel: "info", logFormat: "auto" });
+    assert.deepEqual(ok({}).relay, {
+      gracePeriod: 30_000,
+      workers: 1,
+      logLevel: "info",
+      logFormat: "auto",
+      datapath: "auto",
+    });
     const errors = bad({
       relay: { grace_period: "soon", workers: 0, log_level: "loud", log_fromat: "json" },
     });

@@ -59,6 +59,7 @@ export function listener(over: Partial<ListenerConfig> = {}): ListenerConfig {
     maxFlows: 0,
     maxDatagramSize: 1500,
     sources: { reject: ["port0", "unspecified", "multicast", "broadcast"], deny: [], allow: [] },
+    datapath: "auto",
     ...over,
   };
 }
@@ -69,7 +70,7 @@ export function config(
   listeners: ListenerConfig[] = [listener()],
 ): FerryConfig {
   return {
-    relay: { gracePeriod: 30_000, workers: 1, logLevel: "info", logFormat: "auto" },
+    relay: { gracePeriod: 30_000, workers: 1, logLevel: "info", logFormat: "auto", datapath: "auto" },
     admin: { listen: addr("127.0.0.1:9901"), token: "" },
     listeners,
     clusters,
