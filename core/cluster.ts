@@ -63,12 +63,11 @@ export class Cluster {
     this.backends = next;
     if (
       this.#balancer === null || prev.balancer !== config.balancer || prev.hashSeed !== config.hashSeed ||
-      prev.maglevTableSize !== config.maglevTableSize
+      prev.maglevTableSize !== config.maglevTableSize || prev.external?.fallback !== config.external?.fallback
     ) {
-      // An external cluster's own backends serve only as the fallback when its resolver has no answer:
-      // rendezvous hashing, so every instance falls back alike without building a table.
-      const kind = config.balancer === "external" ? "rendezvous" : config.balancer;
-      this.#balancer = createBalancer(kind, {
+      // An external cluster's own backends serve only as the fallback when its resolver has no answer.
+      const kind = config.balancer === "external" ? (config.external?.fallback ?? "drop") : config.balancer;
+      this.#balancer = kind === "drop" ? null : createBalancer(kind, {
         hashSeed: config.hashSeed,
         maglevTableSize: config.maglevTableSize,
       });

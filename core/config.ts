@@ -35,10 +35,13 @@ import {
   type BalancerKind,
   type ClusterConfig,
   type Datapath,
+  type ExternalRouting,
   type FerryConfig,
+  type FleetSettings,
   type ListenerConfig,
   type LogLevel,
   type ProxyProtocolMode,
+  type RedisSettings,
   type RelaySettings,
   type SourceClass,
   type SourcePolicy,
@@ -86,7 +89,7 @@ const PROXY_MODES: readonly ProxyProtocolMode[] = ["off", "first", "every"];
 const BACKEND_STATES: readonly BackendState[] = ["up", "down", "draining"];
 
 // The keys each table accepts, in the order configToToml writes them.
-const TOP_KEYS = ["relay", "admin", "listeners", "clusters"] as const;
+const TOP_KEYS = ["relay", "admin", "redis", "fleet", "listeners", "clusters"] as const;
 const RELAY_KEYS = ["grace_period", "workers", "log_level", "log_format", "datapath"] as const;
 const DATAPATHS: readonly Datapath[] = ["auto", "native", "runtime"];
 const ADMIN_KEYS = ["listen", "token"] as const;
@@ -116,8 +119,15 @@ const CLUSTER_KEYS = [
   "idle_timeout",
   "proxy_protocol_version",
   "health",
+  "redis_key",
+  "redis_fallback",
+  "redis_cache",
   "backends",
 ] as const;
+const FILE_BALANCERS = [...BALANCER_NAMES, "redis"] as const;
+const FALLBACKS = [...BALANCER_NAMES, "drop"] as const;
+const REDIS_KEYS = ["url", "disconnect_channel", "timeout"] as const;
+const FLEET_KEYS = ["instance", "prefix", "heartbeat"] as const;
 const HEALTH_KEYS = [
   "mode",
   "interval",
@@ -687,12 +697,10 @@ function checkCluster(c: Checker, name: string, value: unknown, path: string): C
   }
   c.unknownKeys(value, path, CLUSTER_KEYS);
   const at = (key: string) => `${path}.${key}`;
-  const balancer = c.choice<BalancerKind>(
-    own(value, "balancer"),
-    at("balancer"),
-    BALANCER_NAMES,
-    "round_robin",
-  );
+  const fileBalancer = c.choice(own(value, "balancer"), at("balancer"), FILE_BALANCERS, "round_robin");
+  // A file's "redis" is the core's "external": the shell resolves each new flow's backend.
+  const balancer: BalancerKind | undefined = fileBalancer === "redis" ? "external" : fileBalancer;
+  const external = checkExternal(c, value, path, name, fileBalancer === "redis");
   const affinity = c.choice(own(value, "affinity"), at("affinity"), AFFINITIES, "ip_port");
   const requests = c.integer(own(value, "requests"), at("requests"), 0, 0, MAX_UINT32);
   const responses = c.integer(own(value, "responses"), at("responses"), 0, 0, MAX_UINT32);
@@ -746,7 +754,7 @@ function checkCluster(c: Checker, name: string, value: unknown, path: string): C
     proxyProtocol === undefined || hashSeed === undefined || failOpen === undefined ||
     maglevTableSize === undefined || backends === undefined || connectTimeout === undefined ||
     connectTimeout === 0 || idleTimeout === undefined || proxyProtocolVersion === undefined ||
-    health === undefined
+    health === undefined || external === undefined
   ) {
     return undefined;
   }
@@ -766,8 +774,70 @@ function checkCluster(c: Checker, name: string, value: unknown, path: string): C
     idleTimeout,
     proxyProtocolVersion,
     health,
+    external,
     backends,
   };
+}
+
+/** The routing keys of a `balancer = "redis"` cluster (null for any other balancer). */
+function checkExternal(
+  c: Checker,
+  value: Table,
+  path: string,
+  name: string,
+  isRedis: boolean,
+): ExternalRouting | null | undefined {
+  const at = (key: string) => `${path}.${key}`;
+  if (!isRedis) {
+    for (const key of ["redis_key", "redis_fallback", "redis_cache"]) {
+      if (own(value, key) !== undefined) c.error(at(key), 'only applies to balancer = "redis"');
+    }
+    return null;
+  }
+  const key = c.string(own(value, "redis_key"), at("redis_key"), `ferry:backend:${name}`);
+  if (key === "") c.error(at("redis_key"), "must not be empty");
+  const fallback = c.choice(own(value, "redis_fallback"), at("redis_fallback"), FALLBACKS, "drop");
+  const cacheMs = c.duration(own(value, "redis_cache"), at("redis_cache"), 0);
+  if (key === undefined || key === "" || fallback === undefined || cacheMs === undefined) return undefined;
+  return { key, fallback, cacheMs };
+}
+
+function checkRedis(c: Checker, value: unknown): RedisSettings | undefined {
+  const t = c.table(value, "redis") ?? (value === undefined ? {} : undefined);
+  if (t === undefined) return undefined;
+  c.unknownKeys(t, "redis", REDIS_KEYS);
+  const url = c.string(own(t, "url"), "redis.url", "");
+  if (url !== undefined && url !== "" && !/^rediss?:\/\/[^\s/]+(\/\d+)?$/.test(url)) {
+    c.error("redis.url", `"${url}" is not a redis://host:port[/db] URL`);
+  }
+  const disconnectChannel = c.string(
+    own(t, "disconnect_channel"),
+    "redis.disconnect_channel",
+    "ferry:disconnect",
+  );
+  const timeout = c.duration(own(t, "timeout"), "redis.timeout", 200);
+  if (timeout === 0) c.error("redis.timeout", "must be more than 0");
+  if (url === undefined || disconnectChannel === undefined || timeout === undefined || timeout === 0) {
+    return undefined;
+  }
+  return { url, disconnectChannel, timeout };
+}
+
+function checkFleet(c: Checker, value: unknown): FleetSettings | undefined {
+  const t = c.table(value, "fleet") ?? (value === undefined ? {} : undefined);
+  if (t === undefined) return undefined;
+  c.unknownKeys(t, "fleet", FLEET_KEYS);
+  const instance = c.string(own(t, "instance"), "fleet.instance", "");
+  if (instance !== undefined && instance !== "" && !/^[A-Za-z0-9_.-]{1,64}$/.test(instance)) {
+    c.error("fleet.instance", `"${instance}" is not an instance name (1-64 of A-Z, a-z, 0-9, _ . -)`);
+  }
+  const prefix = c.string(own(t, "prefix"), "fleet.prefix", "ferry:fleet");
+  const heartbeat = c.duration(own(t, "heartbeat"), "fleet.heartbeat", 5000);
+  if (heartbeat !== undefined && heartbeat < 100) c.error("fleet.heartbeat", "must be at least 100ms");
+  if (instance === undefined || prefix === undefined || heartbeat === undefined || heartbeat < 100) {
+    return undefined;
+  }
+  return { instance, prefix, heartbeat };
 }
 
 function check(c: Checker, raw: unknown): FerryConfig | undefined {
@@ -778,6 +848,8 @@ function check(c: Checker, raw: unknown): FerryConfig | undefined {
   c.unknownKeys(raw, "", TOP_KEYS);
   const relay = checkRelay(c, own(raw, "relay"));
   const admin = checkAdmin(c, own(raw, "admin"));
+  const redis = checkRedis(c, own(raw, "redis"));
+  const fleet = checkFleet(c, own(raw, "fleet"));
 
   // Clusters first: listeners are checked against the names defined here, even those whose contents are bad,
   // so a broken cluster is reported once (at the cluster), not again at every listener that uses it.
@@ -835,7 +907,14 @@ function check(c: Checker, raw: unknown): FerryConfig | undefined {
     c.errors.length > 0 || relay === undefined || admin === undefined || listeners === undefined ||
     !clustersOk
   ) return undefined;
-  return { relay, admin, listeners, clusters };
+  if (redis !== undefined && redis.url === "") {
+    for (const cl of clusters) {
+      if (cl.balancer === "external") c.error(`clusters.${cl.name}.balancer`, '"redis" needs [redis] url');
+    }
+    if (fleet !== undefined && fleet.instance !== "") c.error("fleet.instance", "a fleet needs [redis] url");
+  }
+  if (c.errors.length > 0 || redis === undefined || fleet === undefined) return undefined;
+  return { relay, admin, redis, fleet, listeners, clusters };
 }
 
 /**
@@ -859,7 +938,7 @@ export function validateConfig(raw: unknown): ConfigResult {
   // sort is stable, so each section keeps its own order.
   const rank = (path: string) => {
     const top = path.split(/[.[]/, 1)[0];
-    return top === "relay" ? 1 : top === "admin" ? 2 : top === "listeners" ? 3 : top === "clusters" ? 4 : 0;
+    return ["relay", "admin", "redis", "fleet", "listeners", "clusters"].indexOf(top) + 1;
   };
   return { ok: false, errors: [...c.errors].sort((a, b) => rank(a.path) - rank(b.path)) };
 }
@@ -928,6 +1007,16 @@ export function configToToml(config: FerryConfig): string {
       datapath: config.relay.datapath,
     },
     admin: { listen: formatSocketAddress(config.admin.listen), token: config.admin.token },
+    redis: {
+      url: config.redis.url,
+      disconnect_channel: config.redis.disconnectChannel,
+      timeout: formatDuration(config.redis.timeout),
+    },
+    fleet: {
+      instance: config.fleet.instance,
+      prefix: config.fleet.prefix,
+      heartbeat: formatDuration(config.fleet.heartbeat),
+    },
     listeners: config.listeners.map((l) => {
       const out: Record<string, unknown> = {
         name: l.name,
@@ -947,7 +1036,12 @@ export function configToToml(config: FerryConfig): string {
       return out;
     }),
     clusters: Object.fromEntries(config.clusters.map((cl) => [cl.name, {
-      balancer: cl.balancer,
+      balancer: cl.balancer === "external" ? "redis" : cl.balancer,
+      ...(cl.external === null ? {} : {
+        redis_key: cl.external.key,
+        redis_fallback: cl.external.fallback,
+        redis_cache: formatDuration(cl.external.cacheMs),
+      }),
       affinity: cl.affinity,
       requests: cl.requests,
       responses: cl.responses,

@@ -40,6 +40,16 @@ export type ProxyProtocolMode = "off" | "first" | "every";
 /** A backend's administrative or health state. Only `up` backends receive new flows. */
 export type BackendState = "up" | "down" | "draining";
 
+/** How a cluster with `balancer = "redis"` routes: the shell reads `key` for each new flow. */
+export interface ExternalRouting {
+  /** The Redis key holding the backend "ip:port" (udp-gate: "udp_gate:backend"). */
+  readonly key: string;
+  /** When Redis has no usable answer: a balancer over the cluster's own backends, or "drop". */
+  readonly fallback: typeof BALANCER_NAMES[number] | "drop";
+  /** Cache a key's value this long (ms); 0 = one GET per new flow, as udp-gate does. */
+  readonly cacheMs: number;
+}
+
 /** One backend of a cluster, as configured. */
 export interface BackendConfig {
   readonly address: SocketAddress;
@@ -77,6 +87,8 @@ export interface ClusterConfig {
   readonly proxyProtocolVersion: 1 | 2;
   /** Active probes and passive failure detection. */
   readonly health: HealthSettings;
+  /** Set when `balancer` is "external" (a file's `balancer = "redis"`). */
+  readonly external: ExternalRouting | null;
   readonly backends: readonly BackendConfig[];
 }
 
@@ -121,6 +133,26 @@ export interface AdminConfig {
 /** Log verbosity. */
 export type LogLevel = "debug" | "info" | "warning" | "error";
 
+/** The Redis connection of routing, the disconnect channel and the fleet. */
+export interface RedisSettings {
+  /** "redis://host:port[/db]"; "" = no Redis. */
+  readonly url: string;
+  /** Channel whose messages ("ip:port" or "ip") close that client's flows; "" = not subscribed. */
+  readonly disconnectChannel: string;
+  /** A routing GET slower than this falls back (ms): a slow Redis never holds up other flows. */
+  readonly timeout: number;
+}
+
+/** A fleet of relays sharing backend changes and heartbeats through Redis. */
+export interface FleetSettings {
+  /** This instance's name; "" = not in a fleet. */
+  readonly instance: string;
+  /** Prefix of the fleet's keys and channel. */
+  readonly prefix: string;
+  /** How often this instance writes its heartbeat (ms); it expires after three. */
+  readonly heartbeat: number;
+}
+
 /** Process-wide settings. */
 export interface RelaySettings {
   /** How long a shutdown (SIGTERM/SIGINT) lets existing flows and connections run, in ms. */
@@ -138,6 +170,8 @@ export interface RelaySettings {
 export interface FerryConfig {
   readonly relay: RelaySettings;
   readonly admin: AdminConfig;
+  readonly redis: RedisSettings;
+  readonly fleet: FleetSettings;
   readonly listeners: readonly ListenerConfig[];
   readonly clusters: readonly ClusterConfig[];
 }

@@ -124,6 +124,7 @@ describe("validateConfig: defaults", () => {
       idleTimeout: 600_000,
       proxyProtocolVersion: 2,
       health: DEFAULT_HEALTH,
+      external: null,
       backends: [
         { address: { ip: "10.0.0.1", port: 7001, family: 4 }, weight: 1, state: "up" },
         { address: { ip: "10.0.0.2", port: 7001, family: 4 }, weight: 1, state: "up" },
@@ -199,6 +200,39 @@ describe("validateConfig: defaults", () => {
       "clusters.b.health.send",
       "clusters.c.health",
       "clusters.c.health.send_hex",
+    ]);
+  });
+
+  test("redis routing, the disconnect channel and the fleet", () => {
+    const c = ok({
+      redis: { url: "redis://127.0.0.1:6379" },
+      fleet: { instance: "edge-fra-1" },
+      clusters: { g: { balancer: "redis", redis_key: "udp_gate:backend", redis_fallback: "maglev" }, h: {} },
+    });
+    assert.deepEqual(c.redis, {
+      url: "redis://127.0.0.1:6379",
+      disconnectChannel: "ferry:disconnect",
+      timeout: 200,
+    });
+    assert.deepEqual(c.fleet, { instance: "edge-fra-1", prefix: "ferry:fleet", heartbeat: 5000 });
+    assert.equal(c.clusters[0].balancer, "external");
+    assert.deepEqual(c.clusters[0].external, { key: "udp_gate:backend", fallback: "maglev", cacheMs: 0 });
+    assert.equal(c.clusters[1].external, null);
+    const round = parseConfigToml(configToToml(c));
+    assert.ok(round.ok && round.config.clusters[0].balancer === "external");
+    const errors = bad({
+      redis: { url: "http://x" },
+      fleet: { instance: "bad name" },
+      clusters: { a: { balancer: "redis", redis_fallback: "nope" }, b: { redis_key: "k" } },
+    });
+    assert.deepEqual(errors.map((e) => e.path).sort(), [
+      "clusters.a.redis_fallback",
+      "clusters.b.redis_key",
+      "fleet.instance",
+      "redis.url",
+    ]);
+    assert.deepEqual(bad({ clusters: { a: { balancer: "redis" } } }).map((e) => e.path), [
+      "clusters.a.balancer",
     ]);
   });
 

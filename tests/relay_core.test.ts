@@ -376,11 +376,17 @@ describe("external resolution", () => {
   });
 
   test("null resolution falls back to the cluster's backends when it has some", () => {
-    const { core, l } = setup({ balancer: "external" }, {}, 2);
+    const external = { key: "k", fallback: "rendezvous" as const, cacheMs: 0 };
+    const { core, l } = setup({ balancer: "external", external }, {}, 2);
     const f = flowOf(core.fromClient(l, "1.1.1.1", 1, D, 0));
     assert.equal(f.state, FlowState.AwaitingBackend);
     assert.equal(core.resolved(f, null, 1), f);
     assert.ok(f.backend?.key.startsWith("10.0.0."));
+    // With fallback "drop", the same situation aborts the flow.
+    const drop = setup({ balancer: "external", external: { ...external, fallback: "drop" } }, {}, 2);
+    const g = flowOf(drop.core.fromClient(drop.l, "1.1.1.1", 1, D, 0));
+    assert.equal(drop.core.resolved(g, null, 1), null);
+    assert.equal(g.closeReason, "aborted");
   });
 });
 

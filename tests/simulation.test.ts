@@ -644,6 +644,11 @@ class Sim {
       hashSeed: this.int(3),
       failOpen: this.chance(0.5),
       maglevTableSize: this.pick(MAGLEV_SIZES),
+      external: balancer !== "external" ? null : {
+        key: "ferry:backend:x",
+        fallback: this.chance(0.3) ? "drop" : this.pick(BALANCER_NAMES),
+        cacheMs: 0,
+      },
       backends,
     });
   }
@@ -954,6 +959,7 @@ class Sim {
       this.hit("resolve:refused");
       // Refusal is right only without a cluster, or when falling back to a cluster that has nothing to give.
       const fallbackEmpty = cl === null || cl.backends.length === 0 ||
+        cl.config.external?.fallback === "drop" ||
         (usable.length === 0 && !cl.config.failOpen);
       if (!(cl === null || (!valid && fallbackEmpty))) assert.fail(`${what}: refused although routable`);
       return;

@@ -44,6 +44,7 @@ export function cluster(over: Partial<ClusterConfig> = {}, count = 3): ClusterCo
     idleTimeout: 600_000,
     proxyProtocolVersion: 2,
     health: DEFAULT_HEALTH,
+    external: null,
     backends: Array.from({ length: count }, (_, i) => backend(`10.0.0.${i + 1}:9000`)),
     ...over,
   };
@@ -72,6 +73,8 @@ export function config(
   return {
     relay: { gracePeriod: 30_000, workers: 1, logLevel: "info", logFormat: "auto", datapath: "auto" },
     admin: { listen: addr("127.0.0.1:9901"), token: "" },
+    redis: { url: "", disconnectChannel: "ferry:disconnect", timeout: 200 },
+    fleet: { instance: "", prefix: "ferry:fleet", heartbeat: 5000 },
     listeners,
     clusters,
   };
