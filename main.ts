@@ -38,10 +38,10 @@ import {
   writeStderr,
   writeStdout,
 } from "./shell/platform.ts";
-import { Relay } from "./shell/relay.ts";
-import { RelayControl } from "./shell/control.ts";
+import { type Running, startRelay } from "./shell/start.ts";
 import { type HttpServer, serve } from "./shell/serve.ts";
 import { checkAdminBinding, createAdminApp } from "./admin/app.ts";
+import type { StatusInfo } from "./admin/control.ts";
 import { VERSION } from "./shell/version.ts";
 
 const io: LoadIo = { readTextFile, env: getEnv };
@@ -87,11 +87,10 @@ function logConfigErrors(result: LoadResult & { ok: false }): void {
 }
 
 /** Logs a "listening" line per listener (all of them, or those not in `before`). */
-function logListeners(relay: Relay, before: ReadonlySet<string> = new Set()): void {
-  for (const l of relay.core.listeners()) {
-    const bound = relay.address(l.config.name);
-    const address = bound ? formatSocketAddress(bound) : "(unbound)";
-    const { name: listener, protocol, cluster } = l.config;
+function logListeners(status: StatusInfo, before: ReadonlySet<string> = new Set()): void {
+  for (const l of status.listeners) {
+    const address = l.address ?? "(unbound)";
+    const { name: listener, protocol, cluster } = l;
     if (before.has(`${listener} ${protocol} ${address}`)) continue;
     log.info("listening {listener} {protocol} {address} → {cluster}", {
       event: "listening",
@@ -103,13 +102,8 @@ function logListeners(relay: Relay, before: ReadonlySet<string> = new Set()): vo
   }
 }
 
-function listenerKeys(relay: Relay): Set<string> {
-  return new Set(
-    [...relay.core.listeners()].map((l) => {
-      const a = relay.address(l.config.name);
-      return `${l.config.name} ${l.config.protocol} ${a ? formatSocketAddress(a) : "(unbound)"}`;
-    }),
-  );
+function listenerKeys(status: StatusInfo): Set<string> {
+  return new Set(status.listeners.map((l) => `${l.name} ${l.protocol} ${l.address ?? "(unbound)"}`));
 }
 
 /** Flows the relay may hold for max_flows = 0: half the descriptors left after a reserve (TCP uses two). */
@@ -139,24 +133,47 @@ async function run(options: RunOptions): Promise<void> {
   if (first.overrides.length > 0) {
     log.info("overrides: {list}", { event: "overrides", list: first.overrides.join(", ") });
   }
-  if (config.relay.workers > 1) {
-    log.warning("relay.workers = {workers}: this build runs a single worker", {
-      workers: config.relay.workers,
-    });
-  }
 
-  let relay: Relay;
+  // Reloads (SIGHUP, POST /reload) and admin changes all go through the control, one after another.
+  let running: Running;
   try {
-    relay = await Relay.start(config, detectPlatform(), {
+    running = await startRelay(config, detectPlatform(), {
       seed: options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
       autoMaxFlows: await autoMaxFlows(),
-      hooks: {
-        upstreamFailed: (flow, error) =>
-          log.debug("upstream socket for flow {flow} to {backend} failed: {error}", {
-            flow: flow.id,
-            backend: flow.backend ? formatSocketAddress(flow.backend.address) : "(none)",
-            error: reason(error),
-          }),
+      log: { terminal: isTerminal("stderr"), noColor: (getEnv("NO_COLOR") ?? "") !== "" },
+      onWorkerDeath: (e) => {
+        // Its sockets may stay open unread, so part of every port would go unserved: let a supervisor
+        // restart the whole process instead.
+        log.error("relay worker failed, exiting: {error}", { event: "worker_failed", error: reason(e) });
+        exit(Exit.Failure);
+      },
+      control: {
+        version: VERSION,
+        runtimeVersion: runtimeVersion(),
+        configPath: first.file,
+        load: async () => {
+          const r = await load();
+          if (!r.ok) logConfigErrors(r);
+          return r;
+        },
+        now: Date.now,
+        memory: memoryUsage,
+        onApplied: (hash, persisted, applied) => {
+          config = applied;
+          configureLogs(config.relay.logLevel, config.relay.logFormat);
+          log.info("config applied ({hash}){persisted}", {
+            event: "config_applied",
+            hash: hash.slice(0, 12),
+            persisted: persisted ? ", saved to the config file" : "",
+          });
+          if (config.relay.workers !== running.workers) {
+            log.warning("relay.workers = {wanted} takes effect at the next start; {workers} running", {
+              event: "workers_unchanged",
+              wanted: config.relay.workers,
+              workers: running.workers,
+            });
+          }
+        },
       },
     });
   } catch (e) {
@@ -168,37 +185,21 @@ async function run(options: RunOptions): Promise<void> {
     });
     return exit(Exit.Failure);
   }
-  logListeners(relay);
-
-  // Reloads (SIGHUP, POST /reload) and admin changes all go through the control, one after another.
-  const control = new RelayControl(relay, {
-    version: VERSION,
-    runtimeVersion: runtimeVersion(),
-    configPath: first.file,
-    load: async () => {
-      const r = await load();
-      if (!r.ok) logConfigErrors(r);
-      return r;
-    },
-    now: Date.now,
-    memory: memoryUsage,
-    onApplied: (hash, persisted) => {
-      config = relay.config;
-      configureLogs(config.relay.logLevel, config.relay.logFormat);
-      log.info("config applied ({hash}){persisted}", {
-        event: "config_applied",
-        hash: hash.slice(0, 12),
-        persisted: persisted ? ", saved to the config file" : "",
-      });
-    },
-  });
+  const control = running.control;
+  if (running.workers > 1) {
+    log.info("{workers} relay workers share each listening port", {
+      event: "workers",
+      workers: running.workers,
+    });
+  }
+  logListeners(await control.status());
 
   let admin: HttpServer | null = null;
   if (first.adminEnabled) {
     const refused = checkAdminBinding(config.admin.listen, config.admin.token);
     if (refused !== null) {
       log.error("cannot start the admin API: {error}", { event: "start_failed", error: refused });
-      relay.stop();
+      running.stop();
       return exit(Exit.Failure);
     }
     try {
@@ -215,7 +216,7 @@ async function run(options: RunOptions): Promise<void> {
         address: formatSocketAddress(config.admin.listen),
         error: reason(e),
       });
-      relay.stop();
+      running.stop();
       return exit(Exit.Failure);
     }
     log.info("admin API on http://{address}", {
@@ -231,15 +232,16 @@ async function run(options: RunOptions): Promise<void> {
       return exit(signal === "SIGINT" ? Exit.ForcedSigint : Exit.ForcedSigterm);
     }
     stopping = true;
-    const grace = relay.config.relay.gracePeriod;
-    log.info("{signal}: draining {active} flows and connections for up to {grace} ms", {
-      event: "draining",
-      signal,
-      active: relay.active,
-      grace,
-    });
+    const grace = control.config().relay.gracePeriod;
     // The admin API stays up while draining (readyz answers 503), so operators can watch the drain.
-    relay.shutdown(grace).then(
+    Promise.resolve(control.status()).then((status) => {
+      log.info("{signal}: draining {active} flows and connections for up to {grace} ms", {
+        event: "draining",
+        signal,
+        active: status.listeners.reduce((n, l) => n + l.active, 0),
+        grace,
+      });
+    }).catch(() => {}).then(() => running.shutdown(grace)).then(
       () => log.info("stopped", { event: "stopped" }),
       (e) => log.error("shutdown failed: {error}", { error: reason(e) }),
     ).then(() => admin?.close()).finally(() => exit(Exit.Ok));
@@ -256,7 +258,7 @@ async function run(options: RunOptions): Promise<void> {
       return;
     }
     log.info("SIGHUP: reloading {file}", { event: "reloading", file: first.file });
-    const before = listenerKeys(relay);
+    const before = listenerKeys(await control.status());
     const result = await control.reload();
     if (!result.ok) {
       for (const e of result.errors.filter((e) => e.path === "")) {
@@ -269,7 +271,7 @@ async function run(options: RunOptions): Promise<void> {
       return;
     }
     log.info("reloaded {file}", { event: "reloaded", file: first.file });
-    logListeners(relay, before);
+    logListeners(await control.status(), before);
   };
 
   onSignal("SIGINT", () => stop("SIGINT"));

@@ -66,15 +66,20 @@ export function createAdminApp(control: Control, options: AdminOptions): Hono {
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get(
     "/readyz",
-    (c) =>
-      control.ready() ? c.json({ status: "ready" }) : c.json({
+    async (c) =>
+      (await control.ready()) ? c.json({ status: "ready" }) : c.json({
         status: "not ready",
         ...errorBody("not ready: listeners unbound, no config, or draining"),
       }, 503),
   );
-  app.get("/metrics", (c) => {
+  app.get("/metrics", async (c) => {
     const format = choiceOf(queryOf(c, ["format"]), "format", ["prometheus", "json"] as const, "prometheus");
-    const families = collectMetrics(control.metrics(), control.status(), control.ready());
+    const [metrics, status, ready] = await Promise.all([
+      control.metrics(),
+      control.status(),
+      control.ready(),
+    ]);
+    const families = collectMetrics(metrics, status, ready);
     if (format === "json") return c.json(metricsJson(families));
     return c.body(renderPrometheus(families), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   });

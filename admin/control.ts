@@ -154,10 +154,16 @@ export type ApplyResult =
   | { readonly ok: true; readonly configHash: string; readonly persisted: boolean }
   | { readonly ok: false; readonly errors: readonly ConfigError[] };
 
-/** What the admin API may do. */
+/**
+ * A value, or a promise of it: a control over worker threads can only answer asynchronously, while the
+ * single-relay control answers at once (and should not pay for a promise per call).
+ */
+export type Awaitable<T> = T | Promise<T>;
+
+/** What the admin API may do. Reads and changes may answer later (workers); callers always await. */
 export interface Control {
-  status(): StatusInfo;
-  /** The running config. */
+  status(): Awaitable<StatusInfo>;
+  /** The running config: the shell's own record of what it applied, so it is always at hand. */
   config(): FerryConfig;
   /**
    * Validates nothing (the caller passes a validated config), applies it on every worker, atomically;
@@ -167,14 +173,14 @@ export interface Control {
   /** Re-reads the config file (the SIGHUP rules): an invalid file changes nothing. */
   reload(): Promise<ApplyResult>;
   /** Stops admitting new flows and connections, everywhere or on one listener. */
-  drain(listener?: string): void;
-  metrics(): MetricsSnapshot;
-  /** Flows matching `filter`, in admission order. */
-  flows(filter: FlowFilter): FlowInfo[];
+  drain(listener?: string): Awaitable<void>;
+  metrics(): Awaitable<MetricsSnapshot>;
+  /** Flows matching `filter`, in admission order (oldest first). */
+  flows(filter: FlowFilter): Awaitable<FlowInfo[]>;
   /** Closes the flows of a client ("ip" or "ip:port"), optionally on one listener; returns how many. */
-  disconnect(client: string, listener?: string): number;
+  disconnect(client: string, listener?: string): Awaitable<number>;
   /** Closes every flow pinned to backend "ip:port" of `cluster`; returns how many. */
-  closeBackendFlows(cluster: string, backend: string): number;
+  closeBackendFlows(cluster: string, backend: string): Awaitable<number>;
   /** True when listeners are bound, a config is loaded and nothing is draining. */
-  ready(): boolean;
+  ready(): Awaitable<boolean>;
 }

@@ -72,7 +72,16 @@ const outPath = outfile.startsWith("/") ? outfile : `${root}${outfile}`;
 
 const localBun = `${root}node_modules/.bin/bun`;
 const bun = exists(localBun) ? localBun : "bun";
-const args = ["build", "--compile", "main.ts", "--outfile", outPath, ...(target ? ["--target", target] : [])];
+// The worker entry is a second entrypoint: inside the binary, workers load it from the root bundle.
+const entrypoints = ["main.ts", "shell/worker_main.ts"];
+const args = [
+  "build",
+  "--compile",
+  ...entrypoints,
+  "--outfile",
+  outPath,
+  ...(target ? ["--target", target] : []),
+];
 console.log(`$ ${bun === localBun ? "node_modules/.bin/bun" : "bun"} ${args.join(" ")}`);
 
 // A stale file must not pass for a fresh build: remove it first, then require bun to have written one.

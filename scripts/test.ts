@@ -1,6 +1,6 @@
 // Whole-suite test command: `deno task test [options] [paths...]`.
 //
-// Steps: deno fmt --check, deno lint, deno check, then the binary (bun build --compile main.ts
+// Steps: deno fmt --check, deno lint, deno check, then the binary (scripts/build.ts: bun build --compile
 // --outfile dist/ferry, which tests/e2e_relay.test.ts runs under Deno), then the suite under Deno and
 // under Bun. A failed build counts as 1 failed step, like a failed check, and the suites still run (the
 // binary's tests are then skipped: a stale dist/ferry is removed before building, never tested).
@@ -180,10 +180,8 @@ if (!noChecks) {
 }
 /** Builds dist/ferry, the compiled binary the end-to-end tests run too; a failure is 1 failed step. */
 async function build() {
-  try {
-    Deno.removeSync(`${root}dist/ferry`); // a failed build must not leave an older binary to be tested
-  } catch { /* none yet */ }
-  const { code } = await run(bunPath(), ["build", "--compile", "main.ts", "--outfile", "dist/ferry"]);
+  // scripts/build.ts alone knows the entrypoints; it removes a stale dist/ferry before building.
+  const { code } = await run(Deno.execPath(), ["run", "-A", "scripts/build.ts"]);
   const ok = code === 0 && exists("dist/ferry");
   rows.push({
     name: "build",

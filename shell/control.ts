@@ -37,12 +37,58 @@ export interface RelayControlOptions {
   /** Resident set size and heap in use, in bytes. */
   readonly memory: () => { rss: number; heapUsed: number };
   /** Called after every successful change, e.g. to log it. */
-  readonly onApplied?: (hash: string, persisted: boolean) => void;
+  readonly onApplied?: (hash: string, persisted: boolean, config: FerryConfig) => void;
 }
 
 /** Hex SHA-256 of a config as TOML: two configs with the same meaning hash alike. */
 export function configHash(config: FerryConfig): string {
   return createHash("sha256").update(configToToml(config)).digest("hex");
+}
+
+function refusal(message: string): ApplyResult {
+  return { ok: false, errors: [{ path: "", message }] };
+}
+
+/**
+ * The steps of a config change every control shares: refuse `persist` without a file, `apply` (which
+ * throws to refuse, leaving the previous config running), persist, then tell `onApplied`. A failed save
+ * is reported, but the config stays applied: the relay runs it, only the file is behind.
+ */
+export async function commitConfig(
+  options: RelayControlOptions,
+  config: FerryConfig,
+  persist: boolean,
+  apply: (config: FerryConfig) => Promise<void>,
+): Promise<ApplyResult> {
+  if (persist && options.configPath === null) {
+    return refusal("no config file to persist to (started without --config)");
+  }
+  try {
+    await apply(config);
+  } catch (e) {
+    return refusal(`could not apply: ${(e as Error).message ?? e}`);
+  }
+  const hash = configHash(config);
+  if (persist) {
+    try {
+      await persistConfig(options.configPath as string, configToToml(config));
+    } catch (e) {
+      return refusal(`applied, but not saved: ${(e as Error).message ?? e}`);
+    }
+  }
+  options.onApplied?.(hash, persist, config);
+  return { ok: true, configHash: hash, persisted: persist };
+}
+
+/** The file's config through `options.load`, applied with `applyConfig` (the SIGHUP rules). */
+export async function reloadConfig(
+  options: RelayControlOptions,
+  applyConfig: (config: FerryConfig, persist: boolean) => Promise<ApplyResult>,
+): Promise<ApplyResult> {
+  if (options.configPath === null) return refusal("no config file to reload (started without --config)");
+  const loaded = await options.load();
+  if (!loaded.ok) return loaded;
+  return applyConfig(loaded.config, false);
 }
 
 /** Control over one relay. */
@@ -91,43 +137,15 @@ export class RelayControl implements Control {
     return this.#relay.config;
   }
 
-  async applyConfig(config: FerryConfig, persist: boolean): Promise<ApplyResult> {
-    if (persist && this.#opts.configPath === null) {
-      return {
-        ok: false,
-        errors: [{ path: "", message: "no config file to persist to (started without --config)" }],
-      };
-    }
-    try {
-      await this.#relay.apply(config);
-    } catch (e) {
-      return { ok: false, errors: [{ path: "", message: `could not apply: ${(e as Error).message ?? e}` }] };
-    }
-    this.#hash = configHash(config);
-    if (persist) {
-      try {
-        await persistConfig(this.#opts.configPath as string, configToToml(config));
-      } catch (e) {
-        return {
-          ok: false,
-          errors: [{ path: "", message: `applied, but not saved: ${(e as Error).message ?? e}` }],
-        };
-      }
-    }
-    this.#opts.onApplied?.(this.#hash, persist);
-    return { ok: true, configHash: this.#hash, persisted: persist };
+  applyConfig(config: FerryConfig, persist: boolean): Promise<ApplyResult> {
+    return commitConfig(this.#opts, config, persist, async (c) => {
+      await this.#relay.apply(c);
+      this.#hash = configHash(c);
+    });
   }
 
-  async reload(): Promise<ApplyResult> {
-    if (this.#opts.configPath === null) {
-      return {
-        ok: false,
-        errors: [{ path: "", message: "no config file to reload (started without --config)" }],
-      };
-    }
-    const loaded = await this.#opts.load();
-    if (!loaded.ok) return loaded;
-    return this.applyConfig(loaded.config, false);
+  reload(): Promise<ApplyResult> {
+    return reloadConfig(this.#opts, (c, p) => this.applyConfig(c, p));
   }
 
   drain(listener?: string): void {

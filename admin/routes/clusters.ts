@@ -26,15 +26,16 @@ import { clusterView } from "../views.ts";
 export function clusterRoutes(control: Control, changes: Changes): Hono {
   const app = new Hono();
 
-  const view = (config: FerryConfig, name: string) => {
+  const view = async (config: FerryConfig, name: string) => {
     const clusters = toRaw(config).clusters;
     if (!Object.prototype.hasOwnProperty.call(clusters, name)) {
       throw new ApiError(404, `no cluster named ${JSON.stringify(name)}`);
     }
-    return clusterView(name, clusters[name], control.metrics().clusters.find((m) => m.name === name));
+    const metrics = (await control.metrics()).clusters.find((m) => m.name === name);
+    return clusterView(name, clusters[name], metrics);
   };
-  const backendView = (config: FerryConfig, name: string, address: string) => {
-    const backend = (view(config, name).backends as Record<string, unknown>[])
+  const backendView = async (config: FerryConfig, name: string, address: string) => {
+    const backend = ((await view(config, name)).backends as Record<string, unknown>[])
       .find((b) => own(b, "address") === address);
     if (backend === undefined) {
       throw new ApiError(404, `cluster ${JSON.stringify(name)} has no backend ${address}`);
@@ -46,18 +47,18 @@ export function clusterRoutes(control: Control, changes: Changes): Hono {
     persisted: r.persisted,
   });
 
-  app.get("/clusters", (c) => {
+  app.get("/clusters", async (c) => {
     queryOf(c, []);
-    const metrics = control.metrics().clusters;
+    const metrics = (await control.metrics()).clusters;
     const clusters = Object.entries(toRaw(control.config()).clusters).map(([name, raw]) =>
       clusterView(name, raw, metrics.find((m) => m.name === name))
     );
     return c.json({ clusters });
   });
 
-  app.get("/clusters/:name", (c) => {
+  app.get("/clusters/:name", async (c) => {
     queryOf(c, []);
-    return c.json({ cluster: view(control.config(), c.req.param("name")) });
+    return c.json({ cluster: await view(control.config(), c.req.param("name")) });
   });
 
   app.post("/clusters", async (c) => {
@@ -65,7 +66,7 @@ export function clusterRoutes(control: Control, changes: Changes): Hono {
     const body = await jsonBody(c);
     const r = await changes.apply((config) => addCluster(config, body), persist);
     const name = String(own(body as Record<string, unknown>, "name"));
-    return c.json({ cluster: view(r.config, name), ...applied(r) }, 201);
+    return c.json({ cluster: await view(r.config, name), ...applied(r) }, 201);
   });
 
   app.patch("/clusters/:name", async (c) => {
@@ -73,7 +74,7 @@ export function clusterRoutes(control: Control, changes: Changes): Hono {
     const name = c.req.param("name");
     const body = await jsonBody(c);
     const r = await changes.apply((config) => patchCluster(config, name, body), persist);
-    return c.json({ cluster: view(r.config, name), ...applied(r) });
+    return c.json({ cluster: await view(r.config, name), ...applied(r) });
   });
 
   app.delete("/clusters/:name", async (c) => {
@@ -83,9 +84,9 @@ export function clusterRoutes(control: Control, changes: Changes): Hono {
     return c.json({ deleted: name, ...applied(r) });
   });
 
-  app.get("/clusters/:name/backends", (c) => {
+  app.get("/clusters/:name/backends", async (c) => {
     queryOf(c, []);
-    return c.json({ backends: view(control.config(), c.req.param("name")).backends });
+    return c.json({ backends: (await view(control.config(), c.req.param("name"))).backends });
   });
 
   app.post("/clusters/:name/backends", async (c) => {
@@ -94,13 +95,13 @@ export function clusterRoutes(control: Control, changes: Changes): Hono {
     const body = await jsonBody(c);
     const r = await changes.apply((config) => addBackend(config, name, body), persist);
     const address = addressOf(String(own(body as Record<string, unknown>, "address")), "address");
-    return c.json({ backend: backendView(r.config, name, address), ...applied(r) }, 201);
+    return c.json({ backend: await backendView(r.config, name, address), ...applied(r) }, 201);
   });
 
-  app.get("/clusters/:name/backends/:address", (c) => {
+  app.get("/clusters/:name/backends/:address", async (c) => {
     queryOf(c, []);
     const address = addressOf(c.req.param("address"), "address");
-    return c.json({ backend: backendView(control.config(), c.req.param("name"), address) });
+    return c.json({ backend: await backendView(control.config(), c.req.param("name"), address) });
   });
 
   app.patch("/clusters/:name/backends/:address", async (c) => {
@@ -109,7 +110,7 @@ export function clusterRoutes(control: Control, changes: Changes): Hono {
     const address = addressOf(c.req.param("address"), "address");
     const body = await jsonBody(c);
     const r = await changes.apply((config) => patchBackend(config, name, address, body), persist);
-    return c.json({ backend: backendView(r.config, name, address), ...applied(r) });
+    return c.json({ backend: await backendView(r.config, name, address), ...applied(r) });
   });
 
   app.delete("/clusters/:name/backends/:address", async (c) => {

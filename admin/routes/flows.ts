@@ -18,7 +18,7 @@ export const FLOW_PAGE = { default: 100, max: 10_000 } as const;
 export function flowRoutes(control: Control): Hono {
   const app = new Hono();
 
-  app.get("/flows", (c) => {
+  app.get("/flows", async (c) => {
     const q = queryOf(c, ["listener", "cluster", "backend", "client", "limit", "offset"]);
     const limit = intOf(q, "limit", FLOW_PAGE.default, 1, FLOW_PAGE.max);
     const offset = intOf(q, "offset", 0, 0, Number.MAX_SAFE_INTEGER);
@@ -28,28 +28,28 @@ export function flowRoutes(control: Control): Hono {
       ...(q.backend !== undefined ? { backend: addressOf(q.backend, "backend") } : {}),
       ...(q.client !== undefined ? { client: clientOf(q.client, "client") } : {}),
     };
-    const all = control.flows(filter);
+    const all = await control.flows(filter);
     return c.json({ total: all.length, offset, limit, flows: all.slice(offset, offset + limit) });
   });
 
-  app.delete("/flows", (c) => {
+  app.delete("/flows", async (c) => {
     const q = queryOf(c, ["client", "listener"]);
     if (q.client === undefined) throw badField("client", "required: the client ip or ip:port to disconnect");
-    const closed = control.disconnect(clientOf(q.client, "client"), q.listener);
+    const closed = await control.disconnect(clientOf(q.client, "client"), q.listener);
     return c.json({ closed });
   });
 
-  app.delete("/clusters/:name/backends/:address/flows", (c) => {
+  app.delete("/clusters/:name/backends/:address/flows", async (c) => {
     queryOf(c, []);
     const address = addressOf(c.req.param("address"), "address");
-    return c.json({ closed: control.closeBackendFlows(c.req.param("name"), address) });
+    return c.json({ closed: await control.closeBackendFlows(c.req.param("name"), address) });
   });
 
-  app.get("/clients", (c) => {
+  app.get("/clients", async (c) => {
     const q = queryOf(c, ["top", "by", "listener"]);
     const top = intOf(q, "top", 10, 1, 1000);
     const by = choiceOf(q, "by", CLIENT_RANKINGS, "priority");
-    const flows = control.flows(q.listener !== undefined ? { listener: q.listener } : {});
+    const flows = await control.flows(q.listener !== undefined ? { listener: q.listener } : {});
     return c.json({ by, top, clients: topClients(flows, by, top) });
   });
 

@@ -18,24 +18,24 @@ import { listenerView } from "../views.ts";
 export function listenerRoutes(control: Control, changes: Changes): Hono {
   const app = new Hono();
 
-  const view = (config: FerryConfig, name: string) => {
+  const view = async (config: FerryConfig, name: string) => {
     const raw = toRaw(config).listeners.find((l) => own(l, "name") === name);
     if (raw === undefined) throw new ApiError(404, `no listener named ${JSON.stringify(name)}`);
-    return listenerView(raw, control.status().listeners.find((s) => s.name === name));
+    return listenerView(raw, (await control.status()).listeners.find((s) => s.name === name));
   };
 
-  app.get("/listeners", (c) => {
+  app.get("/listeners", async (c) => {
     queryOf(c, []);
-    const status = control.status().listeners;
+    const status = (await control.status()).listeners;
     const listeners = toRaw(control.config()).listeners.map((l) =>
       listenerView(l, status.find((s) => s.name === own(l, "name")))
     );
     return c.json({ listeners });
   });
 
-  app.get("/listeners/:name", (c) => {
+  app.get("/listeners/:name", async (c) => {
     queryOf(c, []);
-    return c.json({ listener: view(control.config(), c.req.param("name")) });
+    return c.json({ listener: await view(control.config(), c.req.param("name")) });
   });
 
   app.post("/listeners", async (c) => {
@@ -43,7 +43,10 @@ export function listenerRoutes(control: Control, changes: Changes): Hono {
     const body = await jsonBody(c);
     const r = await changes.apply((config) => addListener(config, body), persist);
     const name = String(own(body as Record<string, unknown>, "name"));
-    return c.json({ listener: view(r.config, name), configHash: r.configHash, persisted: r.persisted }, 201);
+    return c.json(
+      { listener: await view(r.config, name), configHash: r.configHash, persisted: r.persisted },
+      201,
+    );
   });
 
   app.patch("/listeners/:name", async (c) => {
@@ -51,7 +54,7 @@ export function listenerRoutes(control: Control, changes: Changes): Hono {
     const name = c.req.param("name");
     const body = await jsonBody(c);
     const r = await changes.apply((config) => patchListener(config, name, body), persist);
-    return c.json({ listener: view(r.config, name), configHash: r.configHash, persisted: r.persisted });
+    return c.json({ listener: await view(r.config, name), configHash: r.configHash, persisted: r.persisted });
   });
 
   app.delete("/listeners/:name", async (c) => {

@@ -20,9 +20,9 @@ export function systemRoutes(control: Control): Hono {
     return c.json(OPENAPI);
   });
 
-  app.get("/status", (c) => {
+  app.get("/status", async (c) => {
     queryOf(c, []);
-    return c.json(control.status());
+    return c.json(await control.status());
   });
 
   app.post("/drain", async (c) => {
@@ -42,7 +42,7 @@ export function systemRoutes(control: Control): Hono {
       const message = `no listener named ${JSON.stringify(listener)}`;
       throw new ApiError(404, message, [{ path: "listener", message }]);
     }
-    control.drain(listener);
+    await control.drain(listener);
     return c.json({ draining: true, listener: listener ?? null });
   });
 

@@ -1,7 +1,8 @@
 /**
  * An in-memory {@link Control} for admin API tests: it keeps a FerryConfig and applies configs to it, reports
  * status and metrics derived from it (with canned counters), lists and closes canned flows, and records
- * every call. Tests can make the next apply or reload fail.
+ * every call. Tests can make the next apply or reload fail. Reads answer through promises, as a pool of
+ * workers does, so a route that forgets to await shows up here.
  *
  * @module
  */
@@ -132,7 +133,12 @@ export class FakeControl implements Control {
     return this.calls.filter((c) => c.method === method);
   }
 
-  status(): StatusInfo {
+  status(): Promise<StatusInfo> {
+    return Promise.resolve(this.statusNow());
+  }
+
+  /** The status, synchronously. */
+  statusNow(): StatusInfo {
     return {
       version: "0.1.0-test",
       runtime: "fake",
@@ -177,12 +183,18 @@ export class FakeControl implements Control {
     return Promise.resolve({ ok: true, configHash: hashOf(r), persisted: false });
   }
 
-  drain(listener?: string): void {
+  drain(listener?: string): Promise<void> {
     this.#record("drain", listener);
     if (listener === undefined) this.draining = true;
+    return Promise.resolve();
   }
 
-  metrics(): MetricsSnapshot {
+  metrics(): Promise<MetricsSnapshot> {
+    return Promise.resolve(this.metricsNow());
+  }
+
+  /** The metrics, synchronously. */
+  metricsNow(): MetricsSnapshot {
     return {
       listeners: this.current.listeners.map((l, i) => ({
         name: l.name,
@@ -238,23 +250,25 @@ export class FakeControl implements Control {
     };
   }
 
-  flows(filter: FlowFilter): FlowInfo[] {
+  flows(filter: FlowFilter): Promise<FlowInfo[]> {
     this.#record("flows", filter);
-    return this.flowList.filter((f) => matches(f, filter));
+    return Promise.resolve(this.flowList.filter((f) => matches(f, filter)));
   }
 
-  disconnect(client: string, listener?: string): number {
+  disconnect(client: string, listener?: string): Promise<number> {
     this.#record("disconnect", client, listener);
-    return this.#close((f) => matches(f, { client, ...(listener !== undefined ? { listener } : {}) }));
+    return Promise.resolve(
+      this.#close((f) => matches(f, { client, ...(listener !== undefined ? { listener } : {}) })),
+    );
   }
 
-  closeBackendFlows(cluster: string, backend: string): number {
+  closeBackendFlows(cluster: string, backend: string): Promise<number> {
     this.#record("closeBackendFlows", cluster, backend);
-    return this.#close((f) => f.cluster === cluster && f.backend === backend);
+    return Promise.resolve(this.#close((f) => f.cluster === cluster && f.backend === backend));
   }
 
-  ready(): boolean {
-    return this.isReady;
+  ready(): Promise<boolean> {
+    return Promise.resolve(this.isReady);
   }
 
   #close(which: (f: FlowInfo) => boolean): number {

@@ -1,0 +1,26 @@
+/**
+ * The relay hooks that only log. One definition for the main thread and for every worker thread, so a
+ * relay logs the same lines whichever thread runs it (a worker's logger adds its `worker` index).
+ *
+ * @module
+ */
+
+import type { Logger } from "@logtape/logtape";
+import { formatSocketAddress } from "../core/address.ts";
+import type { UdpRelayHooks } from "./udp_relay.ts";
+
+function reason(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** Hooks that log relay events through `logger`. */
+export function relayLogHooks(logger: Logger): UdpRelayHooks {
+  return {
+    upstreamFailed: (flow, error) =>
+      logger.debug("upstream socket for flow {flow} to {backend} failed: {error}", {
+        flow: flow.id,
+        backend: flow.backend ? formatSocketAddress(flow.backend.address) : "(none)",
+        error: reason(error),
+      }),
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * Starting the relay as `relay.workers` asks: one Relay in this thread (workers = 1, the default: no
+ * threads, no messages), or a WorkerPool of N threads sharing the ports. Either way the caller gets a
+ * Control for the admin API, SIGHUP and logs, and one way to stop.
+ *
+ * @module
+ */
+
+import type { Control } from "../admin/control.ts";
+import type { FerryConfig } from "../core/types.ts";
+import { RelayControl, type RelayControlOptions } from "./control.ts";
+import { log } from "./logging.ts";
+import { type Platform, Relay } from "./relay.ts";
+import { relayLogHooks } from "./relay_log.ts";
+import { WorkerPool } from "./worker_pool.ts";
+import type { WorkerLogOutput } from "./worker_protocol.ts";
+
+/** A started relay, whatever runs it. */
+export interface Running {
+  readonly control: Control;
+  /** How many relay workers run (1: this thread). */
+  readonly workers: number;
+  /** Drains, waits up to `graceMs` for flows and connections to end, closes everything. */
+  shutdown(graceMs: number): Promise<void>;
+  /** Closes every socket now. */
+  stop(): void;
+}
+
+/** How to start. */
+export interface StartOptions {
+  readonly seed: number;
+  /** The flow limit for max_flows = 0, for the whole process. */
+  readonly autoMaxFlows?: number;
+  readonly control: RelayControlOptions;
+  /** How the logs look, for worker threads' lines. */
+  readonly log: WorkerLogOutput;
+  /** A worker thread died (workers > 1 only). */
+  readonly onWorkerDeath?: (error: Error) => void;
+}
+
+/** Binds every listener of `config` on `config.relay.workers` workers, or throws with nothing left bound. */
+export async function startRelay(
+  config: FerryConfig,
+  platform: Platform,
+  options: StartOptions,
+): Promise<Running> {
+  if (config.relay.workers > 1) {
+    const pool = await WorkerPool.start(config, platform, { ...options, workers: config.relay.workers });
+    return {
+      control: pool,
+      workers: pool.size,
+      shutdown: (graceMs) => pool.shutdown(graceMs),
+      stop: () => pool.stop(),
+    };
+  }
+  const relay = await Relay.start(config, platform, {
+    seed: options.seed,
+    autoMaxFlows: options.autoMaxFlows,
+    hooks: relayLogHooks(log),
+  });
+  return {
+    control: new RelayControl(relay, options.control),
+    workers: 1,
+    shutdown: (graceMs) => relay.shutdown(graceMs),
+    stop: () => relay.stop(),
+  };
+}
