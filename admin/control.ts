@@ -88,6 +88,23 @@ export interface BackendMetrics {
   readonly bytesFrom: number;
   readonly sendErrors: number;
   readonly refusals: number;
+  /** What probes and passive detection say (the effective `state` also reflects the admin state). */
+  readonly health: BackendHealthInfo;
+}
+
+/** A backend's health record. */
+export interface BackendHealthInfo {
+  readonly status: "up" | "down";
+  /** Whether active probes run for it (its cluster's health.mode is not "off"). */
+  readonly probed: boolean;
+  /** ISO time of the last status change (or of startup). */
+  readonly since: string;
+  readonly lastError: string | null;
+  readonly okStreak: number;
+  readonly failStreak: number;
+  /** ISO end of a passive down window, or null. */
+  readonly passiveUntil: string | null;
+  readonly transitions: number;
 }
 
 /** One cluster with its backends. */

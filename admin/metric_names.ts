@@ -225,4 +225,16 @@ export const METRICS: readonly MetricDoc[] = [
     labels: B,
     help: "Refusals from the backend (ICMP port unreachable, or a refused TCP connect).",
   },
+  {
+    name: "ferry_backend_health_up",
+    type: "gauge",
+    labels: B,
+    help: "1 while probes and passive detection consider the backend up, else 0.",
+  },
+  {
+    name: "ferry_backend_health_transitions_total",
+    type: "counter",
+    labels: B,
+    help: "Health status changes (up to down or down to up).",
+  },
 ];

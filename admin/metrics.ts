@@ -102,6 +102,8 @@ export function collectMetrics(m: MetricsSnapshot, status: StatusInfo, ready: bo
       add("ferry_backend_bytes_in_total", bl, b.bytesFrom);
       add("ferry_backend_send_errors_total", bl, b.sendErrors);
       add("ferry_backend_refusals_total", bl, b.refusals);
+      add("ferry_backend_health_up", bl, flag(b.health.status === "up"));
+      add("ferry_backend_health_transitions_total", bl, b.health.transitions);
     }
   }
   return [...families.values()];

@@ -75,6 +75,16 @@ const backendLive = {
   bytesFrom: int,
   sendErrors: int,
   refusals: int,
+  health: obj({
+    status: { type: "string", enum: ["up", "down"] },
+    probed: bool,
+    since: { type: "string", format: "date-time" },
+    lastError: { type: ["string", "null"] },
+    okStreak: int,
+    failStreak: int,
+    passiveUntil: { type: ["string", "null"], format: "date-time" },
+    transitions: int,
+  }),
 };
 
 const flow = obj(

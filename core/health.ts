@@ -76,6 +76,8 @@ export class BackendHealth {
   failStreak = 0;
   /** While passively downed: when the window ends; -1 otherwise. */
   passiveUntil = -1;
+  /** Status changes so far. */
+  transitions = 0;
   #fails: number[] = [];
 
   /** A record starting up at `now`. */
@@ -136,6 +138,7 @@ export class BackendHealth {
     const from = this.status;
     this.status = to;
     this.changedAt = now;
+    this.transitions++;
     return { from, to, reason };
   }
 }

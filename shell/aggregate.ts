@@ -72,6 +72,8 @@ function sumBackend(a: BackendMetrics, b: BackendMetrics): BackendMetrics {
     bytesFrom: a.bytesFrom + b.bytesFrom,
     sendErrors: a.sendErrors + b.sendErrors,
     refusals: a.refusals + b.refusals,
+    // Each worker probes on its own; a backend any worker sees down is shown down, with that record.
+    health: a.health.status === "down" || b.health.status !== "down" ? a.health : b.health,
   };
 }
 

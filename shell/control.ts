@@ -176,6 +176,10 @@ export class RelayControl implements Control {
         bytesDown: c.bytesDown,
       };
     });
+    // Health times are on the relay's monotonic clock: shown as wall-clock ISO times.
+    const mono = this.#relay.platform.clock();
+    const wall = this.#opts.now();
+    const wallTime = (t: number) => new Date(wall - (mono - t)).toISOString();
     const configured = new Map(this.#relay.config.clusters.map((c) => [c.name, c]));
     const clusters: ClusterMetrics[] = [...core.clusters()].map((cl) => {
       const states = new Map(
@@ -194,6 +198,16 @@ export class RelayControl implements Control {
           configuredState: states.get(b.key) ?? b.state,
           activeFlows: b.flows,
           ...b.counters,
+          health: {
+            status: b.health.status,
+            probed: cl.config.health.mode !== "off",
+            since: wallTime(b.health.changedAt),
+            lastError: b.health.lastError,
+            okStreak: b.health.okStreak,
+            failStreak: b.health.failStreak,
+            passiveUntil: b.health.passiveUntil < 0 ? null : wallTime(b.health.passiveUntil),
+            transitions: b.health.transitions,
+          },
         })),
       };
     });

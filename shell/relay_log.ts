@@ -22,5 +22,16 @@ export function relayLogHooks(logger: Logger): UdpRelayHooks {
         backend: flow.backend ? formatSocketAddress(flow.backend.address) : "(none)",
         error: reason(error),
       }),
+    health: (cluster, backend, change) => {
+      const level = change.to === "down" ? "warning" : "info";
+      logger[level]("backend {backend} of {cluster} is {to}: {reason}", {
+        event: "backend_health",
+        cluster,
+        backend,
+        from: change.from,
+        to: change.to,
+        reason: change.reason,
+      });
+    },
   };
 }

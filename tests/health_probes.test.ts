@@ -8,6 +8,7 @@ import net from "node:net";
 import { DEFAULT_HEALTH, type HealthSettings } from "../core/health.ts";
 import type { ClusterConfig } from "../core/types.ts";
 import { Relay } from "../shell/relay.ts";
+import { RelayControl } from "../shell/control.ts";
 import { detectPlatform } from "../shell/platform.ts";
 import { addr, backend, cluster, config, listener } from "./support/fixtures.ts";
 import { Client, EchoBackend, sleep, until } from "./support/udp.ts";
@@ -66,6 +67,21 @@ describe(`health probes on ${platform.runtime}`, () => {
     assert.equal(stateOf(relay, ka), "up");
     silent = true;
     assert.ok(await until(() => stateOf(relay, ka) === "down", 2000), "marked down");
+    // The admin API's view of it, through the real control.
+    const control = new RelayControl(relay, {
+      version: "test",
+      runtimeVersion: "test",
+      configPath: null,
+      load: () => Promise.reject(new Error("no file")),
+      now: Date.now,
+      memory: () => ({ rss: 0, heapUsed: 0 }),
+    });
+    const seen = (await control.metrics()).clusters[0].backends.find((x) => x.address === ka);
+    assert.equal(seen?.state, "down");
+    assert.equal(seen?.health.status, "down");
+    assert.equal(seen?.health.probed, true);
+    assert.match(seen?.health.lastError ?? "", /no reply within 80 ms/);
+    assert.ok(Math.abs(Date.parse(seen?.health.since ?? "") - Date.now()) < 5000);
     const port = relay.address("l")?.port as number;
     const clients = await Promise.all([1, 2, 3, 4].map(() => new Client().start()));
     for (const c of clients) cleanup.push(() => c.close());

@@ -239,6 +239,16 @@ export class FakeControl implements Control {
           bytesFrom: 4_000 + j,
           sendErrors: 0,
           refusals: 1,
+          health: {
+            status: b.state === "down" ? "down" as const : "up" as const,
+            probed: false,
+            since: "2026-01-01T00:00:00.000Z",
+            lastError: null,
+            okStreak: 0,
+            failStreak: 0,
+            passiveUntil: null,
+            transitions: j,
+          },
         })),
       })),
       process: {
