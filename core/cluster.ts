@@ -29,6 +29,8 @@ export class Cluster {
   /** Backends in config order. */
   backends: Backend[] = [];
   readonly counters: ClusterCounters = { failOpen: 0 };
+  /** True from the first fail-open choice until a backend is usable again: one log line per episode. */
+  failingOpen = false;
   #balancer: Balancer | null = null;
   #usable: Backend[] = [];
   /** Bumped on any change of the backend set, a weight or a state; balancers rebuild on a new value. */
@@ -114,6 +116,7 @@ export class Cluster {
       this.#usableVersion = this.#version;
     }
     if (this.#usable.length > 0) {
+      this.failingOpen = false;
       // Versions of the usable list and of the full list must never collide: even and odd.
       const i = this.#balancer.pick(this.#usable, this.#version * 2, keyHash, rng);
       return { backend: this.#usable[i], failOpen: false };

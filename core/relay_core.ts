@@ -13,7 +13,7 @@
 
 import { type SocketAddress } from "./address.ts";
 import { Backend } from "./backend.ts";
-import { Cluster } from "./cluster.ts";
+import { type Choice, Cluster } from "./cluster.ts";
 import { DeadlineHeap } from "./deadlines.ts";
 import { type CloseReason, Flow, FlowState } from "./flow.ts";
 import { Connection, type ConnectionEnd } from "./connection.ts";
@@ -33,6 +33,8 @@ export type CoreEvent =
   | { readonly kind: "closed"; readonly flow: Flow }
   /** A removed listener has no flows left: its socket may close. */
   | { readonly kind: "listener_done"; readonly listener: Listener }
+  /** A cluster with no usable backend started failing open (once per episode). */
+  | { readonly kind: "fail_open"; readonly cluster: string }
   /** A backend's health status changed (logged once per transition). */
   | {
     readonly kind: "health";
@@ -242,7 +244,7 @@ export class RelayCore {
     if (knobs.balancer !== "external") {
       backend = knobs.affinity === "ip" ? stickyBackend(ports, cluster) : null;
       if (backend === null) {
-        const choice = cluster.choose(affinityHash(knobs, ip, port), this.#rng);
+        const choice = this.#choose(cluster, affinityHash(knobs, ip, port));
         if (choice === null) {
           drops.no_backend++;
           return Drop.NoBackend;
@@ -269,6 +271,17 @@ export class RelayCore {
     }
     this.#schedule(flow);
     return flow;
+  }
+
+  /** Asks the cluster for a backend, reporting the start of a fail-open episode once. */
+  #choose(cluster: Cluster, keyHash: number): Choice | null {
+    const wasFailingOpen = cluster.failingOpen;
+    const choice = cluster.choose(keyHash, this.#rng);
+    if (choice !== null && choice.failOpen && !wasFailingOpen) {
+      cluster.failingOpen = true;
+      this.#push({ kind: "fail_open", cluster: cluster.config.name });
+    }
+    return choice;
   }
 
   #establish(flow: Flow, backend: Backend): void {
@@ -318,9 +331,8 @@ export class RelayCore {
         cluster.external.set(backend.key, backend);
       }
     } else if (cluster !== null && cluster.backends.length > 0) {
-      backend =
-        cluster.choose(affinityHash(flow.knobs, flow.clientIp, flow.clientPort), this.#rng)?.backend ??
-          null;
+      backend = this.#choose(cluster, affinityHash(flow.knobs, flow.clientIp, flow.clientPort))?.backend ??
+        null;
     }
     if (backend === null) {
       flow.listener.counters.drops.no_backend++;
@@ -364,7 +376,7 @@ export class RelayCore {
       return Drop.Invalid;
     }
     if (now >= this.#healthExpiry) this.healthTick(now);
-    const choice = cluster.choose(affinityHash(cluster.config, ip, port), this.#rng);
+    const choice = this.#choose(cluster, affinityHash(cluster.config, ip, port));
     if (choice === null) {
       drops.no_backend++;
       return Drop.NoBackend;

@@ -22,6 +22,14 @@ export function relayLogHooks(logger: Logger): UdpRelayHooks {
         backend: flow.backend ? formatSocketAddress(flow.backend.address) : "(none)",
         error: reason(error),
       }),
+    failOpen: (cluster) =>
+      logger.warning(
+        "cluster {cluster} has no usable backend: failing open (new flows go to down backends)",
+        {
+          event: "fail_open",
+          cluster,
+        },
+      ),
     health: (cluster, backend, change) => {
       const level = change.to === "down" ? "warning" : "info";
       logger[level]("backend {backend} of {cluster} is {to}: {reason}", {

@@ -37,6 +37,8 @@ export interface UdpRelayHooks {
   upstreamFailed?(flow: Flow, error: unknown): void;
   /** A backend's health status changed (once per transition). */
   health?(cluster: string, backend: string, change: HealthChange): void;
+  /** A cluster with no usable backend started failing open (once per episode). */
+  failOpen?(cluster: string): void;
 }
 
 /** Drives one RelayCore's UDP listeners over one runtime's sockets. */
@@ -173,6 +175,7 @@ export class UdpRelay {
         }
       } else if (e.kind === "resolve") this.#resolve(e.flow);
       else if (e.kind === "health") this.#hooks.health?.(e.cluster, e.backend.key, e.change);
+      else if (e.kind === "fail_open") this.#hooks.failOpen?.(e.cluster);
       else if (e.listener.config.protocol === "udp") this.unbind(e.listener);
       else this.#onListenerDone?.(e.listener);
     }

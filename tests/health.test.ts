@@ -143,6 +143,18 @@ describe("health in the core", () => {
       if (failOpen) {
         assert.equal(typeof r, "object");
         assert.equal(core.cluster("c")?.counters.failOpen, 1);
+        // Logged once per episode: a second fail-open flow adds no event; a usable backend ends the episode.
+        core.fromClient(l, "1.1.1.1", 2, D, 3);
+        const kinds = () => {
+          const out: string[] = [];
+          for (let e = core.poll(); e !== undefined; e = core.poll()) out.push(e.kind);
+          return out;
+        };
+        assert.equal(kinds().filter((k) => k === "fail_open").length, 1);
+        core.probeResult("c", "10.0.0.1:53", null, 4);
+        core.probeResult("c", "10.0.0.1:53", null, 5);
+        core.fromClient(l, "1.1.1.1", 3, D, 6);
+        assert.equal(core.cluster("c")?.failingOpen, false);
       } else assert.equal(r, Drop.NoBackend);
     }
   });

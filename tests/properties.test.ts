@@ -381,6 +381,11 @@ class World {
         assert.ok(e.listener.removed && e.listener.flows === 0, "listener_done too early");
         assert.ok(!this.done.has(e.listener), "two listener_done events");
         this.done.add(e.listener);
+      } else if (e.kind === "fail_open") {
+        assert.ok(
+          this.core.cluster(e.cluster)?.failingOpen ?? true,
+          "fail_open event for a cluster not failing open",
+        );
       } else if (e.kind === "health") {
         assert.notEqual(e.change.from, e.change.to, "a health event that changes nothing");
       } else assert.equal(e.flow.state, FlowState.AwaitingBackend, "resolve event for a flow not awaiting");

@@ -424,6 +424,12 @@ class Sim {
           assert.fail(`health event ${e.cluster} ${backend.key}: ${change.from} → ${change.to}`);
         }
         this.hit(`health:${change.to}`);
+      } else if (e.kind === "fail_open") {
+        const c = this.core.cluster(e.cluster);
+        if (c !== undefined && !c.failingOpen) {
+          assert.fail(`fail_open event for ${e.cluster}, which is not failing open`);
+        }
+        this.hit("fail_open");
       } else if (e.kind === "resolve") {
         const f = e.flow;
         if (this.expectResolve !== f) assert.fail(`unexpected resolve event for ${describeFlow(f)}`);
@@ -1294,6 +1300,7 @@ const MUST_HIT = [
   "resolve:refused",
   "resolve:stale",
   "listener_done",
+  "fail_open",
   "health:down",
   "health:up",
   "probe:down",
