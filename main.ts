@@ -41,8 +41,11 @@ import {
 import { type Running, startRelay } from "./shell/start.ts";
 import { type HttpServer, serve } from "./shell/serve.ts";
 import { checkAdminBinding, createAdminApp } from "./admin/app.ts";
+import { Changes } from "./admin/apply.ts";
 import type { StatusInfo } from "./admin/control.ts";
 import { VERSION } from "./shell/version.ts";
+import { RedisConnection } from "./shell/redis/connection.ts";
+import { RedisPlane } from "./shell/redis/plane.ts";
 
 const io: LoadIo = { readTextFile, env: getEnv };
 
@@ -136,11 +139,15 @@ async function run(options: RunOptions): Promise<void> {
 
   // Reloads (SIGHUP, POST /reload) and admin changes all go through the control, one after another.
   let running: Running;
+  // One connection for this thread's Redis duties: routing (workers = 1), disconnects, the fleet.
+  const redis = config.redis.url === "" ? null : new RedisConnection(config.redis.url, config.redis.timeout);
+  let plane: RedisPlane | null = null;
   try {
     running = await startRelay(config, detectPlatform(), {
       seed: options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
       autoMaxFlows: await autoMaxFlows(),
       log: { terminal: isTerminal("stderr"), noColor: (getEnv("NO_COLOR") ?? "") !== "" },
+      redis,
       onWorkerDeath: (e) => {
         // Its sockets may stay open unread, so part of every port would go unserved: let a supervisor
         // restart the whole process instead.
@@ -158,8 +165,11 @@ async function run(options: RunOptions): Promise<void> {
         },
         now: Date.now,
         memory: memoryUsage,
+        redis: () => plane?.metrics(),
+        onReloaded: () => plane?.reloaded(),
         onApplied: (hash, persisted, applied) => {
           config = applied;
+          plane?.configApplied(applied);
           configureLogs(config.relay.logLevel, config.relay.logFormat);
           log.info("config applied ({hash}){persisted}", {
             event: "config_applied",
@@ -183,9 +193,13 @@ async function run(options: RunOptions): Promise<void> {
       error: reason(e),
       wanted,
     });
+    redis?.close();
     return exit(Exit.Failure);
   }
   const control = running.control;
+  // Fleet changes take their turn with the admin API's.
+  const changes = new Changes(control);
+  if (redis !== null) plane = new RedisPlane(config, redis, { control, changes, logger: log });
   if (running.workers > 1) {
     log.info("{workers} relay workers share each listening port", {
       event: "workers",
@@ -206,6 +220,8 @@ async function run(options: RunOptions): Promise<void> {
       admin = serve(
         createAdminApp(control, {
           token: config.admin.token,
+          changes,
+          fleet: plane?.fleet ?? null,
           onError: (e) => log.error("admin API error: {error}", { error: reason(e) }),
         }),
         config.admin.listen,
@@ -241,7 +257,7 @@ async function run(options: RunOptions): Promise<void> {
         active: status.listeners.reduce((n, l) => n + l.active, 0),
         grace,
       });
-    }).catch(() => {}).then(() => running.shutdown(grace)).then(
+    }).catch(() => {}).then(() => running.shutdown(grace)).then(() => plane?.close()).then(
       () => log.info("stopped", { event: "stopped" }),
       (e) => log.error("shutdown failed: {error}", { error: reason(e) }),
     ).then(() => admin?.close()).finally(() => exit(Exit.Ok));

@@ -16,11 +16,12 @@ import { methodNotAllowed } from "hono/method-not-allowed";
 import { secureHeaders } from "hono/secure-headers";
 import { Changes } from "./apply.ts";
 import { bearerAuth } from "./auth.ts";
-import type { Control } from "./control.ts";
+import type { Control, FleetAccess } from "./control.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import { collectMetrics, metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./metrics.ts";
 import { clusterRoutes } from "./routes/clusters.ts";
 import { configRoutes } from "./routes/config.ts";
+import { fleetRoutes } from "./routes/fleet.ts";
 import { flowRoutes } from "./routes/flows.ts";
 import { listenerRoutes } from "./routes/listeners.ts";
 import { systemRoutes } from "./routes/system.ts";
@@ -37,12 +38,20 @@ export interface AdminOptions {
   readonly token: string;
   /** Called with unexpected errors (those answered with a 500). */
   readonly onError?: (error: unknown) => void;
+  /**
+   * The serialiser of config changes, when others than the API make changes too (the fleet): all of them
+   * must take turns. Default: the app's own.
+   */
+  readonly changes?: Changes;
+  /** The fleet (`[fleet] instance` set): `GET /fleet` and `?scope=fleet` on backend changes. */
+  readonly fleet?: FleetAccess | null;
 }
 
 /** The admin API over `control`. */
 export function createAdminApp(control: Control, options: AdminOptions): Hono {
   const app = new Hono();
-  const changes = new Changes(control);
+  const changes = options.changes ?? new Changes(control);
+  const fleet = options.fleet ?? null;
 
   app.use(secureHeaders({ crossOriginResourcePolicy: "same-origin", xFrameOptions: "DENY" }));
   app.use(async (c, next) => {
@@ -86,7 +95,8 @@ export function createAdminApp(control: Control, options: AdminOptions): Hono {
 
   app.route("/api/v1", systemRoutes(control));
   app.route("/api/v1", listenerRoutes(control, changes));
-  app.route("/api/v1", clusterRoutes(control, changes));
+  app.route("/api/v1", clusterRoutes(control, changes, fleet));
+  app.route("/api/v1", fleetRoutes(fleet));
   app.route("/api/v1", flowRoutes(control));
   app.route("/api/v1", configRoutes(control, changes));
 

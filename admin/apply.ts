@@ -30,16 +30,24 @@ export class Changes {
 
   /**
    * Runs `edit` on the running config (it throws an ApiError to refuse) and applies the result; a relay
-   * that cannot apply it (a bind failure, say) is a 409 and nothing changes.
+   * that cannot apply it (a bind failure, say) is a 409 and nothing changes. `after` runs once the change
+   * is applied, still in turn (so, e.g., fleet updates are written to Redis in the order they were made);
+   * if it throws, the change stays applied and its error is this call's.
    */
-  apply(edit: (config: FerryConfig) => FerryConfig, persist: boolean): Promise<Applied> {
+  apply(
+    edit: (config: FerryConfig) => FerryConfig,
+    persist: boolean,
+    after?: (applied: Applied) => Promise<void>,
+  ): Promise<Applied> {
     const run = async (): Promise<Applied> => {
       const config = edit(this.#control.config());
       const r = await this.#control.applyConfig(config, persist);
       if (!r.ok) {
         throw new ApiError(409, "the relay could not apply the config; nothing was changed", r.errors);
       }
-      return { config, configHash: r.configHash, persisted: r.persisted };
+      const applied = { config, configHash: r.configHash, persisted: r.persisted };
+      await after?.(applied);
+      return applied;
     };
     const result = this.#tail.then(run);
     this.#tail = result.catch(() => {});

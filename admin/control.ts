@@ -123,11 +123,36 @@ export interface ProcessMetrics {
   readonly startTimeSeconds: number;
 }
 
+/** How a routing lookup (`balancer = "redis"`) ended. */
+export type RoutingResult = "ok" | "empty" | "invalid" | "error" | "cached";
+
+/** The process's Redis figures (routing, disconnect channel, fleet), summed over its connections. */
+export interface RedisMetrics {
+  /** Connections to Redis (command connections; subscriptions ride along), and how many are ready. */
+  readonly connections: number;
+  readonly connectionsUp: number;
+  /** Times a connection was (re)established. */
+  readonly connects: number;
+  readonly errors: number;
+  readonly commands: number;
+  /** Commands that failed or timed out. */
+  readonly failures: number;
+  /** The slowest connection's EWMA round trip in ms; NaN before the first. */
+  readonly latencyMs: number;
+  readonly routing: Readonly<Record<RoutingResult, number>>;
+  /** Disconnect-channel messages: a client whose flows were closed, or not a client (ignored). */
+  readonly disconnects: { readonly closed: number; readonly ignored: number };
+  /** Fleet changes received: applied, or rejected (bad values in Redis; nothing changed). */
+  readonly fleetChanges: { readonly applied: number; readonly rejected: number };
+}
+
 /** Everything `/metrics` shows. */
 export interface MetricsSnapshot {
   readonly listeners: readonly ListenerMetrics[];
   readonly clusters: readonly ClusterMetrics[];
   readonly process: ProcessMetrics;
+  /** Absent when no [redis] url is configured. */
+  readonly redis?: RedisMetrics;
 }
 
 /** A flow as the admin API lists it. */
@@ -200,4 +225,44 @@ export interface Control {
   closeBackendFlows(cluster: string, backend: string): Awaitable<number>;
   /** True when listeners are bound, a config is loaded and nothing is draining. */
   ready(): Awaitable<boolean>;
+}
+
+/** A relay of the fleet, as its heartbeat in Redis says. */
+export interface FleetInstance {
+  /** `[fleet] instance`. */
+  readonly instance: string;
+  readonly version: string;
+  readonly runtime: string;
+  readonly runtimeVersion: string;
+  readonly workers: number;
+  readonly startedAt: string;
+  readonly uptimeSeconds: number;
+  /** Live UDP flows. */
+  readonly flows: number;
+  /** Open TCP connections. */
+  readonly connections: number;
+  /** Datagrams received from clients since start. */
+  readonly datagrams: number;
+  readonly configHash: string;
+  readonly draining: boolean;
+  /** When its last heartbeat was written (ISO 8601), and how long ago. */
+  readonly lastSeen: string;
+  readonly ageSeconds: number;
+  /** True for the instance answering. */
+  readonly self: boolean;
+}
+
+/** The fleet as the admin API uses it: present only when `[fleet] instance` is set. */
+export interface FleetAccess {
+  /** This instance's name. */
+  readonly instance: string;
+  /** True while Redis is reachable (a fleet change can be shared). */
+  connected(): boolean;
+  /**
+   * Shares `cluster`'s backends as `config` has them with every instance (written to Redis, then announced).
+   * Rejects when Redis cannot take it; the local relay is not touched here.
+   */
+  publish(cluster: string, config: FerryConfig): Promise<void>;
+  /** The live instances (those whose heartbeat has not expired), by name. */
+  instances(): Promise<FleetInstance[]>;
 }

@@ -18,6 +18,56 @@ const L = ["listener"];
 const C = ["cluster"];
 const B = ["cluster", "backend"];
 
+/** The Redis control plane's families (no samples without [redis] url). */
+const REDIS_METRICS: readonly MetricDoc[] = [
+  {
+    name: "ferry_redis_connected",
+    type: "gauge",
+    labels: [],
+    help: "1 while every Redis connection of the process is ready, else 0.",
+  },
+  {
+    name: "ferry_redis_connects_total",
+    type: "counter",
+    labels: [],
+    help: "Redis connections established, first ones and reconnects.",
+  },
+  { name: "ferry_redis_errors_total", type: "counter", labels: [], help: "Redis connection errors." },
+  { name: "ferry_redis_commands_total", type: "counter", labels: [], help: "Redis commands sent." },
+  {
+    name: "ferry_redis_command_failures_total",
+    type: "counter",
+    labels: [],
+    help: "Redis commands that failed or timed out (or could not be sent while Redis was away).",
+  },
+  {
+    name: "ferry_redis_latency_seconds",
+    type: "gauge",
+    labels: [],
+    help: "Redis command round trip, moving average (the slowest connection's); NaN before the first.",
+  },
+  {
+    name: "ferry_redis_routing_lookups_total",
+    type: "counter",
+    labels: ["result"],
+    help:
+      'Backend lookups of balancer = "redis" clusters: ok, empty (no key or empty), invalid (not a usable ip:port), error (Redis away or slow), cached.',
+  },
+  {
+    name: "ferry_redis_disconnects_total",
+    type: "counter",
+    labels: ["result"],
+    help:
+      "Disconnect-channel messages: closed (the client's flows were closed), ignored (not ip or ip:port).",
+  },
+  {
+    name: "ferry_fleet_changes_total",
+    type: "counter",
+    labels: ["result"],
+    help: "Fleet backend changes received: applied, or rejected (invalid in Redis; nothing changed).",
+  },
+];
+
 /** Every metric family, in exposition order. Counters end in `_total`. */
 export const METRICS: readonly MetricDoc[] = [
   {
@@ -237,4 +287,5 @@ export const METRICS: readonly MetricDoc[] = [
     labels: B,
     help: "Health status changes (up to down or down to up).",
   },
+  ...REDIS_METRICS,
 ];

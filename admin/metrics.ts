@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { MetricsSnapshot, StatusInfo } from "./control.ts";
+import type { MetricsSnapshot, RedisMetrics, StatusInfo } from "./control.ts";
 import { type MetricDoc, METRICS } from "./metric_names.ts";
 
 /** One sample: label values by label name, and the value. */
@@ -106,7 +106,28 @@ export function collectMetrics(m: MetricsSnapshot, status: StatusInfo, ready: bo
       add("ferry_backend_health_transitions_total", bl, b.health.transitions);
     }
   }
+  if (m.redis !== undefined) collectRedis(m.redis, add);
   return [...families.values()];
+}
+
+/** The Redis families, when Redis is configured. */
+function collectRedis(
+  r: RedisMetrics,
+  add: (name: string, labels: Record<string, string>, value: number) => void,
+): void {
+  add("ferry_redis_connected", {}, r.connections > 0 && r.connectionsUp === r.connections ? 1 : 0);
+  add("ferry_redis_connects_total", {}, r.connects);
+  add("ferry_redis_errors_total", {}, r.errors);
+  add("ferry_redis_commands_total", {}, r.commands);
+  add("ferry_redis_command_failures_total", {}, r.failures);
+  add("ferry_redis_latency_seconds", {}, r.latencyMs / 1000);
+  for (const [result, n] of Object.entries(r.routing)) {
+    add("ferry_redis_routing_lookups_total", { result }, n);
+  }
+  for (const [result, n] of Object.entries(r.disconnects)) {
+    add("ferry_redis_disconnects_total", { result }, n);
+  }
+  for (const [result, n] of Object.entries(r.fleetChanges)) add("ferry_fleet_changes_total", { result }, n);
 }
 
 /** Escapes a label value: backslash, double quote and newline. */

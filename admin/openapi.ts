@@ -36,6 +36,14 @@ const query = (
 });
 
 const PERSIST = { $ref: "#/components/parameters/persist" };
+const SCOPE = query(
+  "scope",
+  "local (default): this instance; fleet: also write the change to Redis for every instance of the fleet.",
+  { type: "string", enum: ["local", "fleet"], default: "local" },
+);
+const E503 = err(
+  "scope=fleet while Redis is unreachable (nothing changed), or the change was applied here only.",
+);
 const NAME = param("name", "The listener's or cluster's name.");
 const ADDRESS = param("address", 'Backend "ip:port" ("[::1]:53" for IPv6), URL-encoded.');
 const E400 = err("Invalid request: `errors` names each bad field; nothing was changed.");
@@ -71,6 +79,11 @@ running relay only: the change is lost on restart or reload. \`GET /config\` sho
 
 **Errors** are JSON \`{ "error": "...", "errors": [{ "path": "...", "message": "..." }] }\` on every status.
 Unknown query parameters are refused (a misspelt \`?persist\` must not silently skip the file).
+
+**Fleet.** With \`[fleet] instance\` set, backend changes (add, patch: weight or state, remove) take
+\`?scope=fleet\`: the change is applied here, then written to Redis and applied by every instance of the
+fleet (at runtime: no instance's file is written, and an instance that starts loads the fleet's state).
+\`GET /fleet\` lists the live instances.
 
 **Clients** (\`GET /clients\`) are flows grouped by client ip:port and ranked worst first: by priority (the
 highest, i.e. worst, score first), by loss (highest first) or by bandwidth (highest first).`;
@@ -241,8 +254,9 @@ export const OPENAPI = {
           "404": E404,
         },
       },
-      post: change("Add a backend", { parameters: [NAME], requestBody: body(ref("Backend")) }, {
+      post: change("Add a backend", { parameters: [NAME, SCOPE], requestBody: body(ref("Backend")) }, {
         "201": ok("Added", applied({ backend: ref("BackendView") })),
+        "503": E503,
       }),
     },
     "/api/v1/clusters/{name}/backends/{address}": {
@@ -256,13 +270,15 @@ export const OPENAPI = {
         },
       },
       patch: change("Change a backend's weight or state (draining = no new flows)", {
-        parameters: [NAME, ADDRESS],
+        parameters: [NAME, ADDRESS, SCOPE],
         requestBody: body(ref("BackendPatch")),
       }, {
         "200": ok("Changed", applied({ backend: ref("BackendView") })),
+        "503": E503,
       }),
-      delete: change("Remove a backend", { parameters: [NAME, ADDRESS] }, {
+      delete: change("Remove a backend", { parameters: [NAME, ADDRESS, SCOPE] }, {
         "200": ok("Removed", applied()),
+        "503": E503,
       }),
     },
     "/api/v1/clusters/{name}/backends/{address}/flows": {
@@ -272,6 +288,22 @@ export const OPENAPI = {
         responses: {
           "200": ok("Closed", { type: "object", properties: { closed: { type: "integer" } } }),
           "400": E400,
+        },
+      },
+    },
+    "/api/v1/fleet": {
+      get: {
+        summary: "The live instances of the fleet (heartbeats in Redis)",
+        responses: {
+          "200": ok("Instances", {
+            type: "object",
+            properties: {
+              instance: { type: "string", description: "The instance answering." },
+              instances: { type: "array", items: ref("FleetInstance") },
+            },
+          }),
+          "409": err("This instance is not in a fleet ([fleet] instance is empty)."),
+          "503": err("Redis is unreachable."),
         },
       },
     },

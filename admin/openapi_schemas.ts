@@ -47,9 +47,20 @@ const backendKeys = {
 const clusterKeys = {
   balancer: {
     type: "string",
-    enum: ["round_robin", "random", "least_flows", "power_of_two", "rendezvous", "maglev"],
+    enum: ["round_robin", "random", "least_flows", "power_of_two", "rendezvous", "maglev", "redis"],
     default: "round_robin",
+    description: 'redis: each new flow\'s backend is the "ip:port" in the Redis key redis_key.',
   },
+  redis_key: {
+    type: "string",
+    description: 'balancer = "redis": the key (default "ferry:backend:<cluster>").',
+  },
+  redis_fallback: {
+    type: "string",
+    enum: ["drop", "round_robin", "random", "least_flows", "power_of_two", "rendezvous", "maglev"],
+    description: 'balancer = "redis": without a usable answer, balance over backends, or drop (default).',
+  },
+  redis_cache: { ...duration, description: 'balancer = "redis": reuse an answer this long (default 0).' },
   affinity: { type: "string", enum: ["ip_port", "ip"], default: "ip_port" },
   requests: int,
   responses: int,
@@ -133,6 +144,23 @@ const client = obj({
 
 /** The `components.schemas` of the OpenAPI document. */
 export const SCHEMAS: Record<string, unknown> = {
+  FleetInstance: obj({
+    instance: str,
+    version: str,
+    runtime: str,
+    runtimeVersion: str,
+    workers: int,
+    startedAt: str,
+    uptimeSeconds: num,
+    flows: { ...int, description: "Live UDP flows." },
+    connections: { ...int, description: "Open TCP connections." },
+    datagrams: { ...int, description: "Datagrams received from clients since start." },
+    configHash: str,
+    draining: bool,
+    lastSeen: { type: "string", description: "When its last heartbeat was written (ISO 8601)." },
+    ageSeconds: num,
+    self: { ...bool, description: "The instance answering." },
+  }),
   Error: obj({
     error: { type: "string", description: "What went wrong, for a human." },
     errors: arr(obj({
@@ -211,10 +239,13 @@ export const SCHEMAS: Record<string, unknown> = {
   ),
   RawConfig: {
     type: "object",
-    description: "A config file as JSON: the keys of relay, admin, [[listeners]] and [clusters.NAME].",
+    description:
+      "A config file as JSON: the keys of relay, admin, redis, fleet, [[listeners]] and [clusters.NAME].",
     properties: {
       relay: { type: "object" },
       admin: { type: "object" },
+      redis: { type: "object" },
+      fleet: { type: "object" },
       listeners: arr(ref("Listener")),
       clusters: { type: "object" },
     },

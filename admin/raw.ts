@@ -17,6 +17,9 @@ export type Table = Record<string, unknown>;
 export interface RawConfig {
   relay: Table;
   admin: Table;
+  /** Kept so an edit never loses the Redis connection or the fleet (routing needs [redis] url). */
+  redis: Table;
+  fleet: Table;
   listeners: Table[];
   clusters: Record<string, Table>;
 }
@@ -43,6 +46,8 @@ export function toRaw(config: FerryConfig): RawConfig {
   return {
     relay: isTable(doc.relay) ? doc.relay : {},
     admin: isTable(doc.admin) ? doc.admin : {},
+    redis: isTable(doc.redis) ? doc.redis : {},
+    fleet: isTable(doc.fleet) ? doc.fleet : {},
     listeners: Array.isArray(doc.listeners) ? doc.listeners as Table[] : [],
     clusters: isTable(doc.clusters) ? doc.clusters as Record<string, Table> : {},
   };

@@ -20,6 +20,7 @@ import type {
   FlowInfo,
   ListenerMetrics,
   MetricsSnapshot,
+  RedisMetrics,
   StatusInfo,
 } from "../admin/control.ts";
 import type { Relay } from "./relay.ts";
@@ -38,6 +39,10 @@ export interface RelayControlOptions {
   readonly memory: () => { rss: number; heapUsed: number };
   /** Called after every successful change, e.g. to log it. */
   readonly onApplied?: (hash: string, persisted: boolean, config: FerryConfig) => void;
+  /** Called after a successful reload from the config file (the fleet then puts its state back). */
+  readonly onReloaded?: () => void;
+  /** Redis figures to add to the metrics (routing, the main thread's connection, disconnects, fleet). */
+  readonly redis?: () => RedisMetrics | undefined;
 }
 
 /** Hex SHA-256 of a config as TOML: two configs with the same meaning hash alike. */
@@ -88,7 +93,9 @@ export async function reloadConfig(
   if (options.configPath === null) return refusal("no config file to reload (started without --config)");
   const loaded = await options.load();
   if (!loaded.ok) return loaded;
-  return applyConfig(loaded.config, false);
+  const result = await applyConfig(loaded.config, false);
+  if (result.ok) options.onReloaded?.();
+  return result;
 }
 
 /** Control over one relay. */
@@ -213,6 +220,7 @@ export class RelayControl implements Control {
     });
     const mem = this.#opts.memory();
     const now = this.#opts.now();
+    const redis = this.#opts.redis?.();
     return {
       listeners,
       clusters,
@@ -222,6 +230,7 @@ export class RelayControl implements Control {
         uptimeSeconds: (now - this.#startedAt) / 1000,
         startTimeSeconds: this.#startedAt / 1000,
       },
+      ...(redis === undefined ? {} : { redis }),
     };
   }
 

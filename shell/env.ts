@@ -35,6 +35,12 @@ export const ENV_VARS: readonly EnvVar[] = [
     help: 'shutdown grace period ("30s", or integer ms)',
   },
   { name: "FERRY_WORKERS", path: ["relay", "workers"], numeric: true, help: "relay workers (1..64)" },
+  {
+    name: "FERRY_DATAPATH",
+    path: ["relay", "datapath"],
+    numeric: false,
+    help: "UDP data path: auto|native|runtime",
+  },
 ];
 
 /** One value to write onto the raw config, and where it came from (for the startup log). */

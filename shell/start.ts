@@ -12,6 +12,9 @@ import { RelayControl, type RelayControlOptions } from "./control.ts";
 import { log } from "./logging.ts";
 import { type Platform, Relay } from "./relay.ts";
 import { relayLogHooks } from "./relay_log.ts";
+import type { RedisConnection } from "./redis/connection.ts";
+import { mergeRedisMetrics } from "./redis/metrics.ts";
+import { RedisRouter } from "./redis/router.ts";
 import { WorkerPool } from "./worker_pool.ts";
 import type { WorkerLogOutput } from "./worker_protocol.ts";
 
@@ -36,6 +39,11 @@ export interface StartOptions {
   readonly log: WorkerLogOutput;
   /** A worker thread died (workers > 1 only). */
   readonly onWorkerDeath?: (error: Error) => void;
+  /**
+   * The main thread's Redis connection ([redis] url set): a relay in this thread routes through it; worker
+   * threads open their own (each worker's core resolves its own flows).
+   */
+  readonly redis?: RedisConnection | null;
 }
 
 /** Binds every listener of `config` on `config.relay.workers` workers, or throws with nothing left bound. */
@@ -58,8 +66,15 @@ export async function startRelay(
     autoMaxFlows: options.autoMaxFlows,
     hooks: relayLogHooks(log),
   });
+  const redis = options.redis ?? null;
+  const router = redis === null ? null : new RedisRouter(config.redis, { shared: redis }, log);
+  if (router !== null) relay.udp.setResolver((flow) => router.resolve(flow));
+  const control = router === null ? options.control : {
+    ...options.control,
+    redis: () => mergeRedisMetrics([router.metrics(), options.control.redis?.()]),
+  };
   return {
-    control: new RelayControl(relay, options.control),
+    control: new RelayControl(relay, control),
     workers: 1,
     shutdown: (graceMs) => relay.shutdown(graceMs),
     stop: () => relay.stop(),

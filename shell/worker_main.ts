@@ -15,6 +15,8 @@ import { log, setupLogging } from "./logging.ts";
 import { detectPlatform, memoryUsage, runtimeVersion, writeStderr } from "./platform.ts";
 import { Relay } from "./relay.ts";
 import { relayLogHooks } from "./relay_log.ts";
+import { RedisConnection } from "./redis/connection.ts";
+import { RedisRouter } from "./redis/router.ts";
 import { VERSION } from "./version.ts";
 import type {
   WorkerCalls,
@@ -48,8 +50,35 @@ function configureLogs(config: FerryConfig, output: WorkerLogOutput): void {
 
 type Handlers = { [M in WorkerMethod]: (...args: Parameters<WorkerCalls[M]>) => unknown };
 
+/** True when `config` routes some cluster through Redis. */
+function routesThroughRedis(config: FerryConfig): boolean {
+  return config.clusters.some((c) => c.balancer === "external");
+}
+
+/**
+ * This worker's routing for `balancer = "redis"` clusters (each worker's core resolves its own flows): its
+ * own Redis connection, opened at once when a cluster routes through Redis, else at the first such flow.
+ * The main thread logs Redis's state; a worker's connection only at debug level, not once per worker.
+ */
+function routing(relay: Relay, init: WorkerInit): RedisRouter | null {
+  const settings = init.config.redis;
+  if (settings.url === "") return null;
+  const logger = log.with({ worker: init.index });
+  const router = new RedisRouter(settings, {
+    connect: () => {
+      const c = new RedisConnection(settings.url, settings.timeout);
+      c.onState((up) => logger.debug("routing connection {state}", { state: up ? "up" : "down" }));
+      return c;
+    },
+  }, logger);
+  if (routesThroughRedis(init.config)) router.connect();
+  relay.udp.setResolver((flow) => router.resolve(flow));
+  return router;
+}
+
 /** The request handlers over a started relay. */
 function handlers(relay: Relay, init: WorkerInit): Handlers {
+  const router = routing(relay, init);
   const control = new RelayControl(relay, {
     version: VERSION,
     runtimeVersion: runtimeVersion(),
@@ -57,14 +86,19 @@ function handlers(relay: Relay, init: WorkerInit): Handlers {
     load: () => Promise.reject(new Error("workers do not read the config file")),
     now: Date.now,
     memory: memoryUsage,
+    redis: () => router?.metrics(),
   });
   return {
     apply: async (config) => {
       await relay.apply(config);
       configureLogs(config, init.log);
+      if (routesThroughRedis(config)) router?.connect();
     },
     drain: (listener) => relay.drain(listener),
-    shutdown: (graceMs) => relay.shutdown(graceMs),
+    shutdown: async (graceMs) => {
+      await relay.shutdown(graceMs);
+      router?.close();
+    },
     status: () => control.status(),
     metrics: () => control.metrics(),
     flows: (filter) => control.flows(filter),

@@ -23,6 +23,7 @@ import type {
   StatusInfo,
 } from "../admin/control.ts";
 import { mergeFlows, mergeMetrics, mergeStatus } from "./aggregate.ts";
+import { mergeRedisMetrics } from "./redis/metrics.ts";
 import { commitConfig, configHash, type RelayControlOptions, reloadConfig } from "./control.ts";
 import type { Platform } from "./relay.ts";
 import { WorkerLink, type WorkerResult } from "./worker_link.ts";
@@ -215,13 +216,16 @@ export class WorkerPool implements Control {
     const parts = await this.#all("metrics");
     const mem = this.#opts.control.memory();
     const now = this.#opts.control.now();
-    return mergeMetrics(parts, {
+    const merged = mergeMetrics(parts, {
       // The resident set is the process's; each thread has a heap of its own.
       residentBytes: mem.rss,
       heapUsedBytes: parts.reduce((sum, p) => sum + p.process.heapUsedBytes, mem.heapUsed),
       uptimeSeconds: (now - this.#startedAt) / 1000,
       startTimeSeconds: this.#startedAt / 1000,
     });
+    // Workers report their routing; the main thread its own connection, disconnects and fleet.
+    const redis = mergeRedisMetrics([...parts.map((p) => p.redis), this.#opts.control.redis?.()]);
+    return redis === undefined ? merged : { ...merged, redis };
   }
 
   async flows(filter: FlowFilter): Promise<FlowInfo[]> {

@@ -8,7 +8,7 @@
 import { Hono } from "hono";
 import type { FerryConfig } from "../../core/types.ts";
 import type { Changes } from "../apply.ts";
-import type { Control } from "../control.ts";
+import type { Control, FleetAccess } from "../control.ts";
 import {
   addBackend,
   addCluster,
@@ -21,9 +21,10 @@ import { ApiError } from "../errors.ts";
 import { own, toRaw } from "../raw.ts";
 import { addressOf, jsonBody, persistOf, queryOf } from "../validate.ts";
 import { clusterView } from "../views.ts";
+import { fleetScope, shareWith } from "./fleet.ts";
 
-/** The cluster and backend routes. */
-export function clusterRoutes(control: Control, changes: Changes): Hono {
+/** The cluster and backend routes; backend changes take `?scope=fleet` when `fleet` is given. */
+export function clusterRoutes(control: Control, changes: Changes, fleet: FleetAccess | null = null): Hono {
   const app = new Hono();
 
   const view = async (config: FerryConfig, name: string) => {
@@ -90,10 +91,16 @@ export function clusterRoutes(control: Control, changes: Changes): Hono {
   });
 
   app.post("/clusters/:name/backends", async (c) => {
-    const persist = persistOf(queryOf(c, ["persist"]));
+    const query = queryOf(c, ["persist", "scope"]);
+    const persist = persistOf(query);
+    const shared = fleetScope(query, fleet);
     const name = c.req.param("name");
     const body = await jsonBody(c);
-    const r = await changes.apply((config) => addBackend(config, name, body), persist);
+    const r = await changes.apply(
+      (config) => addBackend(config, name, body),
+      persist,
+      shareWith(shared, name),
+    );
     const address = addressOf(String(own(body as Record<string, unknown>, "address")), "address");
     return c.json({ backend: await backendView(r.config, name, address), ...applied(r) }, 201);
   });
@@ -105,19 +112,25 @@ export function clusterRoutes(control: Control, changes: Changes): Hono {
   });
 
   app.patch("/clusters/:name/backends/:address", async (c) => {
-    const persist = persistOf(queryOf(c, ["persist"]));
+    const query = queryOf(c, ["persist", "scope"]);
+    const persist = persistOf(query);
+    const shared = fleetScope(query, fleet);
     const name = c.req.param("name");
     const address = addressOf(c.req.param("address"), "address");
     const body = await jsonBody(c);
-    const r = await changes.apply((config) => patchBackend(config, name, address, body), persist);
+    const edit = (config: FerryConfig) => patchBackend(config, name, address, body);
+    const r = await changes.apply(edit, persist, shareWith(shared, name));
     return c.json({ backend: await backendView(r.config, name, address), ...applied(r) });
   });
 
   app.delete("/clusters/:name/backends/:address", async (c) => {
-    const persist = persistOf(queryOf(c, ["persist"]));
+    const query = queryOf(c, ["persist", "scope"]);
+    const persist = persistOf(query);
+    const shared = fleetScope(query, fleet);
     const name = c.req.param("name");
     const address = addressOf(c.req.param("address"), "address");
-    const r = await changes.apply((config) => removeBackend(config, name, address), persist);
+    const edit = (config: FerryConfig) => removeBackend(config, name, address);
+    const r = await changes.apply(edit, persist, shareWith(shared, name));
     return c.json({ deleted: address, ...applied(r) });
   });
 
