@@ -47,6 +47,11 @@ export const bunUdpSockets: UdpSockets = {
         data(_s, data, port, ip) {
           onDatagram(data, ip, port);
         },
+        // A client that closed its socket answers our reply with ICMP port unreachable, which Bun reports
+        // here (ECONNREFUSED, "errqueue"). Without a handler Bun throws it uncaught and the process dies.
+        error() {
+          options.sendFailed();
+        },
       },
     });
     const local: SocketAddress = { ip: address.ip, port: sock.port, family: address.family };
