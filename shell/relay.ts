@@ -8,12 +8,15 @@
 import { formatSocketAddress, type SocketAddress } from "../core/address.ts";
 import type { Listener } from "../core/listener.ts";
 import { RelayCore } from "../core/relay_core.ts";
-import type { FerryConfig, ListenerConfig } from "../core/types.ts";
+import type { Datapath, FerryConfig, ListenerConfig } from "../core/types.ts";
 import { TcpRelay } from "./tcp_relay.ts";
 import type { TcpSockets } from "./tcp_sockets.ts";
 import { HealthProber } from "./health_probes.ts";
 import { type Clock, UdpRelay, type UdpRelayHooks } from "./udp_relay.ts";
 import type { UdpSockets } from "./udp_sockets.ts";
+import type { Libc } from "./native/ffi.ts";
+import { type NativeListenerStats, NativeUdp } from "./native/native_udp.ts";
+import { chooseDatapath, type DatapathChoice, requestedDatapath } from "./native/select.ts";
 
 /** The runtime pieces a relay runs on. */
 export interface Platform {
@@ -33,6 +36,14 @@ export interface RelayOptions {
   /** Bind listeners with SO_REUSEPORT (several workers on one port). */
   readonly reusePort?: boolean;
   readonly hooks?: UdpRelayHooks;
+  /** A failure inside the native data path's loop (a bug: it is reported, and the loop carries on). */
+  readonly nativeError?: (error: unknown) => void;
+}
+
+/** How a UDP listener is served, for logs and the status endpoint. */
+export interface ListenerDatapath extends DatapathChoice {
+  /** The native path's socket facts (granted buffer sizes, receive-queue drops), when it serves it. */
+  readonly native: NativeListenerStats | null;
 }
 
 function sameBinding(a: ListenerConfig, b: ListenerConfig): boolean {
@@ -47,12 +58,17 @@ export class Relay {
   readonly health: HealthProber;
   readonly platform: Platform;
   readonly #reusePort: boolean;
+  readonly #options: RelayOptions;
+  /** The native UDP driver, made on the first listener that runs on it. */
+  #native: NativeUdp | null = null;
+  readonly #datapaths = new WeakMap<Listener, DatapathChoice>();
   #config: FerryConfig;
 
   private constructor(config: FerryConfig, platform: Platform, options: RelayOptions) {
     this.#config = config;
     this.platform = platform;
     this.#reusePort = options.reusePort ?? false;
+    this.#options = options;
     this.core = new RelayCore(config, { seed: options.seed, autoMaxFlows: options.autoMaxFlows });
     this.udp = new UdpRelay(this.core, platform.udp, platform.clock, options.hooks);
     this.tcp = new TcpRelay(this.core, platform.tcp, platform.clock);
@@ -73,7 +89,7 @@ export class Relay {
   static async start(config: FerryConfig, platform: Platform, options: RelayOptions): Promise<Relay> {
     const relay = new Relay(config, platform, options);
     try {
-      for (const l of relay.core.listeners()) await relay.#bind(l);
+      for (const l of relay.core.listeners()) await relay.#bind(l, config.relay.datapath);
     } catch (e) {
       relay.stop();
       throw e;
@@ -87,17 +103,61 @@ export class Relay {
     return this.#config;
   }
 
-  async #bind(l: Listener): Promise<SocketAddress> {
-    return l.config.protocol === "udp"
+  /** Binds a listener; a UDP one on the data path its `datapath` (or the relay's, `global`) picks. */
+  async #bind(l: Listener, global: Datapath): Promise<SocketAddress> {
+    if (l.config.protocol !== "udp") return await this.tcp.bind(l, this.#reusePort);
+    const choice = await chooseDatapath(requestedDatapath(l.config.datapath, global));
+    const { libc, ...shown } = choice;
+    const address = libc === undefined
       ? await this.udp.bind(l, this.#reusePort)
-      : await this.tcp.bind(l, this.#reusePort);
+      : await this.#nativeDriver(libc).bind(l, this.#reusePort);
+    this.#datapaths.set(l, shown);
+    return address;
+  }
+
+  #nativeDriver(libc: Libc): NativeUdp {
+    if (this.#native === null) {
+      const o = this.#options;
+      const native = new NativeUdp(this.core, libc, this.platform.clock, () => this.udp.pump(), o.hooks, {
+        onError: o.nativeError,
+      });
+      this.udp.attach(native);
+      this.#native = native;
+    }
+    return this.#native;
+  }
+
+  #unbindUdp(l: Listener): void {
+    if (this.#native?.owns(l)) this.#native.unbind(l);
+    else this.udp.unbind(l);
   }
 
   /** The address a listener is bound to (the kernel's port when 0 was asked). */
   address(name: string): SocketAddress | undefined {
     const l = this.core.listener(name);
     if (l === undefined) return undefined;
-    return l.config.protocol === "udp" ? this.udp.local(l) : this.tcp.local(l);
+    return l.config.protocol === "udp" ? this.udp.local(l) ?? this.#native?.local(l) : this.tcp.local(l);
+  }
+
+  /**
+   * How a UDP listener is served: native or runtime, what was asked, why "auto" fell back, and on the
+   * native path what the kernel granted (SO_RCVBUF/SO_SNDBUF) and the receive-queue drops (SO_RXQ_OVFL).
+   * Undefined for TCP and unbound listeners.
+   */
+  datapath(name: string): ListenerDatapath | undefined {
+    const l = this.core.listener(name);
+    const choice = l === undefined ? undefined : this.#datapaths.get(l);
+    if (l === undefined || choice === undefined) return undefined;
+    return { ...choice, native: this.#native?.stats(l) ?? null };
+  }
+
+  /**
+   * The native path's own counters, for metrics (null when no listener runs on it): failed syscalls by call
+   * and errno (e.g. "send:ECONNREFUSED": 3), and the datagrams that rode as extra UDP GSO segments.
+   */
+  nativeCounters(): { errors: Record<string, number>; gsoSaved: { up: number; down: number } } | null {
+    const n = this.#native;
+    return n === null ? null : { errors: n.errors.snapshot(), gsoSaved: { ...n.gsoSaved } };
   }
 
   /**
@@ -117,11 +177,11 @@ export class Relay {
     const bound: Listener[] = [];
     try {
       for (const l of fresh) {
-        await this.#bind(l);
+        await this.#bind(l, next.relay.datapath);
         bound.push(l);
       }
     } catch (e) {
-      for (const l of bound) l.config.protocol === "udp" ? this.udp.unbind(l) : this.tcp.unbind(l);
+      for (const l of bound) l.config.protocol === "udp" ? this.#unbindUdp(l) : this.tcp.unbind(l);
       for (const l of fresh) this.core.removeListener(l.config.name);
       this.core.applyConfig(prev);
       for (const l of before.values()) {
@@ -166,6 +226,7 @@ export class Relay {
   stop(): void {
     this.health.stop();
     this.udp.stop();
+    this.#native?.stop();
     this.tcp.stop();
   }
 

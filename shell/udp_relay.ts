@@ -13,7 +13,7 @@ import type { SocketAddress } from "../core/address.ts";
 import { type Flow, FlowState } from "../core/flow.ts";
 import type { Listener } from "../core/listener.ts";
 import type { HealthChange } from "../core/health.ts";
-import type { RelayCore } from "../core/relay_core.ts";
+import type { CoreEvent, RelayCore } from "../core/relay_core.ts";
 import { type ListenerSocket, Sent, type UdpSockets, type UpstreamSocket } from "./udp_sockets.ts";
 
 /** A monotonic clock in milliseconds. */
@@ -41,6 +41,20 @@ export interface UdpRelayHooks {
   failOpen?(cluster: string): void;
 }
 
+/**
+ * Another data path serving some UDP listeners of the same core (the native one, shell/native/): this
+ * driver stays the one consumer of the core's events and owner of the deadline timer, and hands it the
+ * events of its listeners and their flows.
+ */
+export interface UdpPath {
+  /** Whether `listener` (and its flows) belong to that path. */
+  owns(listener: Listener): boolean;
+  /** A "closed", "resolve" or "listener_done" event of one of its listeners or flows. */
+  event(e: CoreEvent): void;
+  /** The resolver for flows of `external` clusters. */
+  setResolver(resolver: Resolver | null): void;
+}
+
 /** Drives one RelayCore's UDP listeners over one runtime's sockets. */
 export class UdpRelay {
   readonly #core: RelayCore;
@@ -50,6 +64,7 @@ export class UdpRelay {
   /** Keyed by the core's listener object: a reload may replace a listener of the same name. */
   readonly #bound = new Map<Listener, ListenerSocket>();
   #resolver: Resolver | null = null;
+  #path: UdpPath | null = null;
   #onListenerDone: ((listener: Listener) => void) | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #armedAt = Infinity;
@@ -71,6 +86,13 @@ export class UdpRelay {
   /** Sets the resolver for flows of `external` clusters. Without one they fall back to the cluster's backends. */
   setResolver(resolver: Resolver | null): void {
     this.#resolver = resolver;
+    this.#path?.setResolver(resolver);
+  }
+
+  /** Routes the events of another data path's listeners and flows to it (see UdpPath). */
+  attach(path: UdpPath): void {
+    this.#path = path;
+    path.setResolver(this.#resolver);
   }
 
   /** Binds the socket of a UDP listener of the core. Returns the bound address. */
@@ -165,10 +187,16 @@ export class UdpRelay {
    */
   pump(): void {
     const core = this.#core;
+    const path = this.#path;
     for (let e = core.poll(); e !== undefined; e = core.poll()) {
-      if (e.kind === "closed") {
-        const link = e.flow.handle as FlowLink | null;
-        if (link !== null) {
+      if (
+        path !== null && e.kind !== "health" && e.kind !== "fail_open" &&
+        path.owns(e.kind === "listener_done" ? e.listener : e.flow.listener)
+      ) {
+        path.event(e);
+      } else if (e.kind === "closed") {
+        const link = e.flow.handle;
+        if (link instanceof FlowLink) {
           link.closed = true;
           link.queue = null;
           link.up?.close();
@@ -230,8 +258,8 @@ export class UdpRelay {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     for (const flow of this.#core.flows()) {
-      const link = flow.handle as FlowLink | null;
-      if (link !== null) {
+      const link = flow.handle;
+      if (link instanceof FlowLink) {
         link.closed = true;
         link.up?.close();
       }

@@ -13,13 +13,30 @@ export interface Received {
   port: number;
 }
 
-/** A UDP echo server on 127.0.0.1 that records every datagram. */
+/** Where a test peer binds: 127.0.0.1 (the default) or ::1, and its receive buffer. */
+export interface PeerOptions {
+  readonly host?: "127.0.0.1" | "::1";
+  readonly recvBufferSize?: number;
+}
+
+function peerSocket(o: PeerOptions): dgram.Socket {
+  return dgram.createSocket({ type: o.host === "::1" ? "udp6" : "udp4", recvBufferSize: o.recvBufferSize });
+}
+
+/** A UDP echo server on 127.0.0.1 (or ::1) that records every datagram. */
 export class EchoBackend {
   readonly received: Received[] = [];
   /** Reply with this instead of echoing, if set. */
   reply: ((data: Uint8Array) => Uint8Array | null) | null = null;
-  #socket = dgram.createSocket("udp4");
+  readonly #host: string;
+  #socket: dgram.Socket;
   port = 0;
+
+  /** An echo backend on `options.host` (default 127.0.0.1). */
+  constructor(options: PeerOptions = {}) {
+    this.#host = options.host ?? "127.0.0.1";
+    this.#socket = peerSocket(options);
+  }
 
   /** Binds to a free port. */
   async start(): Promise<this> {
@@ -29,7 +46,7 @@ export class EchoBackend {
       const out = this.reply === null ? data : this.reply(data);
       if (out !== null) this.#socket.send(out, r.port, r.address);
     });
-    await new Promise<void>((res) => this.#socket.bind(0, "127.0.0.1", () => res()));
+    await new Promise<void>((res) => this.#socket.bind(0, this.#host, () => res()));
     this.port = this.#socket.address().port;
     return this;
   }
@@ -42,29 +59,40 @@ export class EchoBackend {
   }
 }
 
-/** A UDP client on 127.0.0.1 with a receive queue. */
+/** A UDP client on 127.0.0.1 (or ::1) with a receive queue. */
 export class Client {
-  #socket = dgram.createSocket("udp4");
+  readonly #host: string;
+  #socket: dgram.Socket;
   #queue: Uint8Array[] = [];
   #waiters: ((d: Uint8Array) => void)[] = [];
   port = 0;
+  /** The address of the last datagram received (replies must come from the address written to). */
+  lastFrom: { address: string; port: number } | null = null;
+
+  /** A client on `options.host` (default 127.0.0.1), sending to the same host. */
+  constructor(options: PeerOptions = {}) {
+    this.#host = options.host ?? "127.0.0.1";
+    this.#socket = peerSocket(options);
+  }
 
   /** Binds to a free port. */
   async start(): Promise<this> {
-    this.#socket.on("message", (m) => {
+    this.#socket.on("message", (m, r) => {
+      this.lastFrom = { address: r.address, port: r.port };
       const d = new Uint8Array(m);
       const w = this.#waiters.shift();
       if (w) w(d);
       else this.#queue.push(d);
     });
-    await new Promise<void>((res) => this.#socket.bind(0, "127.0.0.1", () => res()));
+    await new Promise<void>((res) => this.#socket.bind(0, this.#host, () => res()));
     this.port = this.#socket.address().port;
     return this;
   }
 
-  /** Sends `data` to 127.0.0.1:`port`. */
-  send(data: Uint8Array | string, port: number): void {
-    this.#socket.send(typeof data === "string" ? new TextEncoder().encode(data) : data, port, "127.0.0.1");
+  /** Sends `data` to `port` on the client's host; `sent` hears whether the kernel took it. */
+  send(data: Uint8Array | string, port: number, sent?: (ok: boolean) => void): void {
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    this.#socket.send(bytes, port, this.#host, (e) => sent?.(!e));
   }
 
   /** The next datagram, or null after `ms`. */
