@@ -95,13 +95,28 @@ function logListeners(status: StatusInfo, before: ReadonlySet<string> = new Set(
     const address = l.address ?? "(unbound)";
     const { name: listener, protocol, cluster } = l;
     if (before.has(`${listener} ${protocol} ${address}`)) continue;
-    log.info("listening {listener} {protocol} {address} → {cluster}", {
-      event: "listening",
-      listener,
-      protocol,
-      address,
-      cluster,
-    });
+    const dp = l.datapath ?? null;
+    // UDP: which data path serves it, why "auto" fell back, and what the kernel granted on the native path.
+    const path = dp === null ? "" : ` (${dp.datapath}${dp.reason === null ? "" : `: ${dp.reason}`})`;
+    log.info(
+      `listening {listener} {protocol} {address} → {cluster}${
+        path.replaceAll("{", "(").replaceAll("}", ")")
+      }`,
+      {
+        event: "listening",
+        listener,
+        protocol,
+        address,
+        cluster,
+        ...(dp === null ? {} : {
+          datapath: dp.datapath,
+          requested: dp.requested,
+          fallback: dp.reason,
+          recvBuffer: dp.recvBuffer,
+          sendBuffer: dp.sendBuffer,
+        }),
+      },
+    );
   }
 }
 

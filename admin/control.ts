@@ -38,6 +38,25 @@ export interface ListenerStatus {
   readonly draining: boolean;
   /** Live flows (UDP) or open connections (TCP). */
   readonly active: number;
+  /** UDP: which data path serves it and, on the native path, what the kernel granted. */
+  readonly datapath?: DatapathStatus | null;
+}
+
+/** How a UDP listener is served. */
+export interface DatapathStatus {
+  readonly datapath: "native" | "runtime";
+  /** What the config asked for ("auto", "native" or "runtime"). */
+  readonly requested: string;
+  /** Why "auto" runs on the runtime path; null when it runs what it asked for. */
+  readonly reason: string | null;
+  /** Native path: SO_RCVBUF / SO_SNDBUF granted, in bytes. */
+  readonly recvBuffer: number | null;
+  readonly sendBuffer: number | null;
+  /** Native path: whether replies leave from the address each datagram arrived on (IP_PKTINFO). */
+  readonly pktinfo: boolean | null;
+  /** Native path: datagrams per recvmmsg/sendmmsg, and whether UDP GSO is used. */
+  readonly batch: number | null;
+  readonly gso: boolean | null;
 }
 
 /** Drop counters, by reason. */
@@ -69,6 +88,8 @@ export interface ListenerMetrics {
   readonly connectionsEnded: Readonly<Record<string, number>>;
   readonly bytesUp: number;
   readonly bytesDown: number;
+  /** Native path: datagrams the kernel dropped because the receive queue was full (SO_RXQ_OVFL). */
+  readonly rxqOverflows?: number;
 }
 
 /** One backend's state and counters (summed over workers). */
@@ -153,6 +174,8 @@ export interface MetricsSnapshot {
   readonly process: ProcessMetrics;
   /** Absent when no [redis] url is configured. */
   readonly redis?: RedisMetrics;
+  /** Native path: failed syscalls by "call:ERRNO" (e.g. "send:ECONNREFUSED"). */
+  readonly nativeErrors?: Readonly<Record<string, number>>;
 }
 
 /** A flow as the admin API lists it. */

@@ -186,6 +186,31 @@ export const METRICS: readonly MetricDoc[] = [
     help: "TCP bytes relayed from backends to clients.",
   },
   {
+    name: "ferry_listener_datapath_info",
+    type: "gauge",
+    labels: ["listener", "datapath", "requested"],
+    help:
+      "Always 1 for a bound UDP listener; datapath is native or runtime, requested what the config asked.",
+  },
+  {
+    name: "ferry_listener_socket_buffer_bytes",
+    type: "gauge",
+    labels: ["listener", "direction"],
+    help: "Native path: SO_RCVBUF (direction=receive) and SO_SNDBUF (send) the kernel granted.",
+  },
+  {
+    name: "ferry_listener_rxq_overflows_total",
+    type: "counter",
+    labels: L,
+    help: "Native path: datagrams the kernel dropped because the receive queue was full (SO_RXQ_OVFL).",
+  },
+  {
+    name: "ferry_native_syscall_errors_total",
+    type: "counter",
+    labels: ["call", "errno"],
+    help: "Native path: failed syscalls by call and errno (EAGAIN is not an error and is not counted).",
+  },
+  {
     name: "ferry_cluster_datagrams_out_total",
     type: "counter",
     labels: C,

@@ -73,6 +73,26 @@ export function collectMetrics(m: MetricsSnapshot, status: StatusInfo, ready: bo
     }
     add("ferry_listener_tcp_bytes_up_total", ll, l.bytesUp);
     add("ferry_listener_tcp_bytes_down_total", ll, l.bytesDown);
+    if (l.protocol === "udp") add("ferry_listener_rxq_overflows_total", ll, l.rxqOverflows ?? 0);
+  }
+  for (const s of status.listeners) {
+    const dp = s.datapath;
+    if (dp === undefined || dp === null) continue;
+    add(
+      "ferry_listener_datapath_info",
+      { listener: s.name, datapath: dp.datapath, requested: dp.requested },
+      1,
+    );
+    if (dp.recvBuffer !== null) {
+      add("ferry_listener_socket_buffer_bytes", { listener: s.name, direction: "receive" }, dp.recvBuffer);
+    }
+    if (dp.sendBuffer !== null) {
+      add("ferry_listener_socket_buffer_bytes", { listener: s.name, direction: "send" }, dp.sendBuffer);
+    }
+  }
+  for (const [key, n] of Object.entries(m.nativeErrors ?? {})) {
+    const [call, errno] = key.includes(":") ? key.split(":", 2) : [key, "unknown"];
+    add("ferry_native_syscall_errors_total", { call, errno }, n);
   }
 
   for (const c of m.clusters) {

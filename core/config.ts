@@ -102,6 +102,8 @@ const LISTENER_KEYS = [
   "max_datagram_size",
   "sources",
   "datapath",
+  "recv_buffer",
+  "send_buffer",
 ] as const;
 const SOURCES_KEYS = ["reject", "deny", "allow"] as const;
 const CLUSTER_KEYS = [
@@ -577,6 +579,18 @@ function checkListener(
   }
   const sources = checkSources(c, own(value, "sources"), `${path}.sources`);
   const datapath = c.choice(own(value, "datapath"), `${path}.datapath`, DATAPATHS, "auto");
+  const buffer = (key: string): number | null | undefined => {
+    const raw = own(value, key);
+    if (raw === undefined) return null;
+    if (protocol === "tcp") {
+      c.error(`${path}.${key}`, "only applies to udp listeners");
+      return undefined;
+    }
+    return c.integer(raw, `${path}.${key}`, 0, 0, 1 << 30);
+  };
+  const recvBuffer = buffer("recv_buffer");
+  const sendBuffer = buffer("send_buffer");
+  if (recvBuffer === undefined || sendBuffer === undefined) return undefined;
   if (
     name === undefined || protocol === undefined || address === undefined || cluster === undefined ||
     !clusterNames.has(cluster) || maxFlows === undefined || maxDatagramSize === undefined ||
@@ -584,7 +598,18 @@ function checkListener(
   ) {
     return undefined;
   }
-  return { name, protocol, address, cluster, maxFlows, maxDatagramSize, sources, datapath };
+  return {
+    name,
+    protocol,
+    address,
+    cluster,
+    maxFlows,
+    maxDatagramSize,
+    sources,
+    datapath,
+    recvBuffer,
+    sendBuffer,
+  };
 }
 
 function checkHealth(c: Checker, value: unknown, path: string): HealthSettings | undefined {
@@ -1033,6 +1058,8 @@ export function configToToml(config: FerryConfig): string {
         allow: l.sources.allow.map(formatCidr),
       };
       out.datapath = l.datapath;
+      if (l.recvBuffer !== null) out.recv_buffer = l.recvBuffer;
+      if (l.sendBuffer !== null) out.send_buffer = l.sendBuffer;
       return out;
     }),
     clusters: Object.fromEntries(config.clusters.map((cl) => [cl.name, {

@@ -122,6 +122,12 @@ export interface ListenerConfig {
   readonly sources: SourcePolicy;
   /** UDP data path for this listener; "auto" follows `relay.datapath`. */
   readonly datapath: Datapath;
+  /**
+   * Native path: SO_RCVBUF / SO_SNDBUF to ask for, in bytes; null = 4 MiB, 0 = the kernel's default.
+   * (The kernel caps them at net.core.rmem_max / wmem_max; the status shows what it granted.)
+   */
+  readonly recvBuffer: number | null;
+  readonly sendBuffer: number | null;
 }
 
 /** The admin API's settings. */

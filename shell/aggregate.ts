@@ -58,6 +58,7 @@ function sumListener(a: ListenerMetrics, b: ListenerMetrics): ListenerMetrics {
     connectionsEnded: sumRecords(a.connectionsEnded, b.connectionsEnded),
     bytesUp: a.bytesUp + b.bytesUp,
     bytesDown: a.bytesDown + b.bytesDown,
+    rxqOverflows: (a.rxqOverflows ?? 0) + (b.rxqOverflows ?? 0),
   };
 }
 
@@ -90,6 +91,7 @@ export function mergeMetrics(parts: readonly MetricsSnapshot[], process: Process
   return {
     listeners: unionBy(parts.map((p) => p.listeners), (l) => l.name, sumListener),
     clusters: unionBy(parts.map((p) => p.clusters), (c) => c.name, sumCluster),
+    nativeErrors: parts.reduce<Record<string, number>>((acc, p) => sumRecords(acc, p.nativeErrors ?? {}), {}),
     process,
   };
 }

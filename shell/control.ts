@@ -128,6 +128,7 @@ export class RelayControl implements Control {
       draining: relay.core.draining,
       listeners: [...relay.core.listeners()].map((l) => {
         const a = relay.address(l.config.name);
+        const dp = relay.datapath(l.config.name);
         return {
           name: l.config.name,
           protocol: l.config.protocol,
@@ -135,6 +136,16 @@ export class RelayControl implements Control {
           cluster: l.config.cluster,
           draining: l.draining || relay.core.draining,
           active: l.flows,
+          datapath: dp === undefined ? null : {
+            datapath: dp.datapath,
+            requested: dp.requested,
+            reason: dp.reason,
+            recvBuffer: dp.native?.recvBuffer ?? null,
+            sendBuffer: dp.native?.sendBuffer ?? null,
+            pktinfo: dp.native?.pktinfo ?? null,
+            batch: dp.native?.batch ?? null,
+            gso: dp.native?.gso ?? null,
+          },
         };
       }),
     };
@@ -181,6 +192,7 @@ export class RelayControl implements Control {
         connectionsEnded: { ...c.connectionsEnded },
         bytesUp: c.bytesUp,
         bytesDown: c.bytesDown,
+        rxqOverflows: this.#relay.datapath(l.config.name)?.native?.rxqOverflows ?? 0,
       };
     });
     // Health times are on the relay's monotonic clock: shown as wall-clock ISO times.
@@ -224,6 +236,7 @@ export class RelayControl implements Control {
     return {
       listeners,
       clusters,
+      nativeErrors: this.#relay.nativeCounters()?.errors ?? {},
       process: {
         residentBytes: mem.rss,
         heapUsedBytes: mem.heapUsed,

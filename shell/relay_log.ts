@@ -13,6 +13,12 @@ function reason(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** Logs an error of the native data path's loop (a failed epoll_wait, say): the loop itself carries on. */
+export function nativeErrorLogger(logger: Logger): (error: unknown) => void {
+  return (error) =>
+    logger.error("native data path: {error}", { event: "native_error", error: reason(error) });
+}
+
 /** Hooks that log relay events through `logger`. */
 export function relayLogHooks(logger: Logger): UdpRelayHooks {
   return {

@@ -11,7 +11,7 @@ import type { FerryConfig } from "../core/types.ts";
 import { RelayControl, type RelayControlOptions } from "./control.ts";
 import { log } from "./logging.ts";
 import { type Platform, Relay } from "./relay.ts";
-import { relayLogHooks } from "./relay_log.ts";
+import { nativeErrorLogger, relayLogHooks } from "./relay_log.ts";
 import type { RedisConnection } from "./redis/connection.ts";
 import { mergeRedisMetrics } from "./redis/metrics.ts";
 import { RedisRouter } from "./redis/router.ts";
@@ -65,6 +65,7 @@ export async function startRelay(
     seed: options.seed,
     autoMaxFlows: options.autoMaxFlows,
     hooks: relayLogHooks(log),
+    nativeError: nativeErrorLogger(log),
   });
   const redis = options.redis ?? null;
   const router = redis === null ? null : new RedisRouter(config.redis, { shared: redis }, log);

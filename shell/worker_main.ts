@@ -14,7 +14,7 @@ import { RelayControl } from "./control.ts";
 import { log, setupLogging } from "./logging.ts";
 import { detectPlatform, memoryUsage, runtimeVersion, writeStderr } from "./platform.ts";
 import { Relay } from "./relay.ts";
-import { relayLogHooks } from "./relay_log.ts";
+import { nativeErrorLogger, relayLogHooks } from "./relay_log.ts";
 import { RedisConnection } from "./redis/connection.ts";
 import { RedisRouter } from "./redis/router.ts";
 import { VERSION } from "./version.ts";
@@ -116,6 +116,7 @@ async function start(init: WorkerInit): Promise<Handlers | null> {
       autoMaxFlows: init.autoMaxFlows,
       reusePort: true,
       hooks: relayLogHooks(log.with({ worker: init.index })),
+      nativeError: nativeErrorLogger(log.with({ worker: init.index })),
     });
     scope.postMessage({ type: "started", ok: true });
     return handlers(relay, init);

@@ -107,6 +107,8 @@ describe("validateConfig: defaults", () => {
       maxDatagramSize: 1500,
       sources: { reject: ["port0", "unspecified", "multicast", "broadcast"], deny: [], allow: [] },
       datapath: "auto",
+      recvBuffer: null,
+      sendBuffer: null,
     });
     assert.deepEqual(c.clusters[0], {
       name: "game",

@@ -61,6 +61,8 @@ export function listener(over: Partial<ListenerConfig> = {}): ListenerConfig {
     maxDatagramSize: 1500,
     sources: { reject: ["port0", "unspecified", "multicast", "broadcast"], deny: [], allow: [] },
     datapath: "auto",
+    recvBuffer: null,
+    sendBuffer: null,
     ...over,
   };
 }
