@@ -66,7 +66,7 @@ export class DeadlineHeap<T extends Timed> {
   }
 
   #popTop(): void {
-    // pop(), not `length = n`: shrinking by length assignment measured 10-50x slower on Deno.
+    // pop(), not `length = n`: shrinking by length assignment measured 10-50x slower on Deno 2.9.
     const at = this.#at.pop() as number;
     const item = this.#items.pop() as T;
     const gen = this.#gens.pop() as number;

@@ -1,5 +1,5 @@
 /**
- * A small seeded pseudo-random generator (SplitMix32). The core never calls Math.random: its owner injects
+ * A small seeded pseudo-random generator (SplitMix32). The core never reads a global random source: its owner injects
  * the seed, so a simulation replays exactly and a test can predict every "random" choice.
  *
  * @module
