@@ -11,6 +11,7 @@
  * @module
  */
 
+import { chooseDatapath, requestedDatapath } from "./native/select.ts";
 import type { ConfigError } from "../core/config.ts";
 import { formatSocketAddress } from "../core/address.ts";
 import type { FerryConfig } from "../core/types.ts";
@@ -49,20 +50,32 @@ export interface PoolOptions {
 const SHUTDOWN_SLACK_MS = 2_000;
 
 /**
- * The listeners of `config` that `workers` workers cannot share on this runtime (UDP where the runtime's
- * sockets have no SO_REUSEPORT: a second bind would fail, or take the port from the first), as errors.
+ * The listeners of `config` that `workers` workers cannot share here, as errors: UDP listeners served by
+ * the runtime's sockets where those have no SO_REUSEPORT (a second bind would fail, or take the port from
+ * the first). The native path sets SO_REUSEPORT itself, so a listener it serves can always be shared.
  */
-export function unsharedListeners(config: FerryConfig, platform: Platform, workers: number): ConfigError[] {
+export async function unsharedListeners(
+  config: FerryConfig,
+  platform: Platform,
+  workers: number,
+): Promise<ConfigError[]> {
   if (workers <= 1 || platform.udp.reusePort) return [];
-  return config.listeners.flatMap((l, i) =>
-    l.protocol !== "udp" ? [] : [{
+  const errors: ConfigError[] = [];
+  for (const [i, l] of config.listeners.entries()) {
+    if (l.protocol !== "udp") continue;
+    const choice = await chooseDatapath(requestedDatapath(l.datapath, config.relay.datapath)).catch(() =>
+      null
+    );
+    if (choice?.datapath === "native") continue;
+    errors.push({
       path: `listeners[${i}]`,
       message:
         `listener ${JSON.stringify(l.name)} (udp ${formatSocketAddress(l.address)}) cannot be shared ` +
         `by ${workers} workers: ${runtimeLabel(platform.runtime)}'s UDP sockets have no SO_REUSEPORT; ` +
-        `set relay.workers = 1, or run ferry on Bun`,
-    }]
-  );
+        `set relay.workers = 1, use datapath = "native" (Linux), or run ferry on Bun`,
+    });
+  }
+  return errors;
 }
 
 /** "Deno", "Bun": the runtime as people write it. */
@@ -107,7 +120,7 @@ export class WorkerPool implements Control {
    * no worker left running) when the runtime cannot share a listener or any worker cannot bind.
    */
   static async start(config: FerryConfig, platform: Platform, options: PoolOptions): Promise<WorkerPool> {
-    const refused = unsharedListeners(config, platform, options.workers);
+    const refused = await unsharedListeners(config, platform, options.workers);
     if (refused.length > 0) throw new Error(refused.map((e) => e.message).join("; "));
     const n = options.workers;
     const auto = options.autoMaxFlows;
@@ -168,9 +181,9 @@ export class WorkerPool implements Control {
   }
 
   applyConfig(config: FerryConfig, persist: boolean): Promise<ApplyResult> {
-    const run = (): Promise<ApplyResult> => {
-      const refused = unsharedListeners(config, this.#platform, this.size);
-      if (refused.length > 0) return Promise.resolve({ ok: false, errors: refused });
+    const run = async (): Promise<ApplyResult> => {
+      const refused = await unsharedListeners(config, this.#platform, this.size);
+      if (refused.length > 0) return { ok: false, errors: refused };
       return commitConfig(this.#opts.control, config, persist, (c) => this.#applyAll(c));
     };
     const result = this.#changes.then(run);

@@ -366,7 +366,13 @@ backends = [{ address = "127.0.0.1:${backend}" }]
     const refused = await post({ name: "busy", protocol: "tcp", address: `127.0.0.1:${busy}` });
     assert.equal(refused.status, 409, JSON.stringify(refused.body));
     if (isDeno) {
-      const udp = await post({ name: "game", protocol: "udp", address: `127.0.0.1:${await freeUdpPort()}` });
+      // On the runtime path Deno cannot share UDP (the native path could: it sets SO_REUSEPORT itself).
+      const udp = await post({
+        name: "game",
+        protocol: "udp",
+        address: `127.0.0.1:${await freeUdpPort()}`,
+        datapath: "runtime",
+      });
       assert.equal(udp.status, 409);
       assert.match(JSON.stringify(udp.body.errors), /cannot be shared by 2 workers.*SO_REUSEPORT/);
     }
@@ -414,6 +420,7 @@ cluster = "c"
 [relay]
 workers = 2
 log_format = "json"
+datapath = "runtime"
 
 [[listeners]]
 name = "game"
