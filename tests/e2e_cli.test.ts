@@ -3,82 +3,12 @@
 // node:child_process `child.kill` delivers only the first signal and then misreports the exit.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import dgram from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import process from "node:process";
+import { Ferry } from "./support/ferry_child.ts";
 
-const root = new URL("..", import.meta.url).pathname;
 const isDeno = "Deno" in globalThis;
-
-/** A running (or finished) ferry process and what it printed. */
-class Ferry {
-  readonly child: ChildProcess;
-  stdout = "";
-  stderr = "";
-  readonly exited: Promise<number | null>;
-
-  constructor(args: string[], env: Record<string, string> = {}) {
-    // The outer environment must not leak FERRY_* settings into the command under test.
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("FERRY_")));
-    this.child = spawn(process.execPath, [...(isDeno ? ["run", "-A"] : []), "main.ts", ...args], {
-      cwd: root,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...clean, NO_COLOR: "1", ...env },
-    });
-    this.child.stdout!.on("data", (d) => (this.stdout += d));
-    this.child.stderr!.on("data", (d) => (this.stderr += d));
-    this.exited = new Promise((resolve) => this.child.on("exit", (code) => resolve(code)));
-  }
-
-  /** The JSON log lines so far. */
-  logs(): Record<string, unknown>[] {
-    return this.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
-  }
-
-  /** Waits for a log line matching `match`, failing after `ms`. */
-  async waitLog(
-    match: (l: Record<string, unknown>) => boolean,
-    ms = 10_000,
-  ): Promise<Record<string, unknown>> {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
-      const hit = this.logs().find(match);
-      if (hit) return hit;
-      if (this.child.exitCode !== null) break;
-      await sleep(20);
-    }
-    throw new Error(`no matching log line; stderr so far:\n${this.stderr}`);
-  }
-
-  signal(sig: "SIGTERM" | "SIGINT" | "SIGHUP"): void {
-    process.kill(this.child.pid!, sig);
-  }
-
-  /** The exit code, failing if the process runs longer than `ms`. */
-  async exit(ms: number): Promise<number | null> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`still running after ${ms} ms:\n${this.stderr}`)), ms);
-    });
-    try {
-      return await Promise.race([this.exited, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  kill(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      try {
-        process.kill(this.child.pid!, "SIGKILL");
-      } catch { /* already gone */ }
-    }
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Runs a command to completion. */
 async function runToEnd(args: string[], env: Record<string, string> = {}) {

@@ -9,71 +9,13 @@
 // connections the kernel gave it (about half; all 16 on one worker has odds 2^-15) would reach the old one.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import dgram from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
-import process from "node:process";
+import { Ferry } from "./support/ferry_child.ts";
 
-const root = new URL("..", import.meta.url).pathname;
 const isDeno = "Deno" in globalThis;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** A running (or finished) ferry process and its JSON log lines. */
-class Ferry {
-  readonly child: ChildProcess;
-  stderr = "";
-  readonly exited: Promise<number | null>;
-
-  constructor(args: string[]) {
-    // The outer environment must not leak FERRY_* settings into the command under test.
-    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("FERRY_")));
-    this.child = spawn(process.execPath, [...(isDeno ? ["run", "-A"] : []), "main.ts", ...args], {
-      cwd: root,
-      stdio: ["ignore", "ignore", "pipe"],
-      env: { ...clean, NO_COLOR: "1" },
-    });
-    this.child.stderr!.on("data", (d) => (this.stderr += d));
-    this.exited = new Promise((resolve) => this.child.on("exit", (code) => resolve(code)));
-  }
-
-  logs(): Record<string, unknown>[] {
-    return this.stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
-  }
-
-  async waitLog(match: (l: Record<string, unknown>) => boolean, ms = 8000): Promise<Record<string, unknown>> {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
-      const hit = this.logs().find(match);
-      if (hit) return hit;
-      if (this.child.exitCode !== null) break;
-      await sleep(20);
-    }
-    throw new Error(`no matching log line; stderr so far:\n${this.stderr}`);
-  }
-
-  /** The exit code, failing if the process runs longer than `ms`. */
-  async exit(ms: number): Promise<number | null> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`still running after ${ms} ms:\n${this.stderr}`)), ms);
-    });
-    try {
-      return await Promise.race([this.exited, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  kill(): void {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      try {
-        process.kill(this.child.pid!, "SIGKILL");
-      } catch { /* already gone */ }
-    }
-  }
-}
 
 const cleanups: (() => void)[] = [];
 after(() => {
@@ -318,7 +260,7 @@ backends = [{ address = "127.0.0.1:${udpA}" }]
     }
     for (const c of later) c.destroy();
 
-    process.kill(f.child.pid!, "SIGTERM");
+    f.signal("SIGTERM");
     assert.equal(await f.exit(8000), 0);
     assert.ok(f.logs().some((l) => l.event === "stopped"), f.stderr);
   });
@@ -394,7 +336,7 @@ cluster = "c"
         echo2.port,
       ),
     );
-    process.kill(f.child.pid!, "SIGHUP");
+    f.signal("SIGHUP");
     await f.waitLog((l) => l.event === "listening" && l.listener === "t2");
     const clients = await Promise.all([
       ...Array.from({ length: 16 }, (_, i) => tcpClient(port, `moved ${i}`)),
@@ -405,7 +347,7 @@ cluster = "c"
     assert.notEqual(await hash(), before);
     for (const c of clients) c.destroy();
 
-    process.kill(f.child.pid!, "SIGTERM");
+    f.signal("SIGTERM");
     assert.equal(await f.exit(8000), 0);
   });
 
