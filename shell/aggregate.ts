@@ -20,7 +20,7 @@ import type {
 } from "../admin/control.ts";
 
 /** `a` and `b` added key by key (keys of either). */
-function sumRecords<T extends object>(a: T, b: T): T {
+export function sumRecords<T extends object>(a: T, b: T): T {
   const out: Record<string, number> = { ...(a as Record<string, number>) };
   for (const [k, v] of Object.entries(b as Record<string, number>)) out[k] = (out[k] ?? 0) + v;
   return out as T;

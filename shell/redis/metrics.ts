@@ -5,6 +5,7 @@
  * @module
  */
 
+import { sumRecords } from "../aggregate.ts";
 import type { RedisMetrics } from "../../admin/control.ts";
 import type { RedisConnection } from "./connection.ts";
 
@@ -39,12 +40,6 @@ export function connectionMetrics(c: RedisConnection): RedisMetrics {
   };
 }
 
-function sum<T extends object>(a: T, b: T): T {
-  const out: Record<string, number> = { ...(a as Record<string, number>) };
-  for (const [k, v] of Object.entries(b as Record<string, number>)) out[k] = (out[k] ?? 0) + v;
-  return out as T;
-}
-
 /** The larger latency; NaN (no sample yet) only when both are. */
 function slower(a: number, b: number): number {
   if (a !== a) return b;
@@ -65,9 +60,9 @@ export function mergeRedisMetrics(parts: readonly (RedisMetrics | undefined)[]):
       commands: out.commands + p.commands,
       failures: out.failures + p.failures,
       latencyMs: slower(out.latencyMs, p.latencyMs),
-      routing: sum(out.routing, p.routing),
-      disconnects: sum(out.disconnects, p.disconnects),
-      fleetChanges: sum(out.fleetChanges, p.fleetChanges),
+      routing: sumRecords(out.routing, p.routing),
+      disconnects: sumRecords(out.disconnects, p.disconnects),
+      fleetChanges: sumRecords(out.fleetChanges, p.fleetChanges),
     };
   }
   return out;
