@@ -43,6 +43,23 @@ export type CoreEvent =
     readonly change: HealthChange;
   };
 
+/**
+ * The listener an event concerns (its flow's, or the removed one), or null for cluster-wide events. A
+ * shell that serves listeners on several data paths routes events by it.
+ */
+export function eventListener(e: CoreEvent): Listener | null {
+  switch (e.kind) {
+    case "resolve":
+    case "closed":
+      return e.flow.listener;
+    case "listener_done":
+      return e.listener;
+    case "fail_open":
+    case "health":
+      return null;
+  }
+}
+
 /** Options a shell passes in. */
 export interface RelayCoreOptions {
   /** Seed of the core's random choices (random and power_of_two balancers). */

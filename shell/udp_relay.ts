@@ -13,7 +13,7 @@ import type { SocketAddress } from "../core/address.ts";
 import { type Flow, FlowState } from "../core/flow.ts";
 import type { Listener } from "../core/listener.ts";
 import type { HealthChange } from "../core/health.ts";
-import type { CoreEvent, RelayCore } from "../core/relay_core.ts";
+import { type CoreEvent, eventListener, type RelayCore } from "../core/relay_core.ts";
 import { type ListenerSocket, Sent, type UdpSockets, type UpstreamSocket } from "./udp_sockets.ts";
 
 /** A monotonic clock in milliseconds. */
@@ -189,10 +189,8 @@ export class UdpRelay {
     const core = this.#core;
     const path = this.#path;
     for (let e = core.poll(); e !== undefined; e = core.poll()) {
-      if (
-        path !== null && e.kind !== "health" && e.kind !== "fail_open" &&
-        path.owns(e.kind === "listener_done" ? e.listener : e.flow.listener)
-      ) {
+      const owner = path === null ? null : eventListener(e);
+      if (path !== null && owner !== null && path.owns(owner)) {
         path.event(e);
       } else if (e.kind === "closed") {
         const link = e.flow.handle;
