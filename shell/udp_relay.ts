@@ -125,7 +125,7 @@ export class UdpRelay {
     if (r.state !== FlowState.AwaitingBackend) {
       let link = r.handle as FlowLink | null;
       if (link === null) link = this.#open(r, socket);
-      this.#toBackend(r, link, r.headerDue ? withHeader(r.proxyHeader as Uint8Array, data) : data);
+      this.#toBackend(r, link, payload(r, data));
     }
     if (core.hasEvents) this.pump();
   }
@@ -218,11 +218,7 @@ export class UdpRelay {
         if (socket !== undefined) {
           const link = this.#open(f, socket);
           if (pending !== null) {
-            this.#toBackend(
-              f,
-              link,
-              f.headerDue ? withHeader(f.proxyHeader as Uint8Array, pending) : pending,
-            );
+            this.#toBackend(f, link, payload(f, pending));
           }
         } else this.#core.close(f, "aborted");
       }
@@ -268,11 +264,14 @@ export class UdpRelay {
 }
 
 /**
- * The PROXY header and the payload in one datagram. On the runtime paths this is one copy per datagram
- * that carries the header ("first": once per flow; "every": each time); the native path sends the two
- * parts with one sendmsg and two iovecs instead.
+ * The datagram to send for `data` on `flow`: `data` itself, or, when the core says the PROXY header is due,
+ * header and payload in one datagram. On the runtime paths that is one copy per datagram carrying the
+ * header ("first": once per flow; "every": each time); the native path sends the two parts with one
+ * sendmsg and two iovecs instead.
  */
-function withHeader(header: Uint8Array, data: Uint8Array): Uint8Array {
+function payload(flow: Flow, data: Uint8Array): Uint8Array {
+  if (!flow.headerDue) return data;
+  const header = flow.proxyHeader as Uint8Array;
   const out = new Uint8Array(header.byteLength + data.byteLength);
   out.set(header, 0);
   out.set(data, header.byteLength);
