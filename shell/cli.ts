@@ -304,7 +304,8 @@ export async function loadConfig(options: RunOptions, io: LoadIo): Promise<LoadR
 
 /** One error as `path: message` (the message alone for whole-document errors). */
 export function formatConfigError(e: ConfigError): string {
-  return e.path === "" ? e.message : `${e.path}: ${e.message}`;
+  const where = e.line === undefined ? e.path : `${e.path} (line ${e.line})`;
+  return e.path === "" ? e.message : `${where}: ${e.message}`;
 }
 
 /** The one-line summary `ferry check` prints for a valid config. */
