@@ -9,6 +9,7 @@
 
 import { formatSocketAddress } from "./core/address.ts";
 import { DEFAULT_CONFIG_TOML } from "./core/default_config.ts";
+import { configJsonSchema } from "./core/config/json_schema.ts";
 import type { FerryConfig, LogLevel } from "./core/types.ts";
 import {
   configSummary,
@@ -338,6 +339,9 @@ async function main(): Promise<void> {
       return exit(Exit.Ok);
     case "print-default-config":
       writeStdout(DEFAULT_CONFIG_TOML);
+      return exit(Exit.Ok);
+    case "schema":
+      writeStdout(`${JSON.stringify(configJsonSchema(VERSION), null, 2)}\n`);
       return exit(Exit.Ok);
     case "check":
       return await check(command.options);

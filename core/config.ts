@@ -77,13 +77,14 @@ export function parseConfigToml(text: string): ConfigResult {
     };
   }
   const result = validateConfig(raw);
-  if (result.ok) return result;
+  return result.ok ? result : { ok: false, errors: withLines(result.errors, text) };
+}
+
+/** `errors` with the line of each one's key in the TOML `text` they came from, where it shows one. */
+export function withLines(errors: readonly ConfigError[], text: string): ConfigError[] {
   const lines = keyLines(text);
-  return {
-    ok: false,
-    errors: result.errors.map((e) => {
-      const line = e.path === "" ? undefined : lineOf(lines, e.path);
-      return line === undefined ? e : { ...e, line };
-    }),
-  };
+  return errors.map((e) => {
+    const line = e.path === "" ? undefined : lineOf(lines, e.path);
+    return line === undefined ? e : { ...e, line };
+  });
 }

@@ -9,7 +9,13 @@
  */
 
 import { parse } from "smol-toml";
-import { type ConfigError, type ConfigResult, parseConfigToml, validateConfig } from "../core/config.ts";
+import {
+  type ConfigError,
+  type ConfigResult,
+  parseConfigToml,
+  validateConfig,
+  withLines,
+} from "../core/config.ts";
 import { DEFAULT_CONFIG_TOML } from "../core/default_config.ts";
 import type { FerryConfig, LogLevel } from "../core/types.ts";
 import {
@@ -58,6 +64,7 @@ export type Command =
   | { readonly kind: "help" }
   | { readonly kind: "version" }
   | { readonly kind: "print-default-config" }
+  | { readonly kind: "schema" }
   | { readonly kind: "check"; readonly options: RunOptions }
   | { readonly kind: "run"; readonly options: RunOptions }
   | { readonly kind: "usage-error"; readonly message: string };
@@ -75,7 +82,7 @@ const VALUE_FLAGS = [
 ] as const;
 const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warning", "error"];
 const LOG_FORMATS = ["auto", "text", "json"] as const;
-const COMMANDS = ["run", "check", "print-default-config", "help", "version"] as const;
+const COMMANDS = ["run", "check", "print-default-config", "schema", "help", "version"] as const;
 
 /** Parses the arguments after the program name. Never throws; a bad command line is a `usage-error`. */
 export function parseArgs(argv: readonly string[]): Command {
@@ -106,8 +113,8 @@ export function parseArgs(argv: readonly string[]): Command {
   if (!(COMMANDS as readonly string[]).includes(command)) return usage(`unknown command "${command}"`);
   if (command === "help") return { kind: "help" };
   if (command === "version") return { kind: "version" };
-  if (command === "print-default-config") {
-    return positional.length > 1 ? usage("print-default-config takes no arguments") : { kind: command };
+  if (command === "print-default-config" || command === "schema") {
+    return positional.length > 1 ? usage(`${command} takes no arguments`) : { kind: command };
   }
   // `ferry check FILE` reads naturally; it means `ferry check --config FILE`.
   if (command === "check" && positional.length === 2 && !values.has("--config")) {
@@ -171,6 +178,7 @@ Usage:
   ferry --tcp ADDR --to B1[,B2...] [options]   quick mode: relay TCP on ADDR to the backends
   ferry check [--config FILE | FILE]           validate the config (with overrides) and exit
   ferry print-default-config                   print the built-in config, an annotated example
+  ferry schema                                 print the config file's JSON Schema (for editors)
   ferry --version | --help
 
 Options:
@@ -269,9 +277,9 @@ export async function loadConfig(options: RunOptions, io: LoadIo): Promise<LoadR
 
   let raw: unknown;
   let dotEnv: Record<string, string> = {};
+  let text: string | undefined;
   if (options.quick) raw = quickConfig(options.quick);
   else {
-    let text: string;
     try {
       text = file === null ? DEFAULT_CONFIG_TOML : await io.readTextFile(file);
     } catch (e) {
@@ -297,7 +305,10 @@ export async function loadConfig(options: RunOptions, io: LoadIo): Promise<LoadR
   }
 
   const overrides = [...envOverrides(io.env, dotEnv), ...flagOverrides(options)];
-  const result = validateConfig(applyOverrides(raw, overrides));
+  const validated = validateConfig(applyOverrides(raw, overrides));
+  const result = validated.ok || text === undefined
+    ? validated
+    : { ok: false as const, errors: withLines(validated.errors, text) };
   const adminEnabled = !options.quick || overrides.some((o) => o.path.join(".") === "admin.listen");
   return { ...result, source, file, adminEnabled, overrides: overrides.map((o) => o.source) };
 }

@@ -150,7 +150,7 @@ export const AdminSchema = Type.Object({
 export const RedisSchema = Type.Object({
   url: text("", { doc: 'redis://host:port[/db]; "" = no Redis', restart: true }, "redis-url"),
   disconnect_channel: text("ferry:disconnect", {
-    doc: 'channel whose messages ("ip:port" or "ip") close a client\'s flows; "" = none',
+    doc: 'messages ("ip:port" or "ip") close that client\'s flows; "" = none',
     restart: true,
   }),
   timeout: duration("200ms", { doc: "a routing lookup slower than this falls back", min: 1, restart: true }),
@@ -205,17 +205,19 @@ export const ListenerSchema = Type.Object({
   }),
   max_datagram_size: integer(1500, 1, 65507, { doc: "UDP only: larger datagrams are dropped, both ways" }),
   datapath: choice(DATAPATHS, "auto", {
-    doc: "UDP: auto (follows relay.datapath) | native | runtime; a bound listener changes at next start",
+    doc: "UDP: auto (follows relay.datapath) | native | runtime",
   }),
   recv_buffer: Type.Optional(Type.Integer({
     minimum: 0,
     maximum: 1 << 30,
-    ...meta({ doc: "UDP, native path: SO_RCVBUF to ask for, bytes; unset = 4 MiB, 0 = kernel default" }),
+    examples: [4194304],
+    ...meta({ doc: "UDP, native path: SO_RCVBUF to ask, bytes; unset = 4 MiB, 0 = kernel's" }),
   })),
   send_buffer: Type.Optional(Type.Integer({
     minimum: 0,
     maximum: 1 << 30,
-    ...meta({ doc: "UDP, native path: SO_SNDBUF to ask for, bytes; unset = 4 MiB, 0 = kernel default" }),
+    examples: [4194304],
+    ...meta({ doc: "UDP, native path: SO_SNDBUF to ask, bytes; unset = 4 MiB, 0 = kernel's" }),
   })),
   sources: Type.Optional(SourcesSchema),
 }, { additionalProperties: false, description: "A listening socket and where its traffic goes." });
@@ -253,7 +255,7 @@ export const HealthSchema = Type.Object({
   fail_timeout: duration("10s", {
     doc: "passive: the window, and how long a passively downed backend stays down",
   }),
-  close_flows_on_down: boolean(false, { doc: "true: close a backend's pinned flows when it goes down" }),
+  close_flows_on_down: boolean(false, { doc: "true: close a backend's flows when it goes down" }),
 }, { additionalProperties: false, description: "Active probes and passive detection." });
 
 /** One `[clusters.NAME]` table. */
@@ -261,11 +263,13 @@ export const ClusterSchema = Type.Object({
   balancer: choice(FILE_BALANCERS, "round_robin", {
     doc: "round_robin | random | least_flows | power_of_two | rendezvous | maglev | redis",
   }),
-  redis_key: Type.Optional(Type.String(meta({
-    doc: 'balancer = "redis": the key holding the backend ip:port (default "ferry:backend:<cluster>")',
-  }))),
+  redis_key: Type.Optional(Type.String({
+    examples: ["udp_gate:backend"],
+    ...meta({ doc: 'balancer = "redis": key holding the backend (default "ferry:backend:<cluster>")' }),
+  })),
   redis_fallback: Type.Optional(oneOf(FALLBACKS, {
-    ...meta({ doc: 'balancer = "redis": with no usable answer, balance over backends, or "drop" (default)' }),
+    examples: ["maglev"],
+    ...meta({ doc: 'balancer = "redis": no usable answer: balance over backends, or "drop" (default)' }),
   })),
   redis_cache: Type.Optional(Type.Union(
     [
@@ -318,7 +322,9 @@ export const ConfigSchema = Type.Object({
   redis: Type.Optional(RedisSchema),
   fleet: Type.Optional(FleetSchema),
   listeners: Type.Optional(Type.Array(ListenerSchema, { default: [] })),
-  clusters: Type.Optional(Type.Record(Type.String(NAME), ClusterSchema, { default: {} })),
+  clusters: Type.Optional(
+    Type.Record(Type.String(NAME), ClusterSchema, { default: {}, additionalProperties: false }),
+  ),
 }, { additionalProperties: false, title: "Ferry configuration (ferry.toml)" });
 
 /** A config file as parsed (every key optional where it has a default). */
