@@ -1,6 +1,8 @@
 /**
- * The OpenAPI 3.1 document of the admin API, served at `/api/v1/openapi.json`. Hand-written; the tests check
- * that every route the app serves is described here.
+ * The OpenAPI 3.1 document of the admin API, served at `/api/v1/openapi.json`. The routes are written here;
+ * every config-shaped schema (listeners, clusters, backends, the whole config, their merge patches) comes
+ * from the config declaration (`openapi_schemas.ts`). tests/admin.test.ts checks that every route served is
+ * described; tests/openapi_conformance.test.ts that requests and responses agree with the schemas.
  *
  * @module
  */

@@ -5,6 +5,9 @@
  * @module
  */
 
+import { publicSchema } from "../core/config/json_schema.ts";
+import { BackendSchema, ClusterSchema, ConfigSchema, ListenerSchema } from "../core/config/schema.ts";
+
 const str = { type: "string" };
 const int = { type: "integer", minimum: 0 };
 const num = { type: "number" };
@@ -17,64 +20,29 @@ const obj = (properties: Record<string, unknown>, required: string[] = [], extra
   ...(required.length > 0 ? { required } : {}),
   additionalProperties: extra,
 });
-const duration = {
-  oneOf: [{ type: "string", examples: ["500ms", "30s", "1m30s"] }, { type: "integer", minimum: 0 }],
-  description: 'A duration: "500ms", "30s", "5m", "1h", "1m30s", or integer milliseconds.',
-};
 const address = { type: "string", description: '"ip:port"; IPv6 as "[::1]:53".', examples: ["10.0.0.1:53"] };
 const backendState = { type: "string", enum: ["up", "down", "draining"] };
 
-const listenerKeys = {
-  name: { type: "string", pattern: "^[a-z0-9_-]{1,64}$" },
-  protocol: { type: "string", enum: ["udp", "tcp"], default: "udp" },
-  address,
-  cluster: str,
-  max_flows: { ...int, default: 0, description: "0 = the relay's automatic limit." },
-  max_datagram_size: { type: "integer", minimum: 1, maximum: 65507, default: 1500, description: "udp only." },
-  sources: obj({
-    reject: arr({ type: "string", enum: ["port0", "unspecified", "multicast", "broadcast", "loopback"] }),
-    deny: arr({ type: "string", description: "CIDR block" }),
-    allow: arr({ type: "string", description: "CIDR block" }),
-  }),
-};
+// Config objects come from the one declaration (core/config/schema.ts), so the API accepts and shows
+// exactly what a config file may hold.
+type Json = Record<string, unknown>;
+const pub = (schema: unknown) => publicSchema(schema) as Json;
+const propsOf = (schema: unknown) => (pub(schema).properties ?? {}) as Record<string, unknown>;
+/** A merge patch of an object: every key optional, `null` resets it to its default (RFC 7396). */
+const mergePatch = (props: Record<string, unknown>) => ({
+  type: "object",
+  properties: Object.fromEntries(
+    Object.entries(props).map(([k, v]) => [k, { anyOf: [v, { type: "null" }] }]),
+  ),
+  additionalProperties: false,
+});
 
-const backendKeys = {
-  address,
-  weight: { type: "integer", minimum: 1, maximum: 1000, default: 1 },
-  state: { ...backendState, default: "up", description: "draining = no new flows; down = no traffic." },
-};
-
-const clusterKeys = {
-  balancer: {
-    type: "string",
-    enum: ["round_robin", "random", "least_flows", "power_of_two", "rendezvous", "maglev", "redis"],
-    default: "round_robin",
-    description: 'redis: each new flow\'s backend is the "ip:port" in the Redis key redis_key.',
-  },
-  redis_key: {
-    type: "string",
-    description: 'balancer = "redis": the key (default "ferry:backend:<cluster>").',
-  },
-  redis_fallback: {
-    type: "string",
-    enum: ["drop", "round_robin", "random", "least_flows", "power_of_two", "rendezvous", "maglev"],
-    description: 'balancer = "redis": without a usable answer, balance over backends, or drop (default).',
-  },
-  redis_cache: { ...duration, description: 'balancer = "redis": reuse an answer this long (default 0).' },
-  affinity: { type: "string", enum: ["ip_port", "ip"], default: "ip_port" },
-  requests: int,
-  responses: int,
-  front_timeout: duration,
-  back_timeout: duration,
-  proxy_protocol: { type: "string", enum: ["off", "first", "every"] },
-  hash_seed: int,
-  fail_open: bool,
-  maglev_table_size: { type: "integer", description: "A prime, 3..1000003." },
-  connect_timeout: duration,
-  idle_timeout: duration,
-  proxy_protocol_version: { type: "integer", enum: [1, 2] },
-  backends: arr(ref("Backend")),
-};
+const listenerKeys = propsOf(ListenerSchema);
+const backendKeys = propsOf(BackendSchema);
+const clusterKeys = { ...propsOf(ClusterSchema), backends: arr(ref("Backend")) };
+/** What GET returns for a cluster's keys: every key filled in, so the health table is always there. */
+const clusterShown = { ...propsOf(ClusterSchema) };
+delete (clusterShown as Json).backends;
 
 const backendLive = {
   effectiveState: backendState,
@@ -179,9 +147,9 @@ export const SCHEMAS: Record<string, unknown> = {
     ["configHash", "persisted"],
     true,
   ),
-  Listener: obj(listenerKeys, ["name", "address", "cluster"]),
+  Listener: pub(ListenerSchema),
   ListenerPatch: {
-    ...obj(listenerKeys),
+    ...mergePatch(listenerKeys),
     description: "RFC 7396 merge patch; null resets a key to its default.",
   },
   ListenerView: obj({
@@ -189,19 +157,22 @@ export const SCHEMAS: Record<string, unknown> = {
     bound: { type: ["string", "null"], description: "The address bound, or null." },
     active: { ...int, description: "Live flows (udp) or open connections (tcp)." },
     draining: bool,
-  }),
-  Backend: obj(backendKeys, ["address"]),
+  }, ["name", "protocol", "address", "cluster", "bound", "active", "draining"]),
+  Backend: pub(BackendSchema),
   BackendPatch: {
-    ...obj({ weight: backendKeys.weight, state: backendKeys.state }),
-    description: "Merge patch.",
+    ...mergePatch({ address: backendKeys.address, weight: backendKeys.weight, state: backendKeys.state }),
+    description: "Merge patch (the address cannot change).",
   },
-  BackendView: obj({ ...backendKeys, ...backendLive }),
-  ClusterCreate: obj({ name: listenerKeys.name, ...clusterKeys }, ["name"]),
+  BackendView: obj({ ...backendKeys, ...backendLive }, ["address", "weight", "state", "effectiveState"]),
+  ClusterCreate: obj({ name: { type: "string", pattern: "^[a-z0-9_-]{1,64}$" }, ...clusterKeys }, ["name"]),
   ClusterPatch: {
-    ...obj(clusterKeys),
+    ...mergePatch({ name: str, ...clusterKeys }),
     description: "RFC 7396 merge patch; `backends` replaces the whole list.",
   },
-  ClusterView: obj({ name: str, ...clusterKeys, failOpenEvents: int, backends: arr(ref("BackendView")) }),
+  ClusterView: obj(
+    { name: str, ...clusterShown, failOpenEvents: int, backends: arr(ref("BackendView")) },
+    ["name", "balancer", "backends"],
+  ),
   Flow: flow,
   FlowPage: obj({ total: int, offset: int, limit: int, flows: arr(ref("Flow")) }, [
     "total",
@@ -238,17 +209,9 @@ export const SCHEMAS: Record<string, unknown> = {
     true,
   ),
   RawConfig: {
-    type: "object",
+    ...pub(ConfigSchema),
     description:
       "A config file as JSON: the keys of relay, admin, redis, fleet, [[listeners]] and [clusters.NAME].",
-    properties: {
-      relay: { type: "object" },
-      admin: { type: "object" },
-      redis: { type: "object" },
-      fleet: { type: "object" },
-      listeners: arr(ref("Listener")),
-      clusters: { type: "object" },
-    },
   },
   MetricsJson: obj({
     families: arr(obj({
