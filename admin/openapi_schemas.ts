@@ -137,6 +137,7 @@ export const SCHEMAS: Record<string, unknown> = {
         description: 'Config-file key path (e.g. "listeners[1].max_flows") or parameter.',
       },
       message: str,
+      line: { type: "integer", minimum: 1, description: "The key's line in the TOML text sent, when known." },
     }, ["path", "message"])),
   }, ["error", "errors"]),
   Applied: obj(
