@@ -691,7 +691,7 @@ describe("TOML", () => {
     const text = `
 [admin]
 listen = "[::1]:9000"
-token = "s3cret \\"quoted\\""
+token = "s3cret\\"quoted\\""
 
 [[listeners]]
 name = "dns"
@@ -758,5 +758,75 @@ backends = [
     const r = parseConfigToml(configToToml(c));
     if (!r.ok) return assert.fail(JSON.stringify(r.errors));
     assert.deepEqual(r.config, c);
+  });
+});
+
+describe("honest defaults and checks", () => {
+  test('an empty send or expect means unset: "" is any reply, as the reference says', () => {
+    const h = ok({ clusters: { c: { health: { mode: "tcp", send: "", expect: "", expect_prefix: "" } } } })
+      .clusters[0].health;
+    assert.equal(h.send, null);
+    assert.equal(h.expect, null);
+    errorAt(bad({ clusters: { c: { health: { mode: "udp", send: "" } } } }), "clusters.c.health.send");
+  });
+
+  test("a token no HTTP client can send is refused", () => {
+    for (const token of [" ", "two words", "caf\u00e9", "tab\there", "\u0000"]) {
+      assert.match(errorAt(bad({ admin: { token } }), "admin.token").message, /visible ASCII/);
+    }
+    assert.equal(
+      ok({ admin: { token: "Z2l2ZS1tZS1hLXRva2Vu~._-+/=" } }).admin.token,
+      "Z2l2ZS1tZS1hLXRva2Vu~._-+/=",
+    );
+  });
+
+  test("the admin API on a non-loopback address needs a token", () => {
+    assert.match(errorAt(bad({ admin: { listen: "0.0.0.0:9901" } }), "admin.token").message, /no token/);
+    ok({ admin: { listen: "0.0.0.0:9901", token: "t" } });
+    ok({ admin: { listen: "[::1]:9901" } });
+  });
+
+  test("a listener on the admin API's own address is refused", () => {
+    const clusters = { c: {} };
+    const errors = bad({
+      admin: { listen: "127.0.0.1:9901" },
+      listeners: [{ name: "a", protocol: "tcp", address: "127.0.0.1:9901", cluster: "c" }],
+      clusters,
+    });
+    assert.match(errorAt(errors, "listeners[0].address").message, /already used by admin\.listen/);
+    // UDP on the same port is another socket.
+    ok({ listeners: [{ name: "a", address: "127.0.0.1:9901", cluster: "c" }], clusters });
+  });
+
+  test("errors in a file name their line", () => {
+    const r = parseConfigToml('[relay]\nworkers = 1\n\n[[listeners]]\nname = "x"\nadress = "1.2.3.4:5"\n');
+    assert.equal(r.ok, false);
+    if (r.ok) return;
+    assert.equal(errorAt(r.errors, "listeners[0].adress").line, 6);
+    assert.equal(errorAt(r.errors, "listeners[0].address").line, 4);
+  });
+});
+
+describe("sockets that would clash", () => {
+  test("a wildcard listener overlaps a specific one on its port and family", () => {
+    const clusters = { c: {} };
+    const errors = bad({
+      listeners: [
+        { name: "a", address: "127.0.0.1:5000", cluster: "c" },
+        { name: "b", address: "0.0.0.0:5000", cluster: "c" },
+        { name: "d", protocol: "tcp", address: "0.0.0.0:9901", cluster: "c" },
+      ],
+      clusters,
+    });
+    assert.match(errorAt(errors, "listeners[1].address").message, /overlaps listeners\[0\]/);
+    assert.match(errorAt(errors, "listeners[2].address").message, /overlaps admin\.listen/);
+    ok({
+      listeners: [
+        { name: "a", address: "127.0.0.1:5000", cluster: "c" },
+        { name: "b", address: "[::]:5000", cluster: "c" },
+        { name: "e", protocol: "tcp", address: "0.0.0.0:5000", cluster: "c" },
+      ],
+      clusters,
+    });
   });
 });

@@ -240,9 +240,9 @@ function checkBindings(
 ): void {
   const listeners = Array.isArray(own(raw, "listeners")) ? own(raw, "listeners") as unknown[] : [];
   const names = new Map<string, number>();
-  const binds = new Map<string, string>();
+  const sockets: { protocol: string; address: SocketAddress; who: string }[] = [];
   if (adminListen !== undefined && adminListen.port !== 0) {
-    binds.set(`tcp ${formatSocketAddress(adminListen)}`, "admin.listen");
+    sockets.push({ protocol: "tcp", address: adminListen, who: "admin.listen" });
   }
   listeners.forEach((l, i) => {
     if (typeof l !== "object" || l === null || Array.isArray(l)) return;
@@ -258,11 +258,26 @@ function checkBindings(
     if (typeof address !== "string" || typeof protocol !== "string") return;
     const parsed = parseSocketAddress(address);
     if (typeof parsed === "string") return;
+    const clash = sockets.find((s) => s.protocol === protocol && overlaps(s.address, parsed));
     const key = `${protocol} ${formatSocketAddress(parsed)}`;
-    const first = binds.get(key);
-    if (first === undefined) binds.set(key, `listeners[${i}]`);
-    else p.add(`listeners[${i}].address`, `${key} is already used by ${first}`);
+    if (clash === undefined) sockets.push({ protocol, address: parsed, who: `listeners[${i}]` });
+    else if (formatSocketAddress(clash.address) === formatSocketAddress(parsed)) {
+      p.add(`listeners[${i}].address`, `${key} is already used by ${clash.who}`);
+    } else {
+      p.add(
+        `listeners[${i}].address`,
+        `${key} overlaps ${clash.who} (${formatSocketAddress(clash.address)}): a wildcard address takes ` +
+          "the port on every address of its family",
+      );
+    }
   });
+}
+
+/** Whether two sockets of one protocol would need the same port: equal, or one is the family's wildcard. */
+function overlaps(a: SocketAddress, b: SocketAddress): boolean {
+  if (a.port !== b.port || a.family !== b.family) return false;
+  const wildcard = (x: SocketAddress) => x.ip === "0.0.0.0" || x.ip === "::";
+  return a.ip === b.ip || wildcard(a) || wildcard(b);
 }
 
 /** Checks one part of the document; its filled value, or undefined when anything in it is bad. */
