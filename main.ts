@@ -10,6 +10,7 @@
 import { formatSocketAddress } from "./core/address.ts";
 import { DEFAULT_CONFIG_TOML } from "./core/default_config.ts";
 import { configJsonSchema } from "./core/config/json_schema.ts";
+import { restartChanges } from "./core/config/restart.ts";
 import type { FerryConfig, LogLevel } from "./core/types.ts";
 import {
   configSummary,
@@ -141,6 +142,8 @@ async function run(options: RunOptions): Promise<void> {
     return exit(Exit.Failure);
   }
   let config: FerryConfig = first.config;
+  /** What was started: keys the declaration marks x-restart keep these values until the next start. */
+  const started = first.config;
   configureLogs(config.relay.logLevel, config.relay.logFormat);
   log.info("ferry {version} on {runtime} {runtimeVersion}, config: {source}", {
     event: "starting",
@@ -192,11 +195,11 @@ async function run(options: RunOptions): Promise<void> {
             hash: hash.slice(0, 12),
             persisted: persisted ? ", saved to the config file" : "",
           });
-          if (config.relay.workers !== running.workers) {
-            log.warning("relay.workers = {wanted} takes effect at the next start; {workers} running", {
-              event: "workers_unchanged",
-              wanted: config.relay.workers,
-              workers: running.workers,
+          const waiting = restartChanges(started, applied);
+          if (waiting.length > 0) {
+            log.warning("{keys} changed: takes effect at the next start", {
+              event: "restart_needed",
+              keys: waiting.join(", "),
             });
           }
         },

@@ -1,14 +1,12 @@
-// `deno task docs`: rewrites the README's generated blocks from their one source.
-// - The configuration reference ("Every key, with its default") from core/default_config.ts REFERENCE_TOML.
+// `deno task docs`: rewrites the README's generated parts from their one source each (the config
+// declaration, the metric list, the environment variables; see tests/support/readme.ts), then formats it.
 // tests/readme.test.ts fails when the README and the sources disagree, naming this command.
 
-import { readmeWithReference } from "../tests/support/readme.ts";
+import { regenerate } from "../tests/support/readme.ts";
 
-const path = new URL("../README.md", import.meta.url);
+const path = new URL("../README.md", import.meta.url).pathname;
 const before = await Deno.readTextFile(path);
-const after = readmeWithReference(before);
-if (after === before) console.log("README.md is up to date");
-else {
-  await Deno.writeTextFile(path, after);
-  console.log("README.md: reference block rewritten");
-}
+await Deno.writeTextFile(path, regenerate(before));
+const fmt = await new Deno.Command(Deno.execPath(), { args: ["fmt", "-q", path] }).output();
+if (!fmt.success) throw new Error(`deno fmt ${path} failed`);
+console.log((await Deno.readTextFile(path)) === before ? "README.md is up to date" : "README.md rewritten");

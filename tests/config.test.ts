@@ -830,3 +830,16 @@ describe("sockets that would clash", () => {
     });
   });
 });
+
+describe("keys that wait for a restart", () => {
+  test("the declaration marks workers, [redis] and [fleet]; a change of them is named", async () => {
+    const { restartChanges, restartKeys } = await import("../core/config/restart.ts");
+    assert.ok(restartKeys().includes("relay.workers"));
+    assert.ok(restartKeys().includes("redis.url"));
+    assert.ok(!restartKeys().includes("relay.log_level"));
+    const a = ok({});
+    const b = ok({ relay: { workers: 4, log_level: "debug" } });
+    assert.deepEqual(restartChanges(a, b), ["relay.workers"]);
+    assert.deepEqual(restartChanges(a, a), []);
+  });
+});
