@@ -9,8 +9,17 @@
 import type { MiddlewareHandler } from "hono";
 import { ApiError } from "./errors.ts";
 
-/** Paths served without a token: liveness and readiness probes. */
-export const OPEN_PATHS: ReadonlySet<string> = new Set(["/healthz", "/readyz"]);
+/**
+ * Paths served without a token: liveness and readiness probes, and the API reference page with its script
+ * and style (they hold no data: the page asks for the token and sends it with every call it makes).
+ */
+export const OPEN_PATHS: ReadonlySet<string> = new Set([
+  "/healthz",
+  "/readyz",
+  "/api/v1/docs",
+  "/api/v1/docs/app.js",
+  "/api/v1/docs/app.css",
+]);
 
 async function sha256(text: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));

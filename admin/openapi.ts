@@ -125,6 +125,34 @@ export const OPENAPI = {
         },
       },
     },
+    "/api/v1/docs": {
+      get: {
+        summary: "The interactive reference of this document (HTML; no token needed, it holds no data)",
+        security: [],
+        responses: {
+          "200": { description: "The page", content: { "text/html": { schema: { type: "string" } } } },
+        },
+      },
+    },
+    "/api/v1/docs/app.js": {
+      get: {
+        summary: "The reference page's script",
+        security: [],
+        responses: {
+          "200": {
+            description: "JavaScript",
+            content: { "text/javascript": { schema: { type: "string" } } },
+          },
+        },
+      },
+    },
+    "/api/v1/docs/app.css": {
+      get: {
+        summary: "The reference page's style",
+        security: [],
+        responses: { "200": { description: "CSS", content: { "text/css": { schema: { type: "string" } } } } },
+      },
+    },
     "/api/v1/openapi.json": {
       get: { summary: "This document", responses: { "200": ok("OpenAPI 3.1", { type: "object" }) } },
     },

@@ -112,6 +112,9 @@ const READS = [
   "/api/v1/flows?limit=x",
   "/api/v1/clients",
   "/api/v1/fleet",
+  "/api/v1/docs",
+  "/api/v1/docs/app.js",
+  "/api/v1/docs/app.css",
 ];
 
 /** [method, path, body, whether the schema should allow it]. */
@@ -154,6 +157,20 @@ describe("OpenAPI conformance", () => {
       } else assert.equal(r.status, 400, r.text);
     });
   }
+
+  test("the reference page is public, bundled and allows only itself", async () => {
+    const app = createAdminApp(new FakeControl(), { token: TOKEN });
+    for (const path of ["/api/v1/docs", "/api/v1/docs/app.js", "/api/v1/docs/app.css"]) {
+      const res = await app.request(path);
+      assert.equal(res.status, 200, path);
+      assert.match(res.headers.get("content-security-policy") ?? "", /default-src 'none'; script-src 'self'/);
+      assert.ok((await res.text()).length > 500, path);
+    }
+    const page = await (await app.request("/api/v1/docs")).text();
+    assert.doesNotMatch(page, /https?:\/\//, "the page loads nothing from elsewhere");
+    assert.doesNotMatch(page, /<script>(?!<)/, "no inline script");
+    assert.equal((await app.request("/api/v1/openapi.json")).status, 401, "the document itself needs the token");
+  });
 
   test("the running config round-trips through PUT /config and its schema", async () => {
     const got = await call("GET", "/api/v1/config?format=json");

@@ -1,10 +1,11 @@
 /**
- * `/api/v1/status`, `/drain`, `/reload` and the OpenAPI document.
+ * `/api/v1/status`, `/drain`, `/reload`, the OpenAPI document and its interactive reference page.
  *
  * @module
  */
 
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
+import { DOCS_CSP, DOCS_CSS, DOCS_HTML, DOCS_JS } from "../docs_page.ts";
 import type { Control } from "../control.ts";
 import { ApiError, badField } from "../errors.ts";
 import { OPENAPI } from "../openapi.ts";
@@ -14,6 +15,15 @@ import { jsonBody, queryOf } from "../validate.ts";
 /** The status, drain, reload and OpenAPI routes. */
 export function systemRoutes(control: Control): Hono {
   const app = new Hono();
+
+  // The interactive reference: public (it holds no data), bundled, with a policy that allows only itself.
+  const page = (body: string, type: string) => (c: Context) => {
+    queryOf(c, []);
+    return c.body(body, 200, { "content-type": type, "content-security-policy": DOCS_CSP });
+  };
+  app.get("/docs", page(DOCS_HTML, "text/html; charset=utf-8"));
+  app.get("/docs/app.js", page(DOCS_JS, "text/javascript; charset=utf-8"));
+  app.get("/docs/app.css", page(DOCS_CSS, "text/css; charset=utf-8"));
 
   app.get("/openapi.json", (c) => {
     queryOf(c, []);
