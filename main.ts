@@ -39,10 +39,11 @@ import {
   writeStdout,
 } from "./shell/platform.ts";
 import { type Running, startRelay } from "./shell/start.ts";
+import type { ChangeHook } from "./shell/changes.ts";
 import { type HttpServer, serve } from "./shell/serve.ts";
 import { checkAdminBinding, createAdminApp } from "./admin/app.ts";
-import { Changes } from "./admin/apply.ts";
-import type { StatusInfo } from "./admin/control.ts";
+import type { StatusInfo } from "./core/control_api.ts";
+import { removeStaleTemp } from "./shell/persist.ts";
 import { VERSION } from "./shell/version.ts";
 import { RedisConnection } from "./shell/redis/connection.ts";
 import { RedisPlane } from "./shell/redis/plane.ts";
@@ -131,6 +132,41 @@ async function autoMaxFlows(): Promise<number | undefined> {
   return Math.min(1_000_000, Math.max(64, Math.floor((limit - 128) / 2)));
 }
 
+/**
+ * The change hook that keeps `[admin]` live: a change of `admin.listen` binds the new address before the
+ * change is applied (a bind failure refuses the change) and closes the old server once it is; a binding
+ * the shell would not start with (no token off loopback) is refused. The token needs nothing: the app
+ * reads it from the running config at every request.
+ */
+function adminRebinder(
+  app: { fetch(request: Request): Response | Promise<Response> },
+  current: () => HttpServer | null,
+  replace: (server: HttpServer) => void,
+): ChangeHook {
+  return (prev, next) => {
+    const refused = checkAdminBinding(next.admin.listen, next.admin.token);
+    if (refused !== null) return Promise.reject(new Error(refused));
+    const was = formatSocketAddress(prev.admin.listen);
+    const address = formatSocketAddress(next.admin.listen);
+    if (address === was) return Promise.resolve(null);
+    const fresh = serve(app, next.admin.listen);
+    return Promise.resolve({
+      commit: () => {
+        const old = current();
+        replace(fresh);
+        // Gracefully: the request that asked for the move still gets its answer from the old server.
+        old?.close(true).catch(() => {});
+        log.info("admin API moved from {was} to http://{address}", {
+          event: "admin_listening",
+          was,
+          address: formatSocketAddress({ ...next.admin.listen, port: fresh.port }),
+        });
+      },
+      abort: () => void fresh.close().catch(() => {}),
+    });
+  };
+}
+
 async function run(options: RunOptions): Promise<void> {
   configureEarlyLogs(options);
   const load = () => loadConfig(options, io);
@@ -140,6 +176,8 @@ async function run(options: RunOptions): Promise<void> {
     return exit(Exit.Failure);
   }
   let config: FerryConfig = first.config;
+  // A temp file a crash left mid-persist is not a config: remove it.
+  if (first.file !== null) await removeStaleTemp(first.file);
   configureLogs(config.relay.logLevel, config.relay.logFormat);
   log.info("ferry {version} on {runtime} {runtimeVersion}, config: {source}", {
     event: "starting",
@@ -182,15 +220,11 @@ async function run(options: RunOptions): Promise<void> {
         memory: memoryUsage,
         redis: () => plane?.metrics(),
         onReloaded: () => plane?.reloaded(),
-        onApplied: (hash, persisted, applied) => {
+        // The change queue logs each change once, with who asked and what changed.
+        onApplied: (_hash, _persisted, applied) => {
           config = applied;
           plane?.configApplied(applied);
           configureLogs(config.relay.logLevel, config.relay.logFormat);
-          log.info("config applied ({hash}){persisted}", {
-            event: "config_applied",
-            hash: hash.slice(0, 12),
-            persisted: persisted ? ", saved to the config file" : "",
-          });
           if (config.relay.workers !== running.workers) {
             log.warning("relay.workers = {wanted} takes effect at the next start; {workers} running", {
               event: "workers_unchanged",
@@ -211,10 +245,9 @@ async function run(options: RunOptions): Promise<void> {
     redis?.close();
     return exit(Exit.Failure);
   }
+  // Every change (API, reload, fleet, drain) takes its turn in this control's one queue.
   const control = running.control;
-  // Fleet changes take their turn with the admin API's.
-  const changes = new Changes(control);
-  if (redis !== null) plane = new RedisPlane(config, redis, { control, changes, logger: log });
+  if (redis !== null) plane = new RedisPlane(config, redis, { control, logger: log });
   if (running.workers > 1) {
     log.info("{workers} relay workers share each listening port", {
       event: "workers",
@@ -231,16 +264,15 @@ async function run(options: RunOptions): Promise<void> {
       running.stop();
       return exit(Exit.Failure);
     }
+    // The token of the running config, asked at every request: a reload or PUT that changes it is live.
+    const app = createAdminApp(control, {
+      token: () => control.config().admin.token,
+      fleet: plane?.fleet ?? null,
+      onError: (e) => log.error("admin API error: {error}", { error: reason(e) }),
+    });
+    control.addHook(adminRebinder(app, () => admin, (next) => (admin = next)));
     try {
-      admin = serve(
-        createAdminApp(control, {
-          token: config.admin.token,
-          changes,
-          fleet: plane?.fleet ?? null,
-          onError: (e) => log.error("admin API error: {error}", { error: reason(e) }),
-        }),
-        config.admin.listen,
-      );
+      admin = serve(app, config.admin.listen);
     } catch (e) {
       log.error("cannot start the admin API on {address}: {error}", {
         event: "start_failed",

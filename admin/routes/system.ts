@@ -5,10 +5,10 @@
  */
 
 import { Hono } from "hono";
-import type { Control } from "../control.ts";
+import type { Control } from "../../core/control_api.ts";
 import { ApiError, badField } from "../errors.ts";
 import { OPENAPI } from "../openapi.ts";
-import { isTable, own } from "../raw.ts";
+import { isTable, own } from "../../core/config_raw.ts";
 import { jsonBody, queryOf } from "../validate.ts";
 
 /** The status, drain, reload and OpenAPI routes. */

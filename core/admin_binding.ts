@@ -6,7 +6,7 @@
  * @module
  */
 
-import { classifyIp, formatSocketAddress, parseIp, type SocketAddress } from "../core/address.ts";
+import { classifyIp, formatSocketAddress, parseIp, type SocketAddress } from "./address.ts";
 
 /**
  * Why the admin API must not listen on `listen` with `token`, or null when it may: an empty token (auth off)

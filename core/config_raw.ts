@@ -7,8 +7,8 @@
  */
 
 import { parse } from "smol-toml";
-import { configToToml } from "../core/config.ts";
-import type { FerryConfig } from "../core/types.ts";
+import { configToToml } from "./config.ts";
+import type { FerryConfig } from "./types.ts";
 
 /** A TOML table / JSON object. */
 export type Table = Record<string, unknown>;
