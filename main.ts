@@ -25,6 +25,7 @@ import { log, setupLogging } from "./shell/logging.ts";
 import {
   commandArgs,
   detectPlatform,
+  envNames,
   exit,
   fileDescriptorLimit,
   getEnv,
@@ -48,7 +49,7 @@ import { VERSION } from "./shell/version.ts";
 import { RedisConnection } from "./shell/redis/connection.ts";
 import { RedisPlane } from "./shell/redis/plane.ts";
 
-const io: LoadIo = { readTextFile, env: getEnv };
+const io: LoadIo = { readTextFile, env: getEnv, envNames };
 
 function reason(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -186,6 +187,7 @@ async function run(options: RunOptions): Promise<void> {
     runtimeVersion: runtimeVersion(),
     source: first.source,
   });
+  for (const warning of first.warnings) log.warning("{warning}", { event: "env_unknown", warning });
   if (first.overrides.length > 0) {
     log.info("overrides: {list}", { event: "overrides", list: first.overrides.join(", ") });
   }
@@ -352,6 +354,7 @@ async function check(options: RunOptions): Promise<void> {
     writeStderr(`${lines.join("\n")}\n${n} error${n === 1 ? "" : "s"} in ${result.source}\n`);
     return exit(Exit.Failure);
   }
+  for (const w of result.warnings) writeStderr(`warning: ${w}\n`);
   writeStdout(`ok: ${result.source}: ${configSummary(result.config)}\n`);
   return exit(Exit.Ok);
 }

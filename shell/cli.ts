@@ -20,6 +20,7 @@ import {
   envOverrides,
   type Override,
   parseDotEnv,
+  unknownEnvWarnings,
 } from "./env.ts";
 
 /** Exit codes of the command. */
@@ -228,6 +229,8 @@ export function flagOverrides(options: RunOptions): Override[] {
 export interface LoadIo {
   readTextFile(path: string): Promise<string>;
   env(name: string): string | undefined;
+  /** The names of the process's environment variables (for warnings about unknown `FERRY_*` ones). */
+  envNames?(): string[];
 }
 
 /** A validation result plus where the config came from. */
@@ -240,6 +243,8 @@ export type LoadResult = ConfigResult & {
   readonly adminEnabled: boolean;
   /** The sources of the overrides applied, e.g. ["FERRY_LOG_LEVEL (environment)", "--admin"]. */
   readonly overrides: readonly string[];
+  /** Things worth telling that do not stop the config, e.g. an unknown `FERRY_*` variable. */
+  readonly warnings: readonly string[];
 };
 
 function isNotFound(e: unknown): boolean {
@@ -265,6 +270,7 @@ export async function loadConfig(options: RunOptions, io: LoadIo): Promise<LoadR
     file,
     adminEnabled: false,
     overrides: [],
+    warnings: [],
   });
 
   let raw: unknown;
@@ -299,7 +305,11 @@ export async function loadConfig(options: RunOptions, io: LoadIo): Promise<LoadR
   const overrides = [...envOverrides(io.env, dotEnv), ...flagOverrides(options)];
   const result = validateConfig(applyOverrides(raw, overrides));
   const adminEnabled = !options.quick || overrides.some((o) => o.path.join(".") === "admin.listen");
-  return { ...result, source, file, adminEnabled, overrides: overrides.map((o) => o.source) };
+  const warnings = [
+    ...unknownEnvWarnings(io.envNames?.() ?? [], "environment"),
+    ...unknownEnvWarnings(Object.keys(dotEnv), ".env"),
+  ];
+  return { ...result, source, file, adminEnabled, overrides: overrides.map((o) => o.source), warnings };
 }
 
 /** One error as `path: message` (the message alone for whole-document errors). */
