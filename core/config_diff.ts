@@ -9,7 +9,9 @@
  * @module
  */
 
-import { define, isTable, own, type RawConfig, type Table } from "./config_raw.ts";
+import { formatSocketAddress, parseSocketAddress } from "./address.ts";
+import { validateConfig } from "./config.ts";
+import { define, isTable, own, type RawConfig, type Table, toRaw } from "./config_raw.ts";
 
 /** The plain sections of a config file (a table of keys each). */
 const SECTIONS = ["relay", "admin", "redis", "fleet"] as const;
@@ -143,6 +145,47 @@ function setKey(table: Table, key: string, value: unknown): void {
   else define(table, key, value);
 }
 
+/** "ip:port" as the validator writes it, so "[::1]:53" and "[0:0::1]:53" are one backend. */
+function addressKey(b: unknown): string {
+  const text = isTable(b) ? own(b, "address") : undefined;
+  if (typeof text !== "string") return JSON.stringify(text);
+  const a = parseSocketAddress(text);
+  return typeof a === "string" ? text : formatSocketAddress(a);
+}
+
+/** A backend's keys the validator fills in when the file leaves them out. */
+const BACKEND_DEFAULTS: Table = (() => {
+  const r = validateConfig({
+    listeners: [{ name: "l", address: "127.0.0.1:1", cluster: "c" }],
+    clusters: { c: { backends: [{ address: "127.0.0.1:1" }] } },
+  });
+  const list = r.ok ? own(toRaw(r.config).clusters.c, "backends") : undefined;
+  return Array.isArray(list) && isTable(list[0]) ? list[0] : {};
+})();
+
+/**
+ * The file's backend list with a change of the list written in: the file's own tables for the backends
+ * that stay (with only their changed keys rewritten), new ones without the keys left at their default.
+ */
+function mergeBackends(fileList: unknown, c: ConfigChange): Table[] {
+  const file = new Map((Array.isArray(fileList) ? fileList : []).map((b) => [addressKey(b), b]));
+  const before = new Map((Array.isArray(c.before) ? c.before : []).map((b) => [addressKey(b), b]));
+  return (Array.isArray(c.after) ? c.after as Table[] : []).map((b) => {
+    const key = addressKey(b);
+    const mine = file.get(key);
+    const old = before.get(key);
+    if (isTable(mine) && isTable(old)) {
+      for (const k of keysOf(old, b)) if (!same(own(old, k), own(b, k))) setKey(mine, k, own(b, k));
+      return mine;
+    }
+    const fresh: Table = {};
+    for (const [k, v] of Object.entries(b)) {
+      if (k === "address" || !same(own(BACKEND_DEFAULTS, k), v)) define(fresh, k, v);
+    }
+    return fresh;
+  });
+}
+
 /**
  * `changes` written onto a parsed config file `doc` (changed in place and returned): only the keys that
  * changed are touched, so the file keeps everything else it says, and says nothing it did not.
@@ -161,8 +204,10 @@ export function applyChanges(doc: Table, changes: readonly ConfigChange[]): Tabl
       else list.push(c.after as Table);
     } else if (c.section === "clusters") {
       const clusters = ownTable(doc, "clusters");
-      if (c.key !== undefined) setKey(ownTable(clusters, c.name as string), c.key, c.after);
-      else setKey(clusters, c.name as string, c.after);
+      const cluster = c.key === undefined ? undefined : ownTable(clusters, c.name as string);
+      if (cluster === undefined) setKey(clusters, c.name as string, c.after);
+      else if (c.key === "backends") define(cluster, "backends", mergeBackends(own(cluster, "backends"), c));
+      else setKey(cluster, c.key as string, c.after);
     } else {
       setKey(ownTable(doc, c.section), c.key as string, c.after);
     }

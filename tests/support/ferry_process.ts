@@ -43,10 +43,21 @@ export const BINARY: string = `${ROOT}dist/ferry`;
  */
 export function ferryTargets(): FerryTarget[] {
   if (!IS_DENO) {
-    return [{ name: "bun main.ts", command: process.execPath, args: ["main.ts"], runtime: "bun" }];
+    // --no-env-file: ferry reads .env beside its config file itself, as on Deno and in the binary.
+    return [{
+      name: "bun main.ts",
+      command: process.execPath,
+      args: ["--no-env-file", `${ROOT}main.ts`],
+      runtime: "bun",
+    }];
   }
   const targets: FerryTarget[] = [
-    { name: "deno main.ts", command: process.execPath, args: ["run", "-A", "main.ts"], runtime: "deno" },
+    {
+      name: "deno main.ts",
+      command: process.execPath,
+      args: ["run", "-A", `${ROOT}main.ts`],
+      runtime: "deno",
+    },
   ];
   if (existsSync(BINARY)) targets.push({ name: "dist/ferry", command: BINARY, args: [], runtime: "bun" });
   return targets;
