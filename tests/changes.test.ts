@@ -6,7 +6,16 @@
  */
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { addBackend, patchBackend } from "../core/config_edits.ts";
 import { configDiff, describeChanges } from "../core/config_diff.ts";
@@ -15,6 +24,7 @@ import type { ConfigResult } from "../core/config.ts";
 import type { FerryConfig } from "../core/types.ts";
 import { ChangeQueue, type ChangeTarget } from "../shell/changes.ts";
 import { unknownEnvWarnings } from "../shell/env.ts";
+import { loadConfig } from "../shell/cli.ts";
 import { tempPathOf } from "../shell/persist.ts";
 import { configOf, FAKE_CONFIG_TOML, FakeControl } from "./support/fake_control.ts";
 
@@ -232,7 +242,51 @@ describe("persist", () => {
   });
 });
 
+describe("persist: a rename that fails after the apply", () => {
+  test("rolls the relay back, so nothing was changed", async () => {
+    const dir = mkdtempSync(`${tmpdir()}/ferry-persist-`);
+    dirs.push(dir);
+    const path = `${dir}/ferry.toml`;
+    writeFileSync(path, FILE);
+    const target = new SlowTarget(configOf(FILE));
+    const before = target.current;
+    const { queue } = queueOver(target, () => Promise.resolve({ ok: true, config: before }), path);
+    // Between the temp file's write and the rename, the file becomes a directory: the rename must fail.
+    queue.addHook(() => {
+      rmSync(path);
+      mkdirSync(`${path}/busy`, { recursive: true });
+      return Promise.resolve(null);
+    });
+    const r = await queue.change({
+      source: "api",
+      persist: true,
+      edit: (c) => patchBackend(c, "game", "10.0.1.1:7001", { weight: 7 }),
+    });
+    assert.equal(r.ok, false);
+    assert.equal(!r.ok && r.failure, "not_saved");
+    assert.deepEqual(target.current, before, "the relay runs the previous config again");
+    assert.equal(queue.config(), target.current);
+    assert.ok(!existsSync(tempPathOf(path)), "no temp file left");
+  });
+});
+
 describe("environment names", () => {
+  test("loadConfig warns about unknown FERRY_* names in the environment and in .env", async () => {
+    const files: Record<string, string> = {
+      "/etc/ferry/ferry.toml": FAKE_CONFIG_TOML,
+      "/etc/ferry/.env": "FERRY_WORKERZ=2\n",
+    };
+    const r = await loadConfig({ config: "/etc/ferry/ferry.toml" }, {
+      readTextFile: (p) => p in files ? Promise.resolve(files[p]) : Promise.reject({ code: "ENOENT" }),
+      env: () => undefined,
+      envNames: () => ["HOME", "FERRY_GRACE_PERIDO"],
+    });
+    assert.ok(r.ok);
+    assert.equal(r.warnings.length, 2);
+    assert.match(r.warnings[0], /FERRY_GRACE_PERIDO \(environment\).*did you mean FERRY_GRACE_PERIOD\?/);
+    assert.match(r.warnings[1], /FERRY_WORKERZ \(\.env\).*did you mean FERRY_WORKERS\?/);
+  });
+
   test("an unknown FERRY_* name is warned about with a did-you-mean", () => {
     const w = unknownEnvWarnings(
       ["PATH", "FERRY_LOG_LEVLE", "FERRY_WORKERS", "FERRY_WHATEVER"],
