@@ -348,13 +348,13 @@ async function run(options: RunOptions): Promise<void> {
 
 async function check(options: RunOptions): Promise<void> {
   const result = await loadConfig(options, io);
+  for (const w of result.warnings) writeStderr(`warning: ${w}\n`);
   if (!result.ok) {
     const lines = result.errors.map(formatConfigError);
     const n = result.errors.length;
     writeStderr(`${lines.join("\n")}\n${n} error${n === 1 ? "" : "s"} in ${result.source}\n`);
     return exit(Exit.Failure);
   }
-  for (const w of result.warnings) writeStderr(`warning: ${w}\n`);
   writeStdout(`ok: ${result.source}: ${configSummary(result.config)}\n`);
   return exit(Exit.Ok);
 }

@@ -56,10 +56,8 @@ export function unknownEnvWarnings(names: Iterable<string>, where: string): stri
   for (const name of names) {
     if (!name.startsWith("FERRY_") || known.includes(name)) continue;
     const hint = didYouMean(name, known);
-    out.push(
-      `${name} (${where}) is not a Ferry variable${hint === undefined ? "" : `; did you mean ${hint}?`}` +
-        ` (known: ${known.join(", ")})`,
-    );
+    const help = hint === undefined ? ` (known: ${known.join(", ")})` : `; did you mean ${hint}?`;
+    out.push(`${name} (${where}) is not a Ferry variable${help}`);
   }
   return out;
 }
