@@ -98,6 +98,21 @@ for (const target of ferryTargets()) {
       }
     });
 
+    test("a reload that would serve the admin API off loopback without a token is refused", async () => {
+      const [port] = await freePorts("udp", 1);
+      const f = await FerryProcess.start(target, toml(port), { timeoutMs: 20_000 });
+      try {
+        writeFileSync(f.configPath, toml(port).replace('listen = "127.0.0.1:0"', 'listen = "0.0.0.0:0"'));
+        const r = await fetch(`${f.adminUrl}/api/v1/reload`, { method: "POST" });
+        const body = await r.text();
+        assert.equal(r.status, 422, body);
+        assert.match(body, /no token/);
+        assert.equal(await status(f.adminUrl), 200, "still served where it was");
+      } finally {
+        await f.stop();
+      }
+    });
+
     test("?persist=true writes only the change: comments kept, no token from the environment, no flags", async () => {
       const [port] = await freePorts("udp", 1);
       const f = await FerryProcess.start(target, toml(port), {
@@ -130,6 +145,10 @@ for (const target of ferryTargets()) {
         assert.ok(!/log_level|log_format/.test(text), `no flag overrides:\n${text}`);
         assert.equal(readFileSync(`${f.configPath}.bak`, "utf8"), original);
         assert.ok(text.split("\n").length < original.split("\n").length + 6, "a small change stays small");
+        const logged = f.logs().filter((l) => l.event === "config_changed");
+        assert.equal(logged.length, 1, "logged once");
+        assert.equal(logged[0].source, "api");
+        assert.equal(logged[0].diff, "clusters.game.backends: +127.0.0.1:10");
       } finally {
         await f.stop();
       }
