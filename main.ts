@@ -27,6 +27,7 @@ import { log, setupLogging } from "./shell/logging.ts";
 import {
   commandArgs,
   detectPlatform,
+  envNames,
   exit,
   fileDescriptorLimit,
   getEnv,
@@ -41,15 +42,16 @@ import {
   writeStdout,
 } from "./shell/platform.ts";
 import { type Running, startRelay } from "./shell/start.ts";
+import type { ChangeHook } from "./shell/changes.ts";
 import { type HttpServer, serve } from "./shell/serve.ts";
 import { checkAdminBinding, createAdminApp } from "./admin/app.ts";
-import { Changes } from "./admin/apply.ts";
-import type { StatusInfo } from "./admin/control.ts";
+import type { StatusInfo } from "./core/control_api.ts";
+import { removeStaleTemp } from "./shell/persist.ts";
 import { VERSION } from "./shell/version.ts";
 import { RedisConnection } from "./shell/redis/connection.ts";
 import { RedisPlane } from "./shell/redis/plane.ts";
 
-const io: LoadIo = { readTextFile, env: getEnv };
+const io: LoadIo = { readTextFile, env: getEnv, envNames };
 
 function reason(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
@@ -133,6 +135,41 @@ async function autoMaxFlows(): Promise<number | undefined> {
   return Math.min(1_000_000, Math.max(64, Math.floor((limit - 128) / 2)));
 }
 
+/**
+ * The change hook that keeps `[admin]` live: a change of `admin.listen` binds the new address before the
+ * change is applied (a bind failure refuses the change) and closes the old server once it is; a binding
+ * the shell would not start with (no token off loopback) is refused. The token needs nothing: the app
+ * reads it from the running config at every request.
+ */
+function adminRebinder(
+  app: { fetch(request: Request): Response | Promise<Response> },
+  current: () => HttpServer | null,
+  replace: (server: HttpServer) => void,
+): ChangeHook {
+  return (prev, next) => {
+    const refused = checkAdminBinding(next.admin.listen, next.admin.token);
+    if (refused !== null) return Promise.reject(new Error(refused));
+    const was = formatSocketAddress(prev.admin.listen);
+    const address = formatSocketAddress(next.admin.listen);
+    if (address === was) return Promise.resolve(null);
+    const fresh = serve(app, next.admin.listen);
+    return Promise.resolve({
+      commit: () => {
+        const old = current();
+        replace(fresh);
+        // Gracefully: the request that asked for the move still gets its answer from the old server.
+        old?.close(true).catch(() => {});
+        log.info("admin API moved from {was} to http://{address}", {
+          event: "admin_listening",
+          was,
+          address: formatSocketAddress({ ...next.admin.listen, port: fresh.port }),
+        });
+      },
+      abort: () => void fresh.close().catch(() => {}),
+    });
+  };
+}
+
 async function run(options: RunOptions): Promise<void> {
   configureEarlyLogs(options);
   const load = () => loadConfig(options, io);
@@ -144,6 +181,8 @@ async function run(options: RunOptions): Promise<void> {
   let config: FerryConfig = first.config;
   /** What was started: keys the declaration marks x-restart keep these values until the next start. */
   const started = first.config;
+  // A temp file a crash left mid-persist is not a config: remove it.
+  if (first.file !== null) await removeStaleTemp(first.file);
   configureLogs(config.relay.logLevel, config.relay.logFormat);
   log.info("ferry {version} on {runtime} {runtimeVersion}, config: {source}", {
     event: "starting",
@@ -152,6 +191,7 @@ async function run(options: RunOptions): Promise<void> {
     runtimeVersion: runtimeVersion(),
     source: first.source,
   });
+  for (const warning of first.warnings) log.warning("{warning}", { event: "env_unknown", warning });
   if (first.overrides.length > 0) {
     log.info("overrides: {list}", { event: "overrides", list: first.overrides.join(", ") });
   }
@@ -186,15 +226,11 @@ async function run(options: RunOptions): Promise<void> {
         memory: memoryUsage,
         redis: () => plane?.metrics(),
         onReloaded: () => plane?.reloaded(),
-        onApplied: (hash, persisted, applied) => {
+        // The change queue logs each change once, with who asked and what changed.
+        onApplied: (_hash, _persisted, applied) => {
           config = applied;
           plane?.configApplied(applied);
           configureLogs(config.relay.logLevel, config.relay.logFormat);
-          log.info("config applied ({hash}){persisted}", {
-            event: "config_applied",
-            hash: hash.slice(0, 12),
-            persisted: persisted ? ", saved to the config file" : "",
-          });
           const waiting = restartChanges(started, applied);
           if (waiting.length > 0) {
             log.warning("{keys} changed: takes effect at the next start", {
@@ -215,10 +251,9 @@ async function run(options: RunOptions): Promise<void> {
     redis?.close();
     return exit(Exit.Failure);
   }
+  // Every change (API, reload, fleet, drain) takes its turn in this control's one queue.
   const control = running.control;
-  // Fleet changes take their turn with the admin API's.
-  const changes = new Changes(control);
-  if (redis !== null) plane = new RedisPlane(config, redis, { control, changes, logger: log });
+  if (redis !== null) plane = new RedisPlane(config, redis, { control, logger: log });
   if (running.workers > 1) {
     log.info("{workers} relay workers share each listening port", {
       event: "workers",
@@ -235,16 +270,15 @@ async function run(options: RunOptions): Promise<void> {
       running.stop();
       return exit(Exit.Failure);
     }
+    // The token of the running config, asked at every request: a reload or PUT that changes it is live.
+    const app = createAdminApp(control, {
+      token: () => control.config().admin.token,
+      fleet: plane?.fleet ?? null,
+      onError: (e) => log.error("admin API error: {error}", { error: reason(e) }),
+    });
+    control.addHook(adminRebinder(app, () => admin, (next) => (admin = next)));
     try {
-      admin = serve(
-        createAdminApp(control, {
-          token: config.admin.token,
-          changes,
-          fleet: plane?.fleet ?? null,
-          onError: (e) => log.error("admin API error: {error}", { error: reason(e) }),
-        }),
-        config.admin.listen,
-      );
+      admin = serve(app, config.admin.listen);
     } catch (e) {
       log.error("cannot start the admin API on {address}: {error}", {
         event: "start_failed",
@@ -318,6 +352,7 @@ async function run(options: RunOptions): Promise<void> {
 
 async function check(options: RunOptions): Promise<void> {
   const result = await loadConfig(options, io);
+  for (const w of result.warnings) writeStderr(`warning: ${w}\n`);
   if (!result.ok) {
     const lines = result.errors.map(formatConfigError);
     const n = result.errors.length;

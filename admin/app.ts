@@ -16,8 +16,9 @@ import { methodNotAllowed } from "hono/method-not-allowed";
 import { secureHeaders } from "hono/secure-headers";
 import { Changes } from "./apply.ts";
 import { bearerAuth } from "./auth.ts";
-import type { Control, FleetAccess } from "./control.ts";
-import { ApiError, errorBody } from "./errors.ts";
+import type { Control, FleetAccess } from "../core/control_api.ts";
+import { EditError } from "../core/config_edits.ts";
+import { ApiError, errorBody, type ErrorStatus } from "./errors.ts";
 import { collectMetrics, metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./metrics.ts";
 import { clusterRoutes } from "./routes/clusters.ts";
 import { configRoutes } from "./routes/config.ts";
@@ -27,30 +28,35 @@ import { listenerRoutes } from "./routes/listeners.ts";
 import { systemRoutes } from "./routes/system.ts";
 import { choiceOf, queryOf } from "./validate.ts";
 
-export { checkAdminBinding } from "./binding.ts";
+export { checkAdminBinding } from "../core/admin_binding.ts";
 
 /** Largest request body accepted: 1 MiB. */
 export const BODY_LIMIT = 1024 * 1024;
 
 /** Options of the admin app. */
 export interface AdminOptions {
-  /** The bearer token every route but /healthz and /readyz requires; "" turns auth off. */
-  readonly token: string;
+  /**
+   * The bearer token every route but /healthz and /readyz requires; "" turns auth off. A function is asked
+   * at every request, so a reload or PUT that changes `admin.token` takes effect at once.
+   */
+  readonly token: string | (() => string);
   /** Called with unexpected errors (those answered with a 500). */
   readonly onError?: (error: unknown) => void;
-  /**
-   * The serialiser of config changes, when others than the API make changes too (the fleet): all of them
-   * must take turns. Default: the app's own.
-   */
-  readonly changes?: Changes;
   /** The fleet (`[fleet] instance` set): `GET /fleet` and `?scope=fleet` on backend changes. */
   readonly fleet?: FleetAccess | null;
 }
 
+/** The status of each kind of refused edit. */
+const EDIT_STATUS: Readonly<Record<EditError["kind"], ErrorStatus>> = {
+  invalid: 400,
+  not_found: 404,
+  conflict: 409,
+};
+
 /** The admin API over `control`. */
 export function createAdminApp(control: Control, options: AdminOptions): Hono {
   const app = new Hono();
-  const changes = options.changes ?? new Changes(control);
+  const changes = new Changes(control);
   const fleet = options.fleet ?? null;
 
   app.use(secureHeaders({ crossOriginResourcePolicy: "same-origin", xFrameOptions: "DENY" }));
@@ -107,6 +113,9 @@ export function createAdminApp(control: Control, options: AdminOptions): Hono {
         ? { "WWW-Authenticate": 'Bearer realm="ferry"' }
         : {};
       return c.json(errorBody(err.message, err.errors), err.status, headers);
+    }
+    if (err instanceof EditError) {
+      return c.json(errorBody(err.message, err.errors), EDIT_STATUS[err.kind]);
     }
     if (err instanceof HTTPException) {
       return c.json(errorBody(err.message || "request failed"), err.status as ContentfulStatusCode);

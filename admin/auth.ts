@@ -41,13 +41,18 @@ export async function tokensEqual(presented: string, expected: string): Promise<
 
 /**
  * Requires `Authorization: Bearer <token>` on every path but {@link OPEN_PATHS}; with an empty token, auth
- * is off (the shell allows that only on loopback, see `checkAdminBinding`). Failures are 401s.
+ * is off (the shell allows that only on loopback, see `checkAdminBinding`). Failures are 401s. `token` may
+ * be a function, asked at every request: the token of the running config, so a change is live at once.
  */
-export function bearerAuth(token: string): MiddlewareHandler {
-  if (token === "") return (_c, next) => next();
-  const expected = sha256(token);
+export function bearerAuth(token: string | (() => string)): MiddlewareHandler {
+  const current = typeof token === "string" ? () => token : token;
+  // The digest of the token last seen, so an unchanged token is hashed once.
+  let cached: { token: string; digest: Promise<Uint8Array> } | null = null;
   return async (c, next) => {
-    if (OPEN_PATHS.has(c.req.path)) return next();
+    const t = current();
+    if (t === "" || OPEN_PATHS.has(c.req.path)) return next();
+    if (cached?.token !== t) cached = { token: t, digest: sha256(t) };
+    const expected = cached.digest;
     const header = c.req.header("authorization");
     if (header === undefined) {
       throw new ApiError(401, "authentication required: send Authorization: Bearer <token>");

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { FlowInfo } from "./control.ts";
+import type { FlowInfo } from "../core/control_api.ts";
 
 /** What `GET /clients?by=` ranks on. */
 export const CLIENT_RANKINGS = ["priority", "loss", "bandwidth"] as const;

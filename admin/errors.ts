@@ -10,7 +10,7 @@
 import type { ConfigError } from "../core/config.ts";
 
 /** The statuses the API answers errors with. */
-export type ErrorStatus = 400 | 401 | 404 | 405 | 409 | 413 | 415 | 422 | 500 | 503;
+export type ErrorStatus = 400 | 401 | 404 | 405 | 409 | 412 | 413 | 415 | 422 | 500 | 503;
 
 /** The JSON body of every error response. */
 export interface ErrorBody {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { MetricsSnapshot, RedisMetrics, StatusInfo } from "./control.ts";
+import type { MetricsSnapshot, RedisMetrics, StatusInfo } from "../core/control_api.ts";
 import { type MetricDoc, METRICS } from "./metric_names.ts";
 
 /** One sample: label values by label name, and the value. */

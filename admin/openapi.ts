@@ -52,13 +52,26 @@ const E400 = err("Invalid request: `errors` names each bad field; nothing was ch
 const E404 = err("No such listener, cluster or backend.");
 const E409 = err("Conflict (exists, in use), or the relay could not apply the config; nothing was changed.");
 
-/** A config-changing operation: takes ?persist, answers 400/404/409. */
+const IF_MATCH = {
+  name: "If-Match",
+  in: "header",
+  required: false,
+  description:
+    'Apply only if the running config is still this one: its ETag from GET /config ("<hash>"), or *.',
+  schema: { type: "string", pattern: '^(\\*|"[0-9a-f]{64}")$' },
+};
+const E412 = err(
+  "If-Match named another config than the running one (it changed meanwhile); nothing changed.",
+);
+const E500 = err("?persist=true could not write the config file; nothing was changed.");
+
+/** A config-changing operation: takes ?persist and If-Match, answers 400/404/409/412/500. */
 function change(summary: string, extra: Record<string, unknown>, okResponse: Record<string, unknown>) {
   return {
     summary,
-    parameters: [PERSIST, ...((extra.parameters as unknown[]) ?? [])],
+    parameters: [PERSIST, IF_MATCH, ...((extra.parameters as unknown[]) ?? [])],
     ...(extra.requestBody !== undefined ? { requestBody: extra.requestBody } : {}),
-    responses: { ...okResponse, "400": E400, "404": E404, "409": E409 },
+    responses: { ...okResponse, "400": E400, "404": E404, "409": E409, "412": E412, "500": E500 },
   };
 }
 
@@ -188,7 +201,14 @@ export const OPENAPI = {
         parameters: [query("format", "toml (default) or json", { type: "string", enum: ["toml", "json"] })],
         responses: {
           "200": {
-            description: "Config",
+            description:
+              'Config (admin.token shown as "<redacted>"; a PUT that sends it back keeps the token)',
+            headers: {
+              ETag: {
+                description: "The config hash, quoted: send it as If-Match to change only this config.",
+                schema: { type: "string" },
+              },
+            },
             content: { "text/plain": { schema: { type: "string" } }, ...json(ref("RawConfig")) },
           },
         },

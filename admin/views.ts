@@ -6,8 +6,8 @@
  */
 
 import { formatSocketAddress, parseSocketAddress } from "../core/address.ts";
-import type { BackendMetrics, ClusterMetrics, ListenerStatus } from "./control.ts";
-import { own, type Table } from "./raw.ts";
+import type { BackendMetrics, ClusterMetrics, ListenerStatus } from "../core/control_api.ts";
+import { own, type Table } from "../core/config_raw.ts";
 
 function canonical(text: unknown): string {
   if (typeof text !== "string") return "";

@@ -78,6 +78,10 @@ const args = [
   "build",
   "--compile",
   ...entrypoints,
+  // The binary reads .env only beside its config file (shell/cli.ts), as `deno main.ts` does: Bun's own
+  // autoload of a .env (and bunfig.toml) in the working directory is off.
+  "--no-compile-autoload-dotenv",
+  "--no-compile-autoload-bunfig",
   "--outfile",
   outPath,
   ...(target ? ["--target", target] : []),

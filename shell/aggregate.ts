@@ -17,7 +17,7 @@ import type {
   MetricsSnapshot,
   ProcessMetrics,
   StatusInfo,
-} from "../admin/control.ts";
+} from "../core/control_api.ts";
 
 /** `a` and `b` added key by key (keys of either). */
 export function sumRecords<T extends object>(a: T, b: T): T {

@@ -26,6 +26,7 @@ import {
   envOverrides,
   type Override,
   parseDotEnv,
+  unknownEnvWarnings,
 } from "./env.ts";
 
 /** Exit codes of the command. */
@@ -236,6 +237,8 @@ export function flagOverrides(options: RunOptions): Override[] {
 export interface LoadIo {
   readTextFile(path: string): Promise<string>;
   env(name: string): string | undefined;
+  /** The names of the process's environment variables (for warnings about unknown `FERRY_*` ones). */
+  envNames?(): string[];
 }
 
 /** A validation result plus where the config came from. */
@@ -248,6 +251,8 @@ export type LoadResult = ConfigResult & {
   readonly adminEnabled: boolean;
   /** The sources of the overrides applied, e.g. ["FERRY_LOG_LEVEL (environment)", "--admin"]. */
   readonly overrides: readonly string[];
+  /** Things worth telling that do not stop the config, e.g. an unknown `FERRY_*` variable. */
+  readonly warnings: readonly string[];
 };
 
 function isNotFound(e: unknown): boolean {
@@ -273,6 +278,7 @@ export async function loadConfig(options: RunOptions, io: LoadIo): Promise<LoadR
     file,
     adminEnabled: false,
     overrides: [],
+    warnings: [],
   });
 
   let raw: unknown;
@@ -310,7 +316,11 @@ export async function loadConfig(options: RunOptions, io: LoadIo): Promise<LoadR
     ? validated
     : { ok: false as const, errors: withLines(validated.errors, text) };
   const adminEnabled = !options.quick || overrides.some((o) => o.path.join(".") === "admin.listen");
-  return { ...result, source, file, adminEnabled, overrides: overrides.map((o) => o.source) };
+  const warnings = [
+    ...unknownEnvWarnings(io.envNames?.() ?? [], "environment"),
+    ...unknownEnvWarnings(Object.keys(dotEnv), ".env"),
+  ];
+  return { ...result, source, file, adminEnabled, overrides: overrides.map((o) => o.source), warnings };
 }
 
 /** One error as `path: message` (the message alone for whole-document errors). */

@@ -1,29 +1,27 @@
 /**
- * The admin API's `Control` over one running relay: snapshots of the core for reading, whole-config
- * application for changing, and the config file for reload and persistence.
+ * One running relay as the change queue's target: snapshots of the core for reading, whole-config
+ * application for changing. Reloads, persistence and the order of changes are the queue's
+ * (shell/changes.ts).
  *
  * @module
  */
 
 import { createHash } from "node:crypto";
-import { rename, writeFile } from "node:fs/promises";
-import { copyFile } from "node:fs/promises";
 import { formatSocketAddress, parseSocketAddress } from "../core/address.ts";
 import { type ConfigResult, configToToml } from "../core/config.ts";
 import { type Flow, FLOW_STATE_NAMES } from "../core/flow.ts";
 import type { FerryConfig } from "../core/types.ts";
 import type {
-  ApplyResult,
   ClusterMetrics,
-  Control,
   FlowFilter,
   FlowInfo,
   ListenerMetrics,
   MetricsSnapshot,
   RedisMetrics,
   StatusInfo,
-} from "../admin/control.ts";
+} from "../core/control_api.ts";
 import type { Relay } from "./relay.ts";
+import type { ChangeTarget } from "./changes.ts";
 
 /** What the control needs beyond the relay. */
 export interface RelayControlOptions {
@@ -50,56 +48,8 @@ export function configHash(config: FerryConfig): string {
   return createHash("sha256").update(configToToml(config)).digest("hex");
 }
 
-function refusal(message: string): ApplyResult {
-  return { ok: false, errors: [{ path: "", message }] };
-}
-
-/**
- * The steps of a config change every control shares: refuse `persist` without a file, `apply` (which
- * throws to refuse, leaving the previous config running), persist, then tell `onApplied`. A failed save
- * is reported, but the config stays applied: the relay runs it, only the file is behind.
- */
-export async function commitConfig(
-  options: RelayControlOptions,
-  config: FerryConfig,
-  persist: boolean,
-  apply: (config: FerryConfig) => Promise<void>,
-): Promise<ApplyResult> {
-  if (persist && options.configPath === null) {
-    return refusal("no config file to persist to (started without --config)");
-  }
-  try {
-    await apply(config);
-  } catch (e) {
-    return refusal(`could not apply: ${(e as Error).message ?? e}`);
-  }
-  const hash = configHash(config);
-  if (persist) {
-    try {
-      await persistConfig(options.configPath as string, configToToml(config));
-    } catch (e) {
-      return refusal(`applied, but not saved: ${(e as Error).message ?? e}`);
-    }
-  }
-  options.onApplied?.(hash, persist, config);
-  return { ok: true, configHash: hash, persisted: persist };
-}
-
-/** The file's config through `options.load`, applied with `applyConfig` (the SIGHUP rules). */
-export async function reloadConfig(
-  options: RelayControlOptions,
-  applyConfig: (config: FerryConfig, persist: boolean) => Promise<ApplyResult>,
-): Promise<ApplyResult> {
-  if (options.configPath === null) return refusal("no config file to reload (started without --config)");
-  const loaded = await options.load();
-  if (!loaded.ok) return loaded;
-  const result = await applyConfig(loaded.config, false);
-  if (result.ok) options.onReloaded?.();
-  return result;
-}
-
-/** Control over one relay. */
-export class RelayControl implements Control {
+/** The relay behind the change queue (shell/changes.ts), when one relay runs in this thread. */
+export class RelayControl implements ChangeTarget {
   readonly #relay: Relay;
   readonly #opts: RelayControlOptions;
   readonly #startedAt: number;
@@ -155,15 +105,9 @@ export class RelayControl implements Control {
     return this.#relay.config;
   }
 
-  applyConfig(config: FerryConfig, persist: boolean): Promise<ApplyResult> {
-    return commitConfig(this.#opts, config, persist, async (c) => {
-      await this.#relay.apply(c);
-      this.#hash = configHash(c);
-    });
-  }
-
-  reload(): Promise<ApplyResult> {
-    return reloadConfig(this.#opts, (c, p) => this.applyConfig(c, p));
+  async apply(config: FerryConfig): Promise<void> {
+    await this.#relay.apply(config);
+    this.#hash = configHash(config);
   }
 
   drain(listener?: string): void {
@@ -325,14 +269,4 @@ function flowInfo(f: Flow, now: number): FlowInfo {
 
 function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
-}
-
-/** Writes the file atomically (temp file + rename), keeping the previous version as FILE.bak. */
-async function persistConfig(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${Date.now()}`;
-  await writeFile(tmp, `# Written by ferry's admin API. The previous version is in ${path}.bak.\n${text}`);
-  try {
-    await copyFile(path, `${path}.bak`);
-  } catch { /* no previous file: nothing to back up */ }
-  await rename(tmp, path);
 }

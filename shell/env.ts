@@ -9,6 +9,8 @@
  * @module
  */
 
+import { suggest as didYouMean } from "../core/config/words.ts";
+
 /** A variable that overrides one config key. */
 export interface EnvVar {
   readonly name: string;
@@ -42,6 +44,23 @@ export const ENV_VARS: readonly EnvVar[] = [
     help: "UDP data path: auto|native|runtime",
   },
 ];
+
+/**
+ * A warning per `FERRY_*` name in `names` that Ferry does not know (a typo would otherwise leave a setting
+ * quietly unapplied), with the nearest known name: `FERRY_LOG_LEVLE (environment) is not a Ferry
+ * variable; did you mean FERRY_LOG_LEVEL?`. `where` says where the names came from.
+ */
+export function unknownEnvWarnings(names: Iterable<string>, where: string): string[] {
+  const known = [CONFIG_ENV, ...ENV_VARS.map((v) => v.name)];
+  const out: string[] = [];
+  for (const name of names) {
+    if (!name.startsWith("FERRY_") || known.includes(name)) continue;
+    const hint = didYouMean(name, known);
+    const help = hint === undefined ? ` (known: ${known.join(", ")})` : `; did you mean ${hint}?`;
+    out.push(`${name} (${where}) is not a Ferry variable${help}`);
+  }
+  return out;
+}
 
 /** One value to write onto the raw config, and where it came from (for the startup log). */
 export interface Override {

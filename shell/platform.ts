@@ -74,6 +74,11 @@ export function getEnv(name: string): string | undefined {
   return isBun ? process.env[name] : Deno.env.get(name);
 }
 
+/** The names of every environment variable of the process. */
+export function envNames(): string[] {
+  return Object.keys(isBun ? process.env : Deno.env.toObject());
+}
+
 /** Whether stdout or stderr is a terminal (decides readable vs JSON logs and colours). */
 export function isTerminal(stream: "stdout" | "stderr"): boolean {
   if (!isBun) return stream === "stdout" ? Deno.stdout.isTerminal() : Deno.stderr.isTerminal();

@@ -17,8 +17,8 @@ export interface FetchApp {
 export interface HttpServer {
   /** The port bound (useful when asked for port 0). */
   readonly port: number;
-  /** Stops listening and closes open connections. */
-  close(): Promise<void>;
+  /** Stops listening and closes open connections (`graceful`: once their requests are answered). */
+  close(graceful?: boolean): Promise<void>;
 }
 
 /** Serves `app` on `address` ("ip:port"; port 0 picks a free one). Throws when the address cannot be bound. */
@@ -28,8 +28,8 @@ export function serve(app: FetchApp, address: SocketAddress): HttpServer {
     const server = bun().serve({ hostname: address.ip, port: address.port, fetch });
     return {
       port: server.port,
-      close: async () => {
-        await server.stop(true);
+      close: async (graceful = false) => {
+        await server.stop(!graceful);
       },
     };
   }

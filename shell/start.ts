@@ -1,13 +1,13 @@
 /**
  * Starting the relay as `relay.workers` asks: one Relay in this thread (workers = 1, the default: no
  * threads, no messages), or a WorkerPool of N threads sharing the ports. Either way the caller gets a
- * Control for the admin API, SIGHUP and logs, and one way to stop.
+ * change queue (the Control) for the admin API, SIGHUP and logs, and one way to stop.
  *
  * @module
  */
 
-import type { Control } from "../admin/control.ts";
 import type { FerryConfig } from "../core/types.ts";
+import { ChangeQueue } from "./changes.ts";
 import { RelayControl, type RelayControlOptions } from "./control.ts";
 import { log } from "./logging.ts";
 import { type Platform, Relay } from "./relay.ts";
@@ -20,7 +20,8 @@ import type { WorkerLogOutput } from "./worker_protocol.ts";
 
 /** A started relay, whatever runs it. */
 export interface Running {
-  readonly control: Control;
+  /** The one way to read and change the relay: every change goes through its queue. */
+  readonly control: ChangeQueue;
   /** How many relay workers run (1: this thread). */
   readonly workers: number;
   /** Drains, waits up to `graceMs` for flows and connections to end, closes everything. */
@@ -55,7 +56,7 @@ export async function startRelay(
   if (config.relay.workers > 1) {
     const pool = await WorkerPool.start(config, platform, { ...options, workers: config.relay.workers });
     return {
-      control: pool,
+      control: new ChangeQueue(pool, options.control),
       workers: pool.size,
       shutdown: (graceMs) => pool.shutdown(graceMs),
       stop: () => pool.stop(),
@@ -75,7 +76,7 @@ export async function startRelay(
     redis: () => mergeRedisMetrics([router.metrics(), options.control.redis?.()]),
   };
   return {
-    control: new RelayControl(relay, control),
+    control: new ChangeQueue(new RelayControl(relay, control), control),
     workers: 1,
     shutdown: (graceMs) => relay.shutdown(graceMs),
     stop: () => relay.stop(),

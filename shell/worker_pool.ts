@@ -1,7 +1,7 @@
 /**
  * `relay.workers = N` (N > 1): N worker threads, each running its own Relay (shell/worker_main.ts) on the
  * same ports through SO_REUSEPORT, so the kernel spreads clients over N event loops. The pool is the
- * admin API's `Control` over all of them: reads add the workers' snapshots up (shell/aggregate.ts), and
+ * change queue's target over all of them (shell/changes.ts): reads add the workers' snapshots up (shell/aggregate.ts), and
  * every change goes to every worker and is awaited; a config that any worker cannot apply is rolled back
  * on the others, so workers never run different configs.
  *
@@ -15,17 +15,11 @@ import { chooseDatapath, requestedDatapath } from "./native/select.ts";
 import type { ConfigError } from "../core/config.ts";
 import { formatSocketAddress } from "../core/address.ts";
 import type { FerryConfig } from "../core/types.ts";
-import type {
-  ApplyResult,
-  Control,
-  FlowFilter,
-  FlowInfo,
-  MetricsSnapshot,
-  StatusInfo,
-} from "../admin/control.ts";
+import type { FlowFilter, FlowInfo, MetricsSnapshot, StatusInfo } from "../core/control_api.ts";
 import { mergeFlows, mergeMetrics, mergeStatus } from "./aggregate.ts";
 import { mergeRedisMetrics } from "./redis/metrics.ts";
-import { commitConfig, configHash, type RelayControlOptions, reloadConfig } from "./control.ts";
+import { configHash, type RelayControlOptions } from "./control.ts";
+import type { ChangeTarget } from "./changes.ts";
 import type { Platform } from "./relay.ts";
 import { WorkerLink, type WorkerResult } from "./worker_link.ts";
 import type { WorkerCalls, WorkerLogOutput, WorkerMethod } from "./worker_protocol.ts";
@@ -95,7 +89,7 @@ function describeFailures(failures: readonly { index: number; error: unknown }[]
 }
 
 /** The workers of one process, and the Control over them. */
-export class WorkerPool implements Control {
+export class WorkerPool implements ChangeTarget {
   readonly #links: readonly WorkerLink[];
   readonly #platform: Platform;
   readonly #opts: PoolOptions;
@@ -103,8 +97,6 @@ export class WorkerPool implements Control {
   #config: FerryConfig;
   #hash: string;
   #stopping = false;
-  /** Config changes, one after another: a rollback must not interleave with the next change. */
-  #changes: Promise<unknown> = Promise.resolve();
 
   private constructor(links: WorkerLink[], config: FerryConfig, platform: Platform, options: PoolOptions) {
     this.#links = links;
@@ -180,19 +172,15 @@ export class WorkerPool implements Control {
     return this.#config;
   }
 
-  applyConfig(config: FerryConfig, persist: boolean): Promise<ApplyResult> {
-    const run = async (): Promise<ApplyResult> => {
-      const refused = await unsharedListeners(config, this.#platform, this.size);
-      if (refused.length > 0) return { ok: false, errors: refused };
-      return commitConfig(this.#opts.control, config, persist, (c) => this.#applyAll(c));
-    };
-    const result = this.#changes.then(run);
-    this.#changes = result.catch(() => {});
-    return result;
+  refusals(config: FerryConfig): Promise<ConfigError[]> {
+    return unsharedListeners(config, this.#platform, this.size);
   }
 
-  /** Applies `next` on every worker; if any refuses, the others go back to the running config. */
-  async #applyAll(next: FerryConfig): Promise<void> {
+  /**
+   * Applies `next` on every worker; if any refuses, the others go back to the running config. Called by
+   * the change queue only, one change at a time: a rollback never interleaves with the next change.
+   */
+  async apply(next: FerryConfig): Promise<void> {
     const prev = this.#config;
     const results = await Promise.allSettled(this.#links.map((l) => l.call("apply", next)));
     const failures = results.flatMap((r, index) =>
@@ -215,10 +203,6 @@ export class WorkerPool implements Control {
       `${message}; restoring the previous config failed too (${describeFailures(stuck)}): ` +
         `workers may now run different configs`,
     );
-  }
-
-  reload(): Promise<ApplyResult> {
-    return reloadConfig(this.#opts.control, (c, p) => this.applyConfig(c, p));
   }
 
   async drain(listener?: string): Promise<void> {

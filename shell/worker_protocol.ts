@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { FlowFilter, FlowInfo, MetricsSnapshot, StatusInfo } from "../admin/control.ts";
+import type { FlowFilter, FlowInfo, MetricsSnapshot, StatusInfo } from "../core/control_api.ts";
 import type { FerryConfig } from "../core/types.ts";
 
 /** How the main thread's log output looks, so a worker formats its lines alike. */

@@ -2,7 +2,7 @@
 // backend, states from the first worker, flows listed oldest first with "worker:id" ids.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import type { MetricsSnapshot, StatusInfo } from "../admin/control.ts";
+import type { MetricsSnapshot, StatusInfo } from "../core/control_api.ts";
 import { mergeFlows, mergeMetrics, mergeStatus, type PoolFacts } from "../shell/aggregate.ts";
 import { FakeControl, flow } from "./support/fake_control.ts";
 

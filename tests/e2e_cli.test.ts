@@ -103,13 +103,17 @@ describe("ferry command", () => {
     const r = await runToEnd(["check", "--config", `${dir}/bad.toml`], { FERRY_ADMIN_LISTEN: "nope" });
     assert.equal(r.code, 1);
     const lines = r.stderr.trim().split("\n");
+    // An override has no line in the file; the file's own keys name theirs.
     assert.match(lines[0], /^admin\.listen: "nope"/);
-    assert.match(lines[1], /^listeners\[0\]\.address: "x" /);
+    assert.match(lines[1], /^listeners\[0\]\.address \(line 3\): "x" /);
     assert.ok(
-      lines.some((l) => /^clusters\.c\.balancer: "maglve" .*did you mean "maglev"/.test(l)),
+      lines.some((l) => /^clusters\.c\.balancer \(line 7\): "maglve" .*did you mean "maglev"/.test(l)),
       r.stderr,
     );
-    assert.ok(lines.some((l) => l.startsWith("clusters.c.backends[0].weight: 0 is out of range")), r.stderr);
+    assert.ok(
+      lines.some((l) => l.startsWith("clusters.c.backends[0].weight (line 8): 0 is out of range")),
+      r.stderr,
+    );
     assert.match(lines[lines.length - 1], /^4 errors in file /);
   });
 

@@ -169,7 +169,11 @@ describe("OpenAPI conformance", () => {
     const page = await (await app.request("/api/v1/docs")).text();
     assert.doesNotMatch(page, /https?:\/\//, "the page loads nothing from elsewhere");
     assert.doesNotMatch(page, /<script>(?!<)/, "no inline script");
-    assert.equal((await app.request("/api/v1/openapi.json")).status, 401, "the document itself needs the token");
+    assert.equal(
+      (await app.request("/api/v1/openapi.json")).status,
+      401,
+      "the document itself needs the token",
+    );
   });
 
   test("the running config round-trips through PUT /config and its schema", async () => {

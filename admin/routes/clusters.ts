@@ -8,7 +8,7 @@
 import { Hono } from "hono";
 import type { FerryConfig } from "../../core/types.ts";
 import type { Changes } from "../apply.ts";
-import type { Control, FleetAccess } from "../control.ts";
+import type { Control, FleetAccess } from "../../core/control_api.ts";
 import {
   addBackend,
   addCluster,
@@ -16,9 +16,9 @@ import {
   patchCluster,
   removeBackend,
   removeCluster,
-} from "../edits.ts";
+} from "../../core/config_edits.ts";
 import { ApiError } from "../errors.ts";
-import { own, toRaw } from "../raw.ts";
+import { own, toRaw } from "../../core/config_raw.ts";
 import { addressOf, jsonBody, persistOf, queryOf } from "../validate.ts";
 import { clusterView } from "../views.ts";
 import { fleetScope, shareWith } from "./fleet.ts";
@@ -65,7 +65,7 @@ export function clusterRoutes(control: Control, changes: Changes, fleet: FleetAc
   app.post("/clusters", async (c) => {
     const persist = persistOf(queryOf(c, ["persist"]));
     const body = await jsonBody(c);
-    const r = await changes.apply((config) => addCluster(config, body), persist);
+    const r = await changes.apply(c, (config) => addCluster(config, body), persist);
     const name = String(own(body as Record<string, unknown>, "name"));
     return c.json({ cluster: await view(r.config, name), ...applied(r) }, 201);
   });
@@ -74,14 +74,14 @@ export function clusterRoutes(control: Control, changes: Changes, fleet: FleetAc
     const persist = persistOf(queryOf(c, ["persist"]));
     const name = c.req.param("name");
     const body = await jsonBody(c);
-    const r = await changes.apply((config) => patchCluster(config, name, body), persist);
+    const r = await changes.apply(c, (config) => patchCluster(config, name, body), persist);
     return c.json({ cluster: await view(r.config, name), ...applied(r) });
   });
 
   app.delete("/clusters/:name", async (c) => {
     const persist = persistOf(queryOf(c, ["persist"]));
     const name = c.req.param("name");
-    const r = await changes.apply((config) => removeCluster(config, name), persist);
+    const r = await changes.apply(c, (config) => removeCluster(config, name), persist);
     return c.json({ deleted: name, ...applied(r) });
   });
 
@@ -97,6 +97,7 @@ export function clusterRoutes(control: Control, changes: Changes, fleet: FleetAc
     const name = c.req.param("name");
     const body = await jsonBody(c);
     const r = await changes.apply(
+      c,
       (config) => addBackend(config, name, body),
       persist,
       shareWith(shared, name),
@@ -119,7 +120,7 @@ export function clusterRoutes(control: Control, changes: Changes, fleet: FleetAc
     const address = addressOf(c.req.param("address"), "address");
     const body = await jsonBody(c);
     const edit = (config: FerryConfig) => patchBackend(config, name, address, body);
-    const r = await changes.apply(edit, persist, shareWith(shared, name));
+    const r = await changes.apply(c, edit, persist, shareWith(shared, name));
     return c.json({ backend: await backendView(r.config, name, address), ...applied(r) });
   });
 
@@ -130,7 +131,7 @@ export function clusterRoutes(control: Control, changes: Changes, fleet: FleetAc
     const name = c.req.param("name");
     const address = addressOf(c.req.param("address"), "address");
     const edit = (config: FerryConfig) => removeBackend(config, name, address);
-    const r = await changes.apply(edit, persist, shareWith(shared, name));
+    const r = await changes.apply(c, edit, persist, shareWith(shared, name));
     return c.json({ deleted: address, ...applied(r) });
   });
 

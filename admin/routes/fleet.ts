@@ -8,7 +8,7 @@
 
 import { Hono } from "hono";
 import type { Applied } from "../apply.ts";
-import type { FleetAccess } from "../control.ts";
+import type { FleetAccess } from "../../core/control_api.ts";
 import { ApiError } from "../errors.ts";
 import { choiceOf, queryOf } from "../validate.ts";
 

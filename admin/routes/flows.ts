@@ -7,7 +7,7 @@
 
 import { Hono } from "hono";
 import { CLIENT_RANKINGS, topClients } from "../clients.ts";
-import type { Control, FlowFilter } from "../control.ts";
+import type { Control, FlowFilter } from "../../core/control_api.ts";
 import { badField } from "../errors.ts";
 import { addressOf, choiceOf, clientOf, intOf, queryOf } from "../validate.ts";
 

@@ -6,10 +6,10 @@
 
 import { Hono } from "hono";
 import type { Changes } from "../apply.ts";
-import type { Control } from "../control.ts";
-import { addListener, patchListener, removeListener } from "../edits.ts";
+import type { Control } from "../../core/control_api.ts";
+import { addListener, patchListener, removeListener } from "../../core/config_edits.ts";
 import { ApiError } from "../errors.ts";
-import { own, toRaw } from "../raw.ts";
+import { own, toRaw } from "../../core/config_raw.ts";
 import type { FerryConfig } from "../../core/types.ts";
 import { jsonBody, persistOf, queryOf } from "../validate.ts";
 import { listenerView } from "../views.ts";
@@ -41,7 +41,7 @@ export function listenerRoutes(control: Control, changes: Changes): Hono {
   app.post("/listeners", async (c) => {
     const persist = persistOf(queryOf(c, ["persist"]));
     const body = await jsonBody(c);
-    const r = await changes.apply((config) => addListener(config, body), persist);
+    const r = await changes.apply(c, (config) => addListener(config, body), persist);
     const name = String(own(body as Record<string, unknown>, "name"));
     return c.json(
       { listener: await view(r.config, name), configHash: r.configHash, persisted: r.persisted },
@@ -53,14 +53,14 @@ export function listenerRoutes(control: Control, changes: Changes): Hono {
     const persist = persistOf(queryOf(c, ["persist"]));
     const name = c.req.param("name");
     const body = await jsonBody(c);
-    const r = await changes.apply((config) => patchListener(config, name, body), persist);
+    const r = await changes.apply(c, (config) => patchListener(config, name, body), persist);
     return c.json({ listener: await view(r.config, name), configHash: r.configHash, persisted: r.persisted });
   });
 
   app.delete("/listeners/:name", async (c) => {
     const persist = persistOf(queryOf(c, ["persist"]));
     const name = c.req.param("name");
-    const r = await changes.apply((config) => removeListener(config, name), persist);
+    const r = await changes.apply(c, (config) => removeListener(config, name), persist);
     return c.json({ deleted: name, configHash: r.configHash, persisted: r.persisted });
   });
 

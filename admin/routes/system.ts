@@ -6,10 +6,10 @@
 
 import { type Context, Hono } from "hono";
 import { DOCS_CSP, DOCS_CSS, DOCS_HTML, DOCS_JS } from "../docs_page.ts";
-import type { Control } from "../control.ts";
+import type { Control } from "../../core/control_api.ts";
 import { ApiError, badField } from "../errors.ts";
 import { OPENAPI } from "../openapi.ts";
-import { isTable, own } from "../raw.ts";
+import { isTable, own } from "../../core/config_raw.ts";
 import { jsonBody, queryOf } from "../validate.ts";
 
 /** The status, drain, reload and OpenAPI routes. */

@@ -6,14 +6,8 @@
  * @module
  */
 
-import {
-  classifyIp,
-  formatSocketAddress,
-  parseCidr,
-  parseIp,
-  parseSocketAddress,
-  type SocketAddress,
-} from "../address.ts";
+import { formatSocketAddress, parseCidr, parseSocketAddress, type SocketAddress } from "../address.ts";
+import { checkAdminBinding } from "../admin_binding.ts";
 import { decodeEscaped, decodeHex, type HealthExpect, type HealthSettings } from "../health.ts";
 import type {
   BackendConfig,
@@ -217,18 +211,6 @@ function buildListener(
 }
 
 /**
- * The admin API's binding rule: never served on a non-loopback address without a token (anyone who can
- * reach it could steer all traffic). Null when the binding is allowed, else why not.
- */
-export function adminBindingProblem(listen: SocketAddress, token: string): string | null {
-  if (token !== "") return null;
-  const ip = parseIp(listen.ip);
-  if (ip !== null && classifyIp(ip) === "loopback") return null;
-  return `the admin API would listen on ${formatSocketAddress(listen)} with no token: ` +
-    "set admin.token, or listen on a loopback address (127.0.0.1 or [::1])";
-}
-
-/**
  * Rules over listeners as written (before their own checks), so a duplicate is reported even when other
  * keys of the same entry are bad: unique names, and one socket per protocol and address — including the
  * admin API's own TCP address.
@@ -344,7 +326,7 @@ export function buildConfig(p: Problems, raw: Record<string, unknown>): FerryCon
     });
   }
   if (admin !== undefined && listen !== undefined) {
-    const binding = adminBindingProblem(listen, admin.token);
+    const binding = checkAdminBinding(listen, admin.token);
     if (binding !== null) p.add("admin.token", binding);
   }
   if (redis !== undefined && redis.url === "") {

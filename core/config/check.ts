@@ -17,7 +17,7 @@ import { parseCidr, parseSocketAddress } from "../address.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import type { Check, Schema } from "./schema.ts";
 import { MAX_TIMEOUT_MS } from "./schema.ts";
-import { describe, isTable, join, own, quote, suggest } from "./words.ts";
+import { define, describe, isTable, join, own, quote, suggest } from "./words.ts";
 
 /** One problem in a config: where (a dotted/indexed key path, "" for the whole document) and what. */
 export interface ConfigError {
@@ -293,9 +293,4 @@ export function unknownKeys(p: Problems, table: Json, known: readonly string[], 
     ok = false;
   }
   return ok;
-}
-
-/** Sets an own key, even `__proto__`, without touching any prototype. */
-export function define(table: Json, key: string, value: unknown): void {
-  Object.defineProperty(table, key, { value, enumerable: true, writable: true, configurable: true });
 }

@@ -43,7 +43,7 @@ export function suggest(word: string, known: readonly string[]): string | undefi
   let best: string | undefined;
   let bestDistance = Infinity;
   for (const k of known) {
-    const d = editDistance(word.toLowerCase(), k);
+    const d = editDistance(word.toLowerCase(), k.toLowerCase());
     // A 2-letter typo in a 3-letter word is a different word, so short words get a tighter limit.
     const limit = Math.min(2, Math.floor(Math.max(word.length, k.length) / 3));
     if (d <= limit && d < bestDistance) {
@@ -98,4 +98,9 @@ export function isTable(value: unknown): value is Record<string, unknown> {
 /** Reads a key only if the table itself has it, so `constructor` or `__proto__` never come from a prototype. */
 export function own(table: Record<string, unknown>, key: string): unknown {
   return Object.prototype.hasOwnProperty.call(table, key) ? table[key] : undefined;
+}
+
+/** Sets an own key, even `__proto__`, without touching any prototype. */
+export function define(table: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(table, key, { value, enumerable: true, writable: true, configurable: true });
 }

@@ -14,11 +14,9 @@
 import type { Logger } from "@logtape/logtape";
 import { formatSocketAddress } from "../../core/address.ts";
 import type { FerryConfig, FleetSettings } from "../../core/types.ts";
-import type { FleetAccess, FleetInstance } from "../../admin/control.ts";
-import type { Changes } from "../../admin/apply.ts";
-import { replaceConfig } from "../../admin/edits.ts";
-import { ApiError } from "../../admin/errors.ts";
-import { isTable, own, toRaw } from "../../admin/raw.ts";
+import type { Control, FleetAccess, FleetInstance } from "../../core/control_api.ts";
+import { EditError, replaceConfig } from "../../core/config_edits.ts";
+import { isTable, own, toRaw } from "../../core/config_raw.ts";
 import type { RedisConnection } from "./connection.ts";
 import type { Heartbeat } from "./heartbeat.ts";
 
@@ -83,8 +81,7 @@ export class Fleet implements FleetAccess {
   readonly instance: string;
   readonly #connection: RedisConnection;
   readonly #settings: FleetSettings;
-  readonly #changes: Changes;
-  readonly #running: () => FerryConfig;
+  readonly #control: Control;
   readonly #heartbeat: Heartbeat;
   readonly #timeout: number;
   readonly #log: Logger;
@@ -93,14 +90,13 @@ export class Fleet implements FleetAccess {
 
   /**
    * Joins the fleet: subscribes to the changes channel, loads the fleet state at every (re)connect, then
-   * beats. Changes are applied through `changes`, the admin API's serialiser, so none is lost to a race;
-   * `running` is the running config.
+   * beats. Changes are applied through `control`, whose one queue every change of the process takes
+   * turns in, so none is lost to a race.
    */
   constructor(
     connection: RedisConnection,
     settings: FleetSettings,
-    changes: Changes,
-    running: () => FerryConfig,
+    control: Control,
     heartbeat: Heartbeat,
     timeout: number,
     logger: Logger,
@@ -108,8 +104,7 @@ export class Fleet implements FleetAccess {
     this.instance = settings.instance;
     this.#connection = connection;
     this.#settings = settings;
-    this.#changes = changes;
-    this.#running = running;
+    this.#control = control;
     this.#heartbeat = heartbeat;
     this.#timeout = timeout;
     this.#log = logger;
@@ -204,20 +199,25 @@ export class Fleet implements FleetAccess {
    * A cluster this instance lacks, or a value equal to what runs, is left alone. Never rejects.
    */
   async apply(cluster: string, value: string): Promise<void> {
-    if (!this.#running().clusters.some((c) => c.name === cluster)) {
+    if (!this.#control.config().clusters.some((c) => c.name === cluster)) {
       this.#log.debug("fleet change of cluster {cluster} ignored: no such cluster here", { cluster });
       return;
     }
     try {
-      await this.#changes.apply((config) => {
-        const next = withFleetBackends(config, cluster, value);
-        if (fleetValue(next, cluster) === fleetValue(config, cluster)) throw new Unchanged();
-        return next;
-      }, false);
+      const r = await this.#control.change({
+        source: "fleet",
+        persist: false,
+        edit: (config) => {
+          const next = withFleetBackends(config, cluster, value);
+          if (fleetValue(next, cluster) === fleetValue(config, cluster)) throw new Unchanged();
+          return next;
+        },
+      });
+      if (!r.ok) throw new EditError("invalid", "the relay could not apply it", r.errors);
     } catch (e) {
       if (e instanceof Unchanged) return;
       this.counts.rejected++;
-      const detail = e instanceof ApiError && e.errors.length > 0
+      const detail = e instanceof EditError && e.errors.length > 0
         ? e.errors.map((x) => `${x.path}: ${x.message}`).join("; ")
         : reason(e);
       this.#log.warning("fleet change of cluster {cluster} rejected: {error}; nothing was changed", {

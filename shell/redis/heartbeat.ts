@@ -7,7 +7,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import type { FleetInstance } from "../../admin/control.ts";
+import type { FleetInstance } from "../../core/control_api.ts";
 import type { FleetSettings } from "../../core/types.ts";
 import type { RedisConnection } from "./connection.ts";
 

@@ -6,7 +6,7 @@
  */
 
 import { sumRecords } from "../aggregate.ts";
-import type { RedisMetrics } from "../../admin/control.ts";
+import type { RedisMetrics } from "../../core/control_api.ts";
 import type { RedisConnection } from "./connection.ts";
 
 /** Figures with every count at zero and no connection. */

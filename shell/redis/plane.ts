@@ -9,8 +9,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
-import type { Control, RedisMetrics } from "../../admin/control.ts";
-import type { Changes } from "../../admin/apply.ts";
+import type { Control, RedisMetrics } from "../../core/control_api.ts";
 import type { FerryConfig } from "../../core/types.ts";
 import type { RedisConnection } from "./connection.ts";
 import { DisconnectChannel } from "./disconnects.ts";
@@ -20,9 +19,8 @@ import { connectionMetrics } from "./metrics.ts";
 
 /** What the plane needs besides the config and the connection. */
 export interface PlaneOptions {
+  /** The process's Control: fleet changes take their turn in its one queue with every other change. */
   readonly control: Control;
-  /** The admin API's serialiser of config changes: fleet changes take their turn with the API's. */
-  readonly changes: Changes;
   readonly logger: Logger;
 }
 
@@ -111,8 +109,7 @@ export class RedisPlane {
       this.fleet = new Fleet(
         connection,
         fleet,
-        options.changes,
-        () => control.config(),
+        control,
         heartbeat,
         timeout,
         log,

@@ -14,7 +14,7 @@ import { parseSocketAddress, type SocketAddress } from "../../core/address.ts";
 import { checkBackendAddress } from "../../core/backend_address.ts";
 import type { Flow } from "../../core/flow.ts";
 import type { ExternalRouting, RedisSettings } from "../../core/types.ts";
-import type { RedisMetrics, RoutingResult } from "../../admin/control.ts";
+import type { RedisMetrics, RoutingResult } from "../../core/control_api.ts";
 import type { RedisConnection } from "./connection.ts";
 import { connectionMetrics, emptyRedisMetrics } from "./metrics.ts";
 

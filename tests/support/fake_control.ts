@@ -12,12 +12,14 @@ import { formatSocketAddress } from "../../core/address.ts";
 import type { FerryConfig } from "../../core/types.ts";
 import type {
   ApplyResult,
+  ChangeRequest,
+  ChangeResult,
   Control,
   FlowFilter,
   FlowInfo,
   MetricsSnapshot,
   StatusInfo,
-} from "../../admin/control.ts";
+} from "../../core/control_api.ts";
 
 /** A config with two clusters (one with an IPv6 backend) and three listeners. */
 export const FAKE_CONFIG_TOML = `
@@ -164,6 +166,32 @@ export class FakeControl implements Control {
     return this.current;
   }
 
+  configHash(): string {
+    return hashOf(this.current);
+  }
+
+  #tail: Promise<unknown> = Promise.resolve();
+
+  /** One change at a time, as the shell's queue runs them; the config goes through {@link applyConfig}. */
+  change(request: ChangeRequest): Promise<ChangeResult> {
+    const run = async (): Promise<ChangeResult> => {
+      this.#record("change", request.source, request.ifMatch);
+      if (request.ifMatch !== undefined && request.ifMatch !== this.configHash()) {
+        return { ok: false, failure: "stale", errors: [{ path: "", message: "the config changed" }] };
+      }
+      const config = request.edit(this.current);
+      const r = await this.applyConfig(config, request.persist);
+      if (!r.ok) return { ok: false, failure: r.failure ?? "refused", errors: r.errors };
+      const applied = { config, configHash: r.configHash, persisted: r.persisted };
+      await request.after?.(applied);
+      return { ok: true, ...applied };
+    };
+    const result = this.#tail.then(run);
+    this.#tail = result.catch(() => {});
+    return result;
+  }
+
+  /** Applies a config as the shell's queue would, recording the call; the next failure set fails it. */
   applyConfig(config: FerryConfig, persist: boolean): Promise<ApplyResult> {
     this.#record("applyConfig", config, persist);
     if (this.failNextApply !== null) {

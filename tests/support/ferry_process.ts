@@ -43,10 +43,21 @@ export const BINARY: string = `${ROOT}dist/ferry`;
  */
 export function ferryTargets(): FerryTarget[] {
   if (!IS_DENO) {
-    return [{ name: "bun main.ts", command: process.execPath, args: ["main.ts"], runtime: "bun" }];
+    // --no-env-file: ferry reads .env beside its config file itself, as on Deno and in the binary.
+    return [{
+      name: "bun main.ts",
+      command: process.execPath,
+      args: ["--no-env-file", `${ROOT}main.ts`],
+      runtime: "bun",
+    }];
   }
   const targets: FerryTarget[] = [
-    { name: "deno main.ts", command: process.execPath, args: ["run", "-A", "main.ts"], runtime: "deno" },
+    {
+      name: "deno main.ts",
+      command: process.execPath,
+      args: ["run", "-A", `${ROOT}main.ts`],
+      runtime: "deno",
+    },
   ];
   if (existsSync(BINARY)) targets.push({ name: "dist/ferry", command: BINARY, args: [], runtime: "bun" });
   return targets;
@@ -105,6 +116,12 @@ export interface StartOptions {
   readonly timeoutMs?: number;
   /** Extra environment (FERRY_* from the outer environment is never passed on). */
   readonly env?: Record<string, string>;
+  /** The working directory (default: the repository root). */
+  readonly cwd?: string;
+  /** A directory to write ferry.toml into and keep afterwards (default: a fresh temp dir, removed). */
+  readonly dir?: string;
+  /** Extra command-line arguments. */
+  readonly args?: readonly string[];
 }
 
 const live = new Set<FerryProcess>();
@@ -129,19 +146,21 @@ export class FerryProcess {
   readonly listeners = new Map<string, BoundListener>();
   /** "http://127.0.0.1:PORT" */
   adminUrl = "";
+  readonly #keepDir: boolean;
 
   private constructor(readonly target: FerryTarget, toml: string, options: StartOptions) {
     this.token = options.token ?? "";
-    this.dir = mkdtempSync(`${tmpdir()}/ferry-e2e-`);
+    this.#keepDir = options.dir !== undefined;
+    this.dir = options.dir ?? mkdtempSync(`${tmpdir()}/ferry-e2e-`);
     this.configPath = `${this.dir}/ferry.toml`;
     writeFileSync(this.configPath, toml);
     // The outer environment must not leak FERRY_* settings into the relay under test.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("FERRY_")));
     this.child = spawn(
       target.command,
-      [...target.args, "--config", this.configPath, "--log-format", "json"],
+      [...target.args, "--config", this.configPath, "--log-format", "json", ...(options.args ?? [])],
       {
-        cwd: ROOT,
+        cwd: options.cwd ?? ROOT,
         stdio: ["ignore", "pipe", "pipe"],
         env: { ...env, NO_COLOR: "1", ...options.env },
       },
@@ -285,7 +304,7 @@ export class FerryProcess {
 
   #cleanup(): void {
     live.delete(this);
-    rmSync(this.dir, { recursive: true, force: true });
+    if (!this.#keepDir) rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -6,9 +6,9 @@
  * @module
  */
 
-import { parse } from "smol-toml";
-import { configToToml } from "../core/config.ts";
-import type { FerryConfig } from "../core/types.ts";
+import { configToRaw } from "./config/raw.ts";
+import { define, isTable, own } from "./config/words.ts";
+import type { FerryConfig } from "./types.ts";
 
 /** A TOML table / JSON object. */
 export type Table = Record<string, unknown>;
@@ -24,33 +24,11 @@ export interface RawConfig {
   clusters: Record<string, Table>;
 }
 
-/** True for a plain object (not an array, null or class instance). */
-export function isTable(value: unknown): value is Table {
-  return typeof value === "object" && value !== null && !Array.isArray(value) &&
-    Object.prototype.toString.call(value) === "[object Object]";
-}
-
-/** A key's value only if the object itself has it (never from a prototype). */
-export function own(table: Table, key: string): unknown {
-  return Object.prototype.hasOwnProperty.call(table, key) ? table[key] : undefined;
-}
-
-/** Sets an own key, even `__proto__`, without touching any prototype. */
-export function define(table: Table, key: string, value: unknown): void {
-  Object.defineProperty(table, key, { value, enumerable: true, writable: true, configurable: true });
-}
+export { define, isTable, own } from "./config/words.ts";
 
 /** The config in file shape, exactly as `configToToml` writes it (a fresh object each call). */
 export function toRaw(config: FerryConfig): RawConfig {
-  const doc = parse(configToToml(config)) as Table;
-  return {
-    relay: isTable(doc.relay) ? doc.relay : {},
-    admin: isTable(doc.admin) ? doc.admin : {},
-    redis: isTable(doc.redis) ? doc.redis : {},
-    fleet: isTable(doc.fleet) ? doc.fleet : {},
-    listeners: Array.isArray(doc.listeners) ? doc.listeners as Table[] : [],
-    clusters: isTable(doc.clusters) ? doc.clusters as Record<string, Table> : {},
-  };
+  return configToRaw(config) as unknown as RawConfig;
 }
 
 /**

@@ -1,25 +1,52 @@
 /**
- * Config edits as pure functions: each takes the running config, edits its file-shaped form (see `raw.ts`),
- * and validates the result with the config file's own validator, so an error names the key as a config file
- * would (`listeners[1].max_flows`, `clusters.game.backends[0].weight`). Each returns the new config or
- * throws an {@link ApiError} (400 invalid, 404 no such thing, 409 conflict); nothing is applied here.
+ * Config edits as pure functions: each takes the running config, edits its file-shaped form (see
+ * `config_raw.ts`), and validates the result with the config file's own validator, so an error names the key
+ * as a config file would (`listeners[1].max_flows`, `clusters.game.backends[0].weight`). Each returns the new
+ * config or throws an {@link EditError} (invalid, not_found, conflict); nothing is applied here. The admin
+ * API maps those kinds to HTTP statuses (400, 404, 409); the fleet and reloads log them.
  *
  * @module
  */
 
-import { type ConfigError, parseConfigToml, validateConfig } from "../core/config.ts";
-import { formatSocketAddress, parseSocketAddress } from "../core/address.ts";
-import type { FerryConfig } from "../core/types.ts";
-import { checkAdminBinding } from "./binding.ts";
-import { ApiError, badField } from "./errors.ts";
-import { define, isTable, mergePatch, own, type RawConfig, type Table, toRaw } from "./raw.ts";
+import { parse } from "smol-toml";
+import { type ConfigError, parseConfigToml, validateConfig } from "./config.ts";
+import { formatSocketAddress, parseSocketAddress } from "./address.ts";
+import type { FerryConfig } from "./types.ts";
+import { checkAdminBinding } from "./admin_binding.ts";
+import { define, isTable, mergePatch, own, type RawConfig, type Table, toRaw } from "./config_raw.ts";
 
-/** A 400 listing every error, summarised by the first. */
-function invalid(what: string, errors: readonly ConfigError[]): ApiError {
+/** Why an edit was refused: the value is invalid, what it names does not exist, or it clashes. */
+export type EditErrorKind = "invalid" | "not_found" | "conflict";
+
+/** An edit refused; nothing was changed. `errors` lists the keys at fault (config-file paths). */
+export class EditError extends Error {
+  /** What kind of refusal (the admin API answers 400, 404 or 409). */
+  readonly kind: EditErrorKind;
+  /** The fields at fault, if any. */
+  readonly errors: readonly ConfigError[];
+
+  /** A refusal of `kind`, with a summary and the fields at fault. */
+  constructor(kind: EditErrorKind, message: string, errors: readonly ConfigError[] = []) {
+    super(message);
+    this.name = "EditError";
+    this.kind = kind;
+    this.errors = errors;
+  }
+}
+
+/** An invalid value of one field. */
+export function badField(path: string, message: string): EditError {
+  return new EditError("invalid", `invalid ${path === "" ? "request body" : path}: ${message}`, [
+    { path, message },
+  ]);
+}
+
+/** Invalid, listing every error, summarised by the first. */
+function invalid(what: string, errors: readonly ConfigError[]): EditError {
   const first = errors[0];
   const where = first.path === "" ? "" : `${first.path}: `;
   const more = errors.length > 1 ? ` (and ${errors.length - 1} more)` : "";
-  return new ApiError(400, `${what}: ${where}${first.message}${more}; nothing was changed`, errors);
+  return new EditError("invalid", `${what}: ${where}${first.message}${more}; nothing was changed`, errors);
 }
 
 /** Validates a config; refuses one the shell would not start with. */
@@ -29,18 +56,49 @@ function accept(config: FerryConfig, what: string): FerryConfig {
   return config;
 }
 
-/** Validates a raw config (file shape), or throws a 400 with every error. */
-export function replaceConfig(raw: unknown, what = "config rejected"): FerryConfig {
-  const r = validateConfig(raw);
+/** What `GET /config` shows instead of a token; sent back in a replacement, it keeps the running token. */
+export const REDACTED = "<redacted>";
+
+/** `config` with its secrets replaced by {@link REDACTED} (for showing it). */
+export function redactConfig(config: FerryConfig): FerryConfig {
+  if (config.admin.token === "") return config;
+  return { ...config, admin: { ...config.admin, token: REDACTED } };
+}
+
+/** A raw config with a {@link REDACTED} token put back to `current`'s (a copy; `raw` is not changed). */
+function unredact(raw: unknown, current: FerryConfig | undefined): unknown {
+  if (current === undefined || !isTable(raw)) return raw;
+  const admin = own(raw, "admin");
+  if (!isTable(admin) || own(admin, "token") !== REDACTED) return raw;
+  const out: Table = {};
+  for (const [k, v] of Object.entries(raw)) define(out, k, v);
+  const copy: Table = {};
+  for (const [k, v] of Object.entries(admin)) define(copy, k, v);
+  define(copy, "token", current.admin.token);
+  define(out, "admin", copy);
+  return out;
+}
+
+/**
+ * Validates a raw config (file shape), or throws an invalid EditError with every error. With `current`, a
+ * token sent back as {@link REDACTED} keeps `current`'s token.
+ */
+export function replaceConfig(raw: unknown, what = "config rejected", current?: FerryConfig): FerryConfig {
+  const r = validateConfig(unredact(raw, current));
   if (!r.ok) throw invalid(what, r.errors);
   return accept(r.config, what);
 }
 
-/** Parses and validates TOML text, or throws a 400 with every error. */
-export function replaceConfigToml(text: string): FerryConfig {
-  const r = parseConfigToml(text);
-  if (!r.ok) throw invalid("config rejected", r.errors);
-  return accept(r.config, "config rejected");
+/** Parses and validates TOML text, or throws an invalid EditError with every error (`current`: as above). */
+export function replaceConfigToml(text: string, current?: FerryConfig): FerryConfig {
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch {
+    const r = parseConfigToml(text); // its wording of syntax errors
+    throw invalid("config rejected", r.ok ? [{ path: "", message: "not TOML" }] : r.errors);
+  }
+  return replaceConfig(raw, "config rejected", current);
 }
 
 function needTable(body: unknown, what: string): Table {
@@ -50,13 +108,13 @@ function needTable(body: unknown, what: string): Table {
 
 function listenerIndex(raw: RawConfig, name: string): number {
   const i = raw.listeners.findIndex((l) => own(l, "name") === name);
-  if (i === -1) throw new ApiError(404, `no listener named ${JSON.stringify(name)}`);
+  if (i === -1) throw new EditError("not_found", `no listener named ${JSON.stringify(name)}`);
   return i;
 }
 
 function clusterOf(raw: RawConfig, name: string): Table {
   const cl = Object.prototype.hasOwnProperty.call(raw.clusters, name) ? raw.clusters[name] : undefined;
-  if (cl === undefined) throw new ApiError(404, `no cluster named ${JSON.stringify(name)}`);
+  if (cl === undefined) throw new EditError("not_found", `no cluster named ${JSON.stringify(name)}`);
   return cl;
 }
 
@@ -76,7 +134,7 @@ function backendIndex(backends: Table[], cluster: string, address: string): numb
   const key = canonical(address);
   if (key === undefined) throw badField("address", `${JSON.stringify(address)} is not ip:port`);
   const j = backends.findIndex((b) => canonical(own(b, "address")) === key);
-  if (j === -1) throw new ApiError(404, `cluster ${JSON.stringify(cluster)} has no backend ${key}`);
+  if (j === -1) throw new EditError("not_found", `cluster ${JSON.stringify(cluster)} has no backend ${key}`);
   return j;
 }
 
@@ -88,7 +146,7 @@ export function addListener(config: FerryConfig, body: unknown): FerryConfig {
   const name = own(listener, "name");
   if (typeof name === "string" && raw.listeners.some((l) => own(l, "name") === name)) {
     const message = `a listener named ${JSON.stringify(name)} already exists`;
-    throw new ApiError(409, message, [{ path: `${path}.name`, message }]);
+    throw new EditError("conflict", message, [{ path: `${path}.name`, message }]);
   }
   raw.listeners.push(listener);
   return replaceConfig(raw, "listener not added");
@@ -105,7 +163,7 @@ export function patchListener(config: FerryConfig, name: string, patch: unknown)
   const newName = own(p, "name");
   if (newName !== undefined && newName !== name) {
     const message = "a listener cannot be renamed; add one with the new name and delete this one";
-    throw new ApiError(400, message, [{ path: `listeners[${i}].name`, message }]);
+    throw new EditError("invalid", message, [{ path: `listeners[${i}].name`, message }]);
   }
   const merged = mergePatch(raw.listeners[i], p) as Table;
   if (own(merged, "protocol") === "tcp" && own(p, "max_datagram_size") === undefined) {
@@ -130,7 +188,7 @@ export function addCluster(config: FerryConfig, body: unknown): FerryConfig {
   const raw = toRaw(config);
   if (Object.prototype.hasOwnProperty.call(raw.clusters, name)) {
     const message = `a cluster named ${JSON.stringify(name)} already exists`;
-    throw new ApiError(409, message, [{ path: "name", message }]);
+    throw new EditError("conflict", message, [{ path: "name", message }]);
   }
   define(raw.clusters, name, keys);
   return replaceConfig(raw, "cluster not added");
@@ -163,7 +221,7 @@ export function removeCluster(config: FerryConfig, name: string): FerryConfig {
     });
   });
   if (users.length > 0) {
-    throw new ApiError(409, `cluster "${name}" is in use by listener(s) ${names.join(", ")}`, users);
+    throw new EditError("conflict", `cluster "${name}" is in use by listener(s) ${names.join(", ")}`, users);
   }
   delete raw.clusters[name];
   return replaceConfig(raw, "cluster not removed");
@@ -179,7 +237,7 @@ export function addBackend(config: FerryConfig, cluster: string, body: unknown):
   const path = `clusters.${cluster}.backends[${backends.length}].address`;
   if (key !== undefined && backends.some((b) => canonical(own(b, "address")) === key)) {
     const message = `cluster "${cluster}" already has backend ${key}`;
-    throw new ApiError(409, message, [{ path, message }]);
+    throw new EditError("conflict", message, [{ path, message }]);
   }
   cl.backends = [...backends, backend];
   return replaceConfig(raw, "backend not added");
@@ -200,7 +258,10 @@ export function patchBackend(
   const newAddress = own(p, "address");
   if (newAddress !== undefined && canonical(newAddress) !== canonical(address)) {
     const message = "a backend's address cannot change; add the new backend and delete this one";
-    throw new ApiError(400, message, [{ path: `clusters.${cluster}.backends[${j}].address`, message }]);
+    throw new EditError("invalid", message, [{
+      path: `clusters.${cluster}.backends[${j}].address`,
+      message,
+    }]);
   }
   backends[j] = mergePatch(backends[j], p) as Table;
   return replaceConfig(raw, "backend not changed");

@@ -1,16 +1,19 @@
 /**
- * The narrow interface the admin API sees. It never touches a socket or a core: a shell implements it
- * (over one relay, or over several workers), and the admin app only reads snapshots and asks for changes.
+ * The narrow interface between the relay's shell and whoever drives it (the admin API, the Redis fleet,
+ * signals). Types only, so both the shell and the admin app import it without importing one another: a
+ * shell implements it (over one relay, or over several workers), the admin app reads snapshots and asks for
+ * changes.
  *
- * Every change to listeners, clusters and backends is a new whole config: the admin app edits the
- * running config, `applyConfig` validates and applies it atomically (on every worker), so the rules of a
- * config file, a reload, `PUT /config` and a single `PATCH` are one and the same.
+ * Every change to listeners, clusters and backends is a new whole config: a {@link ChangeRequest} edits the
+ * running config when its turn comes in the shell's one queue of changes, and the result is applied
+ * atomically (on every worker), so the rules of a config file, a reload, `PUT /config`, a single `PATCH`
+ * and a fleet message are one and the same.
  *
  * @module
  */
 
-import type { ConfigError } from "../core/config.ts";
-import type { BackendState, FerryConfig } from "../core/types.ts";
+import type { ConfigError } from "./config.ts";
+import type { BackendState, FerryConfig } from "./types.ts";
 
 /** Process and runtime facts for `GET /status`. */
 export interface StatusInfo {
@@ -214,10 +217,50 @@ export interface FlowFilter {
   readonly client?: string;
 }
 
+/**
+ * Why a change failed, nothing changed either way: the relay refused it (a bind failure, say; or an invalid
+ * file on reload), it was computed on a config that has changed since (`ifMatch`), or the config file could
+ * not be written (`persist`).
+ */
+export type ApplyFailure = "refused" | "stale" | "not_saved";
+
 /** The outcome of a config change. */
 export type ApplyResult =
   | { readonly ok: true; readonly configHash: string; readonly persisted: boolean }
-  | { readonly ok: false; readonly errors: readonly ConfigError[] };
+  | { readonly ok: false; readonly errors: readonly ConfigError[]; readonly failure?: ApplyFailure };
+
+/** Who asked for a change; logged with it. */
+export type ChangeSource = "api" | "reload" | "fleet" | "drain";
+
+/** An applied change, as its requester sees it. */
+export interface Applied {
+  /** The config after the change. */
+  readonly config: FerryConfig;
+  readonly configHash: string;
+  /** True when written to the config file. */
+  readonly persisted: boolean;
+}
+
+/** A change of the running config, computed on the config it applies to when its turn comes. */
+export interface ChangeRequest {
+  readonly source: ChangeSource;
+  /** The next config from the running one; throws (e.g. an EditError) to refuse, changing nothing. */
+  readonly edit: (config: FerryConfig) => FerryConfig;
+  /** Also write the change to the config file. */
+  readonly persist: boolean;
+  /** The config hash the requester saw (HTTP If-Match); when the running one differs, the change is stale. */
+  readonly ifMatch?: string;
+  /**
+   * Runs once the change is applied, still in turn (so fleet updates reach Redis in the order they were
+   * made); if it throws, the change stays applied and the error is the requester's.
+   */
+  readonly after?: (applied: Applied) => Promise<void>;
+}
+
+/** The outcome of a {@link ChangeRequest}: applied, or a failure that changed nothing. */
+export type ChangeResult =
+  | ({ readonly ok: true } & Applied)
+  | { readonly ok: false; readonly errors: readonly ConfigError[]; readonly failure: ApplyFailure };
 
 /**
  * A value, or a promise of it: a control over worker threads can only answer asynchronously, while the
@@ -230,14 +273,18 @@ export interface Control {
   status(): Awaitable<StatusInfo>;
   /** The running config: the shell's own record of what it applied, so it is always at hand. */
   config(): FerryConfig;
+  /** Hex SHA-256 of the running config as TOML (the API's ETag). */
+  configHash(): string;
   /**
-   * Validates nothing (the caller passes a validated config), applies it on every worker, atomically;
-   * with `persist`, also writes it to the config file (keeping a backup). Bind failures come back as errors.
+   * Queues a change: when its turn comes, `edit` runs on the running config and the result is applied on
+   * every worker, atomically (validation is the edit's job); with `persist`, the change is also written to
+   * the config file first (keeping a backup), so a file that cannot be written changes nothing. An error
+   * `edit` throws rejects the returned promise; every other failure is a result.
    */
-  applyConfig(config: FerryConfig, persist: boolean): Promise<ApplyResult>;
-  /** Re-reads the config file (the SIGHUP rules): an invalid file changes nothing. */
+  change(request: ChangeRequest): Promise<ChangeResult>;
+  /** Re-reads the config file (the SIGHUP rules), in turn with other changes: an invalid file changes nothing. */
   reload(): Promise<ApplyResult>;
-  /** Stops admitting new flows and connections, everywhere or on one listener. */
+  /** Stops admitting new flows and connections, everywhere or on one listener (in turn with changes). */
   drain(listener?: string): Awaitable<void>;
   metrics(): Awaitable<MetricsSnapshot>;
   /** Flows matching `filter`, in admission order (oldest first). */
