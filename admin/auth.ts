@@ -7,10 +7,11 @@
  */
 
 import type { MiddlewareHandler } from "hono";
+import { DASHBOARD_PATHS } from "./dashboard/routes.ts";
 import { ApiError } from "./errors.ts";
 
-/** Paths served without a token: liveness and readiness probes. */
-export const OPEN_PATHS: ReadonlySet<string> = new Set(["/healthz", "/readyz"]);
+/** Paths served without a token: liveness and readiness probes, and the dashboard's page and files. */
+export const OPEN_PATHS: ReadonlySet<string> = new Set(["/healthz", "/readyz", ...DASHBOARD_PATHS]);
 
 async function sha256(text: string): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));

@@ -5,14 +5,14 @@
  */
 
 import { Hono } from "hono";
-import type { Control } from "../control.ts";
+import type { Control, FleetAccess } from "../control.ts";
 import { ApiError, badField } from "../errors.ts";
 import { OPENAPI } from "../openapi.ts";
 import { isTable, own } from "../raw.ts";
 import { jsonBody, queryOf } from "../validate.ts";
 
-/** The status, drain, reload and OpenAPI routes. */
-export function systemRoutes(control: Control): Hono {
+/** The status, drain, reload and OpenAPI routes; `/status` names the fleet instance when in one. */
+export function systemRoutes(control: Control, fleet: FleetAccess | null = null): Hono {
   const app = new Hono();
 
   app.get("/openapi.json", (c) => {
@@ -22,7 +22,7 @@ export function systemRoutes(control: Control): Hono {
 
   app.get("/status", async (c) => {
     queryOf(c, []);
-    return c.json(await control.status());
+    return c.json({ ...(await control.status()), fleet: fleet?.instance ?? null });
   });
 
   app.post("/drain", async (c) => {
