@@ -11,7 +11,7 @@ const HEIGHT = 40;
 /** Space kept free at the top and bottom so a line at 0 or at the maximum stays visible. */
 const PAD = 2;
 /** The fewest samples the x axis spans: a new chart fills from the right over this many, then scrolls. */
-const MIN_SPAN = 30;
+const MIN_SPAN = 20;
 
 /** The last {@link HISTORY} values of one figure. */
 export class History {
@@ -66,14 +66,19 @@ export class Rates {
  * @typedef {{ name: string, history: History, color?: number }} Line
  */
 
-/** A chart: a caption with the current figure, the SVG, and a legend when there is more than one line. */
+/**
+ * A chart: a caption with the current figure (the lines' newest values summed), the SVG, and a legend
+ * when there is more than one line (or the lines are named).
+ */
 export class Chart {
   /**
    * @param {string} title
    * @param {(n: number) => string} format how to write a value
+   * @param {boolean} [namedLines] show the legend even for one line (its name says something, e.g. a reason)
    */
-  constructor(title, format) {
+  constructor(title, format, namedLines = false) {
     this.format = format;
+    this.namedLines = namedLines;
     this.value = el("span", { class: "chart-value" }, "–");
     this.svg = svg("svg", {
       viewBox: "0 0 " + WIDTH + " " + HEIGHT,
@@ -136,7 +141,7 @@ export class Chart {
 
   /** @param {Line[]} lines */
   #legend(lines) {
-    const items = lines.length > 1 ? lines : [];
+    const items = lines.length > 1 || this.namedLines ? lines : [];
     while (this.legend.children.length > items.length) this.legend.lastElementChild?.remove();
     items.forEach((line, i) => {
       let li = /** @type {HTMLElement | undefined} */ (this.legend.children[i]);

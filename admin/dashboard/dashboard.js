@@ -1,6 +1,6 @@
 // The dashboard's entry point: asks for the token when the API wants one, then polls the API once a second
 // while the page is visible (never while hidden: a dashboard nobody watches costs the relay nothing) and
-// hands each poll to the panels. The fleet is polled every fifth time, and only when in a fleet.
+// hands each poll to the panels. The fleet is polled every third time, and only when in a fleet.
 
 import { api, AuthError, storedToken, storeToken, tokenRequired } from "./api.js";
 import { ClustersPanel } from "./clusters.js";
@@ -12,7 +12,7 @@ import { renderFleet, renderFlows, TOP_FLOWS } from "./tables.js";
 /** Between the starts of two polls. */
 const POLL_MS = 1000;
 /** The fleet is polled once every this many polls. */
-const FLEET_EVERY = 5;
+const FLEET_EVERY = 3;
 
 const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 

@@ -59,7 +59,7 @@ class ListenerCard {
     this.traffic = new Chart(udp ? "datagrams/s" : "connections/s", perSecond);
     this.bytes = new Chart("bytes/s", bytesPerSecond);
     this.active = new Chart(udp ? "active flows" : "open connections", si);
-    this.dropChart = udp ? new Chart("drops/s", perSecond) : null;
+    this.dropChart = udp ? new Chart("drops/s", perSecond, true) : null;
     const charts = [this.traffic, this.bytes, this.active, this.dropChart].filter((c) => c !== null);
     this.root = el(
       "article",
@@ -132,7 +132,7 @@ class ListenerCard {
       .filter(([, d]) => d.history.values.some((v) => v > 0))
       .map(([reason, d]) => ({ name: reason, history: d.history, color: d.color }));
     this.dropChart?.draw(
-      dropping.length > 0 ? dropping : [{ name: "all", history: this.dropTotal, color: 7 }],
+      dropping.length > 0 ? dropping : [{ name: "none", history: this.dropTotal, color: 7 }],
     );
   }
 

@@ -76,14 +76,19 @@ export function renderFleet(tbody, fleet, ownHash) {
       si(i.flows),
       si(i.connections),
       si(i.datagrams),
-      i.configHash === ownHash ? "same" : "differs (" + i.configHash.slice(0, 8) + ")",
+      // Its own heartbeat may be a poll behind a change made here: it is not compared with itself.
+      i.self
+        ? ownHash.slice(0, 8)
+        : i.configHash === ownHash
+        ? "same"
+        : "differs (" + i.configHash.slice(0, 8) + ")",
       i.draining ? "draining" : "serving",
       duration(i.ageSeconds) + " ago",
     ],
     [false, false, true, true, true, true, false, false, true],
     (row, i) => {
       setAttr(row, "class", i.self ? "self" : "");
-      setAttr(row.children[6], "class", i.configHash === ownHash ? "" : "warn-text");
+      setAttr(row.children[6], "class", i.self || i.configHash === ownHash ? "" : "warn-text");
     },
   );
 }
