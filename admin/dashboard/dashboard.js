@@ -57,7 +57,9 @@ async function poll() {
     clusters.update(clusterList.clusters);
     if (clients !== null) renderFlows($("flows"), $("flows-empty"), clients.clients);
     for (const id of ["listeners-section", "clusters-section", "flows-section"]) $(id).hidden = false;
-    if (status.fleet !== null && slow) await pollFleet(status.configHash);
+    if (status.fleet !== null && slow) await pollFleet();
+    // Redrawn every poll, so this instance's row shows the config hash the header shows.
+    if (status.fleet !== null && fleet !== null) renderFleet($("fleet"), fleet, status.configHash);
     $("fleet-section").hidden = status.fleet === null;
     polls++;
     live("live", "live · " + new Date().toLocaleTimeString());
@@ -73,11 +75,14 @@ async function poll() {
   }
 }
 
-/** @param {string} ownHash */
-async function pollFleet(ownHash) {
+/** The last GET /api/v1/fleet, or null before the first. */
+let fleet = null;
+
+/** Fetches the fleet's instances into {@link fleet}; a failure is shown under the table. */
+async function pollFleet() {
   const error = $("fleet-error");
   try {
-    renderFleet($("fleet"), await api("/api/v1/fleet"), ownHash);
+    fleet = await api("/api/v1/fleet");
     error.hidden = true;
   } catch (e) {
     if (e instanceof AuthError) throw e;
