@@ -2,14 +2,16 @@
  * The dashboard in a real headless Chromium (Debian's `chromium`, driven by puppeteer-core, which brings no
  * browser of its own), served by the compiled binary `dist/ferry` on 127.0.0.1: the page asks for the token
  * and loads; its figures go live under a small bounded UDP load (with truncated datagrams for a drop
- * reason); its actions change a backend's state and weight, as the API confirms; it stops polling while
- * hidden; it fits a phone's width; and nothing is logged as an error, refused by the CSP or answered with an
+ * reason); its actions change a backend's state and weight, as the API confirms; with redis-server
+ * installed, it lists the instances of a two-instance fleet; it stops polling while hidden; it fits a
+ * phone's width; and nothing is logged as an error, refused by the CSP or answered with an
  * error status. A screenshot is saved in the test's temp folder (and copied to $FERRY_DASHBOARD_SCREENSHOT
  * when that is set: `FERRY_DASHBOARD_SCREENSHOT=docs/dashboard.png deno test -A tests/dashboard_browser.test.ts`
  * makes the README's picture).
  *
  * Runs under both `deno test` and `bun test` against the same binary (the in-process routes are
- * tests/dashboard.test.ts's). Skips with one line when chromium or dist/ferry is missing.
+ * tests/dashboard.test.ts's). Skips with one line when chromium or dist/ferry is missing (the fleet view
+ * when redis-server is). The page runs in the browser, so which runtime runs the test only changes the driver.
  */
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
