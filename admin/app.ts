@@ -1,6 +1,7 @@
 /**
- * The admin HTTP API as a Hono app: `/healthz` and `/readyz` (open), `/metrics`, and the versioned JSON API
- * under `/api/v1` (described by `/api/v1/openapi.json`). It sees the relay only through {@link Control}.
+ * The admin HTTP API as a Hono app: `/healthz` and `/readyz` (open), the live dashboard at `/` (open; its
+ * scripts call the API with the token), `/metrics`, and the versioned JSON API under `/api/v1` (described by
+ * `/api/v1/openapi.json`). It sees the relay only through {@link Control}.
  *
  * Every response that is not a success is JSON `{ error, errors: [{ path, message }] }`: unknown routes are
  * 404s, known routes with a wrong method 405s (with `Allow`), bodies over {@link BODY_LIMIT} 413s.
@@ -22,6 +23,7 @@ import { ApiError, errorBody, type ErrorStatus } from "./errors.ts";
 import { collectMetrics, metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./metrics.ts";
 import { clusterRoutes } from "./routes/clusters.ts";
 import { configRoutes } from "./routes/config.ts";
+import { dashboardRoutes } from "./dashboard/routes.ts";
 import { fleetRoutes } from "./routes/fleet.ts";
 import { flowRoutes } from "./routes/flows.ts";
 import { listenerRoutes } from "./routes/listeners.ts";
@@ -36,8 +38,9 @@ export const BODY_LIMIT = 1024 * 1024;
 /** Options of the admin app. */
 export interface AdminOptions {
   /**
-   * The bearer token every route but /healthz and /readyz requires; "" turns auth off. A function is asked
-   * at every request, so a reload or PUT that changes `admin.token` takes effect at once.
+   * The bearer token every route but /healthz, /readyz and the dashboard's and reference's files requires;
+   * "" turns auth off. A function is asked at every request, so a reload or PUT that changes `admin.token`
+   * takes effect at once.
    */
   readonly token: string | (() => string);
   /** Called with unexpected errors (those answered with a 500). */
@@ -99,7 +102,9 @@ export function createAdminApp(control: Control, options: AdminOptions): Hono {
     return c.body(renderPrometheus(families), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   });
 
-  app.route("/api/v1", systemRoutes(control));
+  const token = options.token;
+  app.route("/", dashboardRoutes(() => (typeof token === "string" ? token : token()) !== ""));
+  app.route("/api/v1", systemRoutes(control, fleet));
   app.route("/api/v1", listenerRoutes(control, changes));
   app.route("/api/v1", clusterRoutes(control, changes, fleet));
   app.route("/api/v1", fleetRoutes(fleet));

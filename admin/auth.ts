@@ -7,15 +7,18 @@
  */
 
 import type { MiddlewareHandler } from "hono";
+import { DASHBOARD_PATHS } from "./dashboard/routes.ts";
 import { ApiError } from "./errors.ts";
 
 /**
- * Paths served without a token: liveness and readiness probes, and the API reference page with its script
- * and style (they hold no data: the page asks for the token and sends it with every call it makes).
+ * Paths served without a token: liveness and readiness probes, the dashboard's page and files, and the API
+ * reference page with its script and style. None holds data: the pages ask for the token once and send it
+ * with every call they make.
  */
 export const OPEN_PATHS: ReadonlySet<string> = new Set([
   "/healthz",
   "/readyz",
+  ...DASHBOARD_PATHS,
   "/api/v1/docs",
   "/api/v1/docs/app.js",
   "/api/v1/docs/app.css",

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { DASHBOARD_OPENAPI } from "./dashboard/routes.ts";
 import { SCHEMAS } from "./openapi_schemas.ts";
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -77,7 +78,7 @@ function change(summary: string, extra: Record<string, unknown>, okResponse: Rec
 
 const DESCRIPTION = `The admin API of Ferry, a UDP/TCP edge relay.
 
-**Authentication.** Every route except /healthz and /readyz requires \`Authorization: Bearer <token>\`
+**Authentication.** Every route except /healthz, /readyz and the dashboard's page and files (/, /ui/*) requires \`Authorization: Bearer <token>\`
 (admin.token). With an empty token auth is off, which Ferry allows only on a loopback address.
 
 **Changes are whole configs.** Every change to listeners, clusters and backends edits the running config and
@@ -110,6 +111,7 @@ export const OPENAPI = {
   servers: [{ url: "/" }],
   security: [{ bearer: [] }],
   paths: {
+    ...DASHBOARD_OPENAPI,
     "/healthz": {
       get: {
         summary: "Liveness: 200 while the process is up",

@@ -193,6 +193,10 @@ export const SCHEMAS: Record<string, unknown> = {
       configHash: str,
       configPath: { type: ["string", "null"] },
       draining: bool,
+      fleet: {
+        type: ["string", "null"],
+        description: "This instance's [fleet] instance name when in a fleet, else null.",
+      },
       listeners: arr(obj(
         {
           name: str,

@@ -6,14 +6,14 @@
 
 import { type Context, Hono } from "hono";
 import { DOCS_CSP, DOCS_CSS, DOCS_HTML, DOCS_JS } from "../docs_page.ts";
-import type { Control } from "../../core/control_api.ts";
+import type { Control, FleetAccess } from "../../core/control_api.ts";
 import { ApiError, badField } from "../errors.ts";
 import { OPENAPI } from "../openapi.ts";
 import { isTable, own } from "../../core/config_raw.ts";
 import { jsonBody, queryOf } from "../validate.ts";
 
-/** The status, drain, reload and OpenAPI routes. */
-export function systemRoutes(control: Control): Hono {
+/** The status, drain, reload and OpenAPI routes; `/status` names the fleet instance when in one. */
+export function systemRoutes(control: Control, fleet: FleetAccess | null = null): Hono {
   const app = new Hono();
 
   // The interactive reference: public (it holds no data), bundled, with a policy that allows only itself.
@@ -32,7 +32,7 @@ export function systemRoutes(control: Control): Hono {
 
   app.get("/status", async (c) => {
     queryOf(c, []);
-    return c.json(await control.status());
+    return c.json({ ...(await control.status()), fleet: fleet?.instance ?? null });
   });
 
   app.post("/drain", async (c) => {
