@@ -63,7 +63,7 @@ describe("systemd unit", () => {
   });
 
   for (const target of ferryTargets()) {
-    test(`${target.name}: ferry service prints a unit systemd-analyze verify accepts`, T, async (t) => {
+    test(`${target.name}: ferry service prints a unit systemd-analyze verify accepts`, T, (t) => {
       if (!hasSystemdAnalyze()) return t.skip("systemd-analyze is missing (Debian package systemd)");
       const dir = mkdtempSync(`${tmpdir()}/ferry-unit-`);
       try {
