@@ -240,12 +240,13 @@ export const SCHEMAS: Record<string, unknown> = {
   RawConfig: {
     type: "object",
     description:
-      "A config file as JSON: the keys of relay, admin, redis, fleet, [[listeners]] and [clusters.NAME].",
+      "A config file as JSON: the keys of relay, admin, redis, fleet, records, [[listeners]] and [clusters.NAME].",
     properties: {
       relay: { type: "object" },
       admin: { type: "object" },
       redis: { type: "object" },
       fleet: { type: "object" },
+      records: { type: "object" },
       listeners: arr(ref("Listener")),
       clusters: { type: "object" },
     },

@@ -20,6 +20,8 @@ export interface RawConfig {
   /** Kept so an edit never loses the Redis connection or the fleet (routing needs [redis] url). */
   redis: Table;
   fleet: Table;
+  /** Session records ([records]), kept through edits like the fleet. */
+  records: Table;
   listeners: Table[];
   clusters: Record<string, Table>;
 }
@@ -48,6 +50,7 @@ export function toRaw(config: FerryConfig): RawConfig {
     admin: isTable(doc.admin) ? doc.admin : {},
     redis: isTable(doc.redis) ? doc.redis : {},
     fleet: isTable(doc.fleet) ? doc.fleet : {},
+    records: isTable(doc.records) ? doc.records : {},
     listeners: Array.isArray(doc.listeners) ? doc.listeners as Table[] : [],
     clusters: isTable(doc.clusters) ? doc.clusters as Record<string, Table> : {},
   };

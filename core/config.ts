@@ -41,6 +41,7 @@ import {
   type ListenerConfig,
   type LogLevel,
   type ProxyProtocolMode,
+  type RecordsSettings,
   type RedisSettings,
   type RelaySettings,
   type SourceClass,
@@ -89,7 +90,7 @@ const PROXY_MODES: readonly ProxyProtocolMode[] = ["off", "first", "every"];
 const BACKEND_STATES: readonly BackendState[] = ["up", "down", "draining"];
 
 // The keys each table accepts, in the order configToToml writes them.
-const TOP_KEYS = ["relay", "admin", "redis", "fleet", "listeners", "clusters"] as const;
+const TOP_KEYS = ["relay", "admin", "redis", "fleet", "records", "listeners", "clusters"] as const;
 const RELAY_KEYS = ["grace_period", "workers", "log_level", "log_format", "datapath"] as const;
 const DATAPATHS: readonly Datapath[] = ["auto", "native", "runtime"];
 const ADMIN_KEYS = ["listen", "token"] as const;
@@ -130,6 +131,7 @@ const FILE_BALANCERS = [...BALANCER_NAMES, "redis"] as const;
 const FALLBACKS = [...BALANCER_NAMES, "drop"] as const;
 const REDIS_KEYS = ["url", "disconnect_channel", "timeout"] as const;
 const FLEET_KEYS = ["instance", "prefix", "heartbeat"] as const;
+const RECORDS_KEYS = ["mode", "sample", "interim", "format", "file", "max_size", "keep"] as const;
 const HEALTH_KEYS = [
   "mode",
   "interval",
@@ -865,6 +867,31 @@ function checkFleet(c: Checker, value: unknown): FleetSettings | undefined {
   return { instance, prefix, heartbeat };
 }
 
+/** `[records]`: session records (see RecordsSettings). */
+function checkRecords(c: Checker, value: unknown): RecordsSettings | undefined {
+  const t = c.table(value, "records") ?? (value === undefined ? {} : undefined);
+  if (t === undefined) return undefined;
+  c.unknownKeys(t, "records", RECORDS_KEYS);
+  const mode = c.choice(own(t, "mode"), "records.mode", ["off", "all", "sampled"] as const, "off");
+  const sample = c.integer(own(t, "sample"), "records.sample", 100, 1, 1_000_000);
+  const interim = c.duration(own(t, "interim"), "records.interim", 0);
+  if (interim !== undefined && interim > 0 && interim < 1000) {
+    c.error("records.interim", "must be 0 or at least 1s");
+  }
+  const format = c.choice(own(t, "format"), "records.format", ["json", "text"] as const, "json");
+  const file = c.string(own(t, "file"), "records.file", "");
+  const maxSize = c.integer(own(t, "max_size"), "records.max_size", 100 * 1024 * 1024, 0, 2 ** 50);
+  if (maxSize !== undefined && maxSize > 0 && maxSize < 4096) {
+    c.error("records.max_size", "must be 0 or at least 4096");
+  }
+  const keep = c.integer(own(t, "keep"), "records.keep", 5, 0, 100);
+  if (
+    mode === undefined || sample === undefined || interim === undefined || format === undefined ||
+    file === undefined || maxSize === undefined || keep === undefined
+  ) return undefined;
+  return { mode, sample, interim, format, file, maxSize, keep };
+}
+
 function check(c: Checker, raw: unknown): FerryConfig | undefined {
   if (!isTable(raw)) {
     c.error("", `expected a table at the top level, got ${describe(raw)}`);
@@ -875,6 +902,7 @@ function check(c: Checker, raw: unknown): FerryConfig | undefined {
   const admin = checkAdmin(c, own(raw, "admin"));
   const redis = checkRedis(c, own(raw, "redis"));
   const fleet = checkFleet(c, own(raw, "fleet"));
+  const records = checkRecords(c, own(raw, "records"));
 
   // Clusters first: listeners are checked against the names defined here, even those whose contents are bad,
   // so a broken cluster is reported once (at the cluster), not again at every listener that uses it.
@@ -938,8 +966,10 @@ function check(c: Checker, raw: unknown): FerryConfig | undefined {
     }
     if (fleet !== undefined && fleet.instance !== "") c.error("fleet.instance", "a fleet needs [redis] url");
   }
-  if (c.errors.length > 0 || redis === undefined || fleet === undefined) return undefined;
-  return { relay, admin, redis, fleet, listeners, clusters };
+  if (c.errors.length > 0 || redis === undefined || fleet === undefined || records === undefined) {
+    return undefined;
+  }
+  return { relay, admin, redis, fleet, records, listeners, clusters };
 }
 
 /**
@@ -963,7 +993,7 @@ export function validateConfig(raw: unknown): ConfigResult {
   // sort is stable, so each section keeps its own order.
   const rank = (path: string) => {
     const top = path.split(/[.[]/, 1)[0];
-    return ["relay", "admin", "redis", "fleet", "listeners", "clusters"].indexOf(top) + 1;
+    return ["relay", "admin", "redis", "fleet", "records", "listeners", "clusters"].indexOf(top) + 1;
   };
   return { ok: false, errors: [...c.errors].sort((a, b) => rank(a.path) - rank(b.path)) };
 }
@@ -1041,6 +1071,15 @@ export function configToToml(config: FerryConfig): string {
       instance: config.fleet.instance,
       prefix: config.fleet.prefix,
       heartbeat: formatDuration(config.fleet.heartbeat),
+    },
+    records: {
+      mode: config.records.mode,
+      sample: config.records.sample,
+      interim: formatDuration(config.records.interim),
+      format: config.records.format,
+      file: config.records.file,
+      max_size: config.records.maxSize,
+      keep: config.records.keep,
     },
     listeners: config.listeners.map((l) => {
       const out: Record<string, unknown> = {
