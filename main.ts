@@ -48,6 +48,7 @@ import { RedisConnection } from "./shell/redis/connection.ts";
 import { RedisPlane } from "./shell/redis/plane.ts";
 import { openNotifier, serviceCommand } from "./shell/service_command.ts";
 import { runCtl } from "./shell/ctl.ts";
+import { LagMonitor, processFacts } from "./shell/process_stats.ts";
 
 const io: LoadIo = { readTextFile, env: getEnv };
 
@@ -182,6 +183,7 @@ async function run(options: RunOptions): Promise<void> {
         },
         now: Date.now,
         memory: memoryUsage,
+        processFacts: processFacts(new LagMonitor().start()),
         redis: () => plane?.metrics(),
         onReloaded: () => plane?.reloaded(),
         onApplied: (hash, persisted, applied) => {
