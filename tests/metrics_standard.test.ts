@@ -49,7 +49,10 @@ describe("flow histograms and process figures (units)", () => {
     assert.equal(lag.lagMs, 40);
     for (let i = 0; i < 20; i++) lag.tick(2);
     assert.equal(lag.lagMs, 2);
-    assert.equal(parseMaxFds("Max open files            1024                 524288               files\n"), 1024);
+    assert.equal(
+      parseMaxFds("Max open files            1024                 524288               files\n"),
+      1024,
+    );
     assert.equal(parseMaxFds("nothing"), undefined);
   });
 });
