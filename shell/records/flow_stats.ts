@@ -53,47 +53,60 @@ export class Histogram {
   }
 }
 
-/** The flow histograms of one relay, keyed by their label values. */
+/** The flow histograms of one relay, one map per family keyed by its label value (no allocation on a hit). */
 export class FlowStats {
-  readonly #series = new Map<string, { name: string; labels: Record<string, string>; h: Histogram }>();
+  readonly #udpDuration = new Map<string, Histogram>();
+  readonly #tcpDuration = new Map<string, Histogram>();
+  readonly #rtt = new Map<string, Histogram>();
+  readonly #firstReply = new Map<string, Histogram>();
 
-  #get(name: string, labels: Record<string, string>, bounds: readonly number[]): Histogram {
-    const key = `${name}\0${Object.values(labels).join("\0")}`;
-    let s = this.#series.get(key);
-    if (s === undefined) {
-      s = { name, labels, h: new Histogram(bounds) };
-      this.#series.set(key, s);
+  #get(map: Map<string, Histogram>, key: string, bounds: readonly number[]): Histogram {
+    let h = map.get(key);
+    if (h === undefined) {
+      h = new Histogram(bounds);
+      map.set(key, h);
     }
-    return s.h;
+    return h;
   }
 
   /** A flow or connection of `listener` ended after `seconds`. */
   duration(listener: string, protocol: "udp" | "tcp", seconds: number): void {
-    this.#get("ferry_flow_duration_seconds", { listener, protocol }, DURATION_BUCKETS).observe(seconds);
+    const map = protocol === "udp" ? this.#udpDuration : this.#tcpDuration;
+    this.#get(map, listener, DURATION_BUCKETS).observe(seconds);
   }
 
   /** A flow of `cluster` ended with this smoothed RTT and first reply (ms; NaN when it had no reply). */
   quality(cluster: string, srttMs: number, firstReplyMs: number): void {
-    if (srttMs === srttMs) {
-      this.#get("ferry_flow_rtt_seconds", { cluster }, RTT_BUCKETS).observe(srttMs / 1000);
-    }
+    if (srttMs === srttMs) this.#get(this.#rtt, cluster, RTT_BUCKETS).observe(srttMs / 1000);
     if (firstReplyMs === firstReplyMs) {
-      this.#get("ferry_flow_first_reply_seconds", { cluster }, FIRST_REPLY_BUCKETS).observe(
-        firstReplyMs / 1000,
-      );
+      this.#get(this.#firstReply, cluster, FIRST_REPLY_BUCKETS).observe(firstReplyMs / 1000);
     }
   }
 
   /** Every series, as plain data (it crosses worker threads). */
   snapshot(): HistogramSnapshot[] {
-    return [...this.#series.values()].map(({ name, labels, h }) => ({
-      name,
-      labels: { ...labels },
-      bounds: [...h.bounds],
-      counts: [...h.counts],
-      sum: h.sum,
-      count: h.count,
-    }));
+    const out: HistogramSnapshot[] = [];
+    const add = (
+      name: string,
+      map: Map<string, Histogram>,
+      label: (key: string) => Record<string, string>,
+    ) => {
+      for (const [key, h] of map) {
+        out.push({
+          name,
+          labels: label(key),
+          bounds: [...h.bounds],
+          counts: [...h.counts],
+          sum: h.sum,
+          count: h.count,
+        });
+      }
+    };
+    add("ferry_flow_duration_seconds", this.#udpDuration, (listener) => ({ listener, protocol: "udp" }));
+    add("ferry_flow_duration_seconds", this.#tcpDuration, (listener) => ({ listener, protocol: "tcp" }));
+    add("ferry_flow_rtt_seconds", this.#rtt, (cluster) => ({ cluster }));
+    add("ferry_flow_first_reply_seconds", this.#firstReply, (cluster) => ({ cluster }));
+    return out;
   }
 }
 
