@@ -53,6 +53,21 @@ export function needsBindCapability(config: FerryConfig): boolean {
     (config.admin.listen.port > 0 && config.admin.listen.port < 1024);
 }
 
+/**
+ * The unit lines that let Ferry write its session records under ProtectSystem=strict: a file under
+ * /var/log/NAME gets `LogsDirectory=NAME` (systemd creates it, owned by the service user); another absolute
+ * path gets its directory as ReadWritePaths (the "-" tolerates its absence). Ends with a newline, or "".
+ */
+export function recordsAccess(file: string): string {
+  if (file === "") return "";
+  const logs = /^\/var\/log\/([^/]+)\/[^/]+$/.exec(file);
+  if (logs !== null) return `# Session records go to ${file}.\nLogsDirectory=${logs[1]}\n`;
+  const dir = file.startsWith("/") ? file.slice(0, Math.max(1, file.lastIndexOf("/"))) : null;
+  return dir === null
+    ? `# records.file is relative (${file}): it resolves against WorkingDirectory=, which must be writable.\n`
+    : `# Session records go to ${file}.\nReadWritePaths=-${dir}\n`;
+}
+
 /** The unit file text for `config` (ends with a newline). */
 export function systemdUnit(config: FerryConfig, paths: UnitPaths = DEFAULT_UNIT_PATHS): string {
   const caps = needsBindCapability(config)
@@ -65,6 +80,7 @@ export function systemdUnit(config: FerryConfig, paths: UnitPaths = DEFAULT_UNIT
   const nofile = descriptorLimit(config);
   const grace = Math.ceil(config.relay.gracePeriod / 1000) + 15;
   const dir = paths.config.slice(0, Math.max(1, paths.config.lastIndexOf("/")));
+  const records = recordsAccess(config.records.file);
   return `# Written by \`ferry service\`; install as /etc/systemd/system/ferry.service.
 [Unit]
 Description=Ferry UDP/TCP edge relay
@@ -94,7 +110,7 @@ NoNewPrivileges=yes
 ProtectSystem=strict
 # For PUT /config?persist=true, let it rewrite its config (and FILE.bak):
 # ReadWritePaths=${dir}
-ProtectHome=yes
+${records}ProtectHome=yes
 PrivateTmp=yes
 PrivateDevices=yes
 ProtectKernelTunables=yes
