@@ -186,14 +186,17 @@ export class FlowRecorder {
 
   #flowRecord(f: Flow, now: number, reason: string | null): SessionRecord {
     const q = f.quality;
+    const b = this.#base(now, q.createdAt);
     return {
       record: reason === null ? "interim" : "end",
-      ...this.#base(now, q.createdAt),
+      time: b.time,
       listener: f.listener.config.name,
       protocol: "udp",
       cluster: f.knobs.name,
       client: f.clientIp.includes(":") ? `[${f.clientIp}]:${f.clientPort}` : `${f.clientIp}:${f.clientPort}`,
       backend: f.backend?.key ?? null,
+      start: b.start,
+      duration_s: b.duration_s,
       datagrams_up: q.datagramsIn,
       bytes_up: q.bytesIn,
       datagrams_down: q.datagramsOut,
@@ -209,14 +212,17 @@ export class FlowRecorder {
   }
 
   #connectionRecord(c: Connection, now: number, end: string | null, proxyHeader: boolean): SessionRecord {
+    const b = this.#base(now, c.openedAt);
     return {
       record: end === null ? "interim" : "end",
-      ...this.#base(now, c.openedAt),
+      time: b.time,
       listener: c.listener.config.name,
       protocol: "tcp",
       cluster: c.cluster,
       client: c.clientIp.includes(":") ? `[${c.clientIp}]:${c.clientPort}` : `${c.clientIp}:${c.clientPort}`,
       backend: c.backend.key,
+      start: b.start,
+      duration_s: b.duration_s,
       datagrams_up: null,
       bytes_up: c.bytesUp,
       datagrams_down: null,
