@@ -50,6 +50,9 @@ import { removeStaleTemp } from "./shell/persist.ts";
 import { VERSION } from "./shell/version.ts";
 import { RedisConnection } from "./shell/redis/connection.ts";
 import { RedisPlane } from "./shell/redis/plane.ts";
+import { openNotifier, serviceCommand } from "./shell/service_command.ts";
+import { runCtl } from "./shell/ctl.ts";
+import { LagMonitor, processFacts } from "./shell/process_stats.ts";
 
 const io: LoadIo = { readTextFile, env: getEnv, envNames };
 
@@ -224,6 +227,7 @@ async function run(options: RunOptions): Promise<void> {
         },
         now: Date.now,
         memory: memoryUsage,
+        processFacts: processFacts(new LagMonitor().start()),
         redis: () => plane?.metrics(),
         onReloaded: () => plane?.reloaded(),
         // The change queue logs each change once, with who asked and what changed.
@@ -294,6 +298,11 @@ async function run(options: RunOptions): Promise<void> {
     });
   }
 
+  // systemd (Type=notify): everything is bound now.
+  const notify = await openNotifier((m) => log.warning(m, { event: "sd_notify" }));
+  notify?.ready(`serving ${config.listeners.length} listeners`);
+  notify?.startWatchdog();
+
   let stopping = false;
   const stop = (signal: Signal) => {
     if (stopping) {
@@ -301,6 +310,7 @@ async function run(options: RunOptions): Promise<void> {
       return exit(signal === "SIGINT" ? Exit.ForcedSigint : Exit.ForcedSigterm);
     }
     stopping = true;
+    notify?.stopping();
     const grace = control.config().relay.gracePeriod;
     // The admin API stays up while draining (readyz answers 503), so operators can watch the drain.
     Promise.resolve(control.status()).then((status) => {
@@ -328,7 +338,9 @@ async function run(options: RunOptions): Promise<void> {
     }
     log.info("SIGHUP: reloading {file}", { event: "reloading", file: first.file });
     const before = listenerKeys(await control.status());
+    await notify?.reloading();
     const result = await control.reload();
+    notify?.reloaded(result.ok ? "reloaded" : "reload failed; running the previous config");
     if (!result.ok) {
       for (const e of result.errors.filter((e) => e.path === "")) {
         log.error("reload failed: {error}", { event: "reload_failed", error: e.message });
@@ -383,6 +395,10 @@ async function main(): Promise<void> {
       return exit(Exit.Ok);
     case "check":
       return await check(command.options);
+    case "service":
+      return exit(await serviceCommand(command.options, io));
+    case "ctl":
+      return exit(await runCtl(command.args, io));
     case "run":
       return await run(command.options);
   }

@@ -9,7 +9,7 @@
 /** One metric family. */
 export interface MetricDoc {
   readonly name: string;
-  readonly type: "counter" | "gauge";
+  readonly type: "counter" | "gauge" | "histogram";
   readonly labels: readonly string[];
   readonly help: string;
 }
@@ -68,6 +68,52 @@ const REDIS_METRICS: readonly MetricDoc[] = [
   },
 ];
 
+/**
+ * The standard process families (as Prometheus client libraries name them) and event-loop lag. Linux
+ * only for the descriptor figures (read from /proc/self); absent elsewhere.
+ */
+const PROCESS_METRICS: readonly MetricDoc[] = [
+  {
+    name: "process_cpu_seconds_total",
+    type: "counter",
+    labels: [],
+    help: "Total user and system CPU time spent in seconds.",
+  },
+  { name: "process_open_fds", type: "gauge", labels: [], help: "Number of open file descriptors." },
+  { name: "process_max_fds", type: "gauge", labels: [], help: "Maximum number of open file descriptors." },
+  {
+    name: "ferry_event_loop_lag_seconds",
+    type: "gauge",
+    labels: [],
+    help: "How late the main thread's event loop ran a 500 ms timer: the largest in the last 5-10 s.",
+  },
+];
+
+/**
+ * Distributions recorded when a flow or connection ends (never per datagram); buckets in
+ * shell/records/flow_stats.ts.
+ */
+const HISTOGRAMS: readonly MetricDoc[] = [
+  {
+    name: "ferry_flow_duration_seconds",
+    type: "histogram",
+    labels: ["listener", "protocol"],
+    help: "Life of ended UDP flows and TCP connections, admission to close.",
+  },
+  {
+    name: "ferry_flow_rtt_seconds",
+    type: "histogram",
+    labels: ["cluster"],
+    help: "Smoothed round trip (client datagram to backend reply) of each ended UDP flow that had a reply.",
+  },
+  {
+    name: "ferry_flow_first_reply_seconds",
+    type: "histogram",
+    labels: ["cluster"],
+    help: "Time from a UDP flow's first client datagram (its admission) to the backend's first reply.",
+  },
+];
+
 /** Every metric family, in exposition order. Counters end in `_total`. */
 export const METRICS: readonly MetricDoc[] = [
   {
@@ -109,6 +155,7 @@ export const METRICS: readonly MetricDoc[] = [
     labels: [],
     help: "Start time of the process since the Unix epoch in seconds.",
   },
+  ...PROCESS_METRICS,
   {
     name: "ferry_listener_info",
     type: "gauge",
@@ -312,5 +359,6 @@ export const METRICS: readonly MetricDoc[] = [
     labels: B,
     help: "Health status changes (up to down or down to up).",
   },
+  ...HISTOGRAMS,
   ...REDIS_METRICS,
 ];

@@ -6,13 +6,15 @@
  * @module
  */
 
-import type { MetricsSnapshot, RedisMetrics, StatusInfo } from "../core/control_api.ts";
+import type { HistogramSnapshot, MetricsSnapshot, RedisMetrics, StatusInfo } from "../core/control_api.ts";
 import { type MetricDoc, METRICS } from "./metric_names.ts";
 
 /** One sample: label values by label name, and the value. */
 export interface Sample {
   readonly labels: Readonly<Record<string, string>>;
   readonly value: number;
+  /** Histograms: "_bucket", "_sum" or "_count", appended to the family's name. */
+  readonly suffix?: string;
 }
 
 /** A metric family with its samples. */
@@ -48,6 +50,12 @@ export function collectMetrics(m: MetricsSnapshot, status: StatusInfo, ready: bo
   add("ferry_heap_used_bytes", {}, m.process.heapUsedBytes);
   add("process_resident_memory_bytes", {}, m.process.residentBytes);
   add("process_start_time_seconds", {}, m.process.startTimeSeconds);
+  const p = m.process;
+  if (p.cpuSeconds !== undefined) add("process_cpu_seconds_total", {}, p.cpuSeconds);
+  if (p.openFds !== undefined) add("process_open_fds", {}, p.openFds);
+  if (p.maxFds !== undefined) add("process_max_fds", {}, p.maxFds);
+  if (p.eventLoopLagSeconds !== undefined) add("ferry_event_loop_lag_seconds", {}, p.eventLoopLagSeconds);
+  for (const h of m.histograms ?? []) addHistogram(families, h);
 
   for (const l of m.listeners) {
     const ll = { listener: l.name };
@@ -130,6 +138,20 @@ export function collectMetrics(m: MetricsSnapshot, status: StatusInfo, ready: bo
   return [...families.values()];
 }
 
+/** A histogram series as cumulative `_bucket{le}` samples, then `_sum` and `_count`. */
+function addHistogram(families: Map<string, Family>, h: HistogramSnapshot): void {
+  const f = families.get(h.name);
+  if (f === undefined) throw new Error(`metric ${h.name} is not declared in METRICS`);
+  let cumulative = 0;
+  h.bounds.forEach((le, i) => {
+    cumulative += h.counts[i];
+    f.samples.push({ labels: { ...h.labels, le: String(le) }, value: cumulative, suffix: "_bucket" });
+  });
+  f.samples.push({ labels: { ...h.labels, le: "+Inf" }, value: h.count, suffix: "_bucket" });
+  f.samples.push({ labels: h.labels, value: h.sum, suffix: "_sum" });
+  f.samples.push({ labels: h.labels, value: h.count, suffix: "_count" });
+}
+
 /** The Redis families, when Redis is configured. */
 function collectRedis(
   r: RedisMetrics,
@@ -175,7 +197,8 @@ export function renderPrometheus(families: readonly Family[]): string {
     lines.push(`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`);
     for (const s of f.samples) {
       const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escapeLabelValue(v)}"`);
-      lines.push(`${f.name}${labels.length > 0 ? `{${labels.join(",")}}` : ""} ${formatValue(s.value)}`);
+      const name = f.name + (s.suffix ?? "");
+      lines.push(`${name}${labels.length > 0 ? `{${labels.join(",")}}` : ""} ${formatValue(s.value)}`);
     }
   }
   return lines.join("\n") + "\n";
@@ -189,7 +212,11 @@ export function metricsJson(families: readonly Family[]): unknown {
       type: f.type,
       help: f.help,
       labels: f.labels,
-      samples: f.samples.map((s) => ({ labels: s.labels, value: Number.isFinite(s.value) ? s.value : null })),
+      samples: f.samples.map((s) => ({
+        ...(s.suffix === undefined ? {} : { suffix: s.suffix }),
+        labels: s.labels,
+        value: Number.isFinite(s.value) ? s.value : null,
+      })),
     })),
   };
 }

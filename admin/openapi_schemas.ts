@@ -221,11 +221,15 @@ export const SCHEMAS: Record<string, unknown> = {
   MetricsJson: obj({
     families: arr(obj({
       name: str,
-      type: { type: "string", enum: ["counter", "gauge"] },
+      type: { type: "string", enum: ["counter", "gauge", "histogram"] },
       help: str,
       labels: arr(str),
       samples: arr(
-        obj({ labels: { type: "object", additionalProperties: str }, value: { type: ["number", "null"] } }),
+        obj({
+          suffix: { type: "string", enum: ["_bucket", "_sum", "_count"], description: "Histograms only." },
+          labels: { type: "object", additionalProperties: str },
+          value: { type: ["number", "null"] },
+        }),
       ),
     })),
   }),

@@ -20,6 +20,8 @@ export interface RawConfig {
   /** Kept so an edit never loses the Redis connection or the fleet (routing needs [redis] url). */
   redis: Table;
   fleet: Table;
+  /** Session records ([records]), kept through edits like the fleet. */
+  records: Table;
   listeners: Table[];
   clusters: Record<string, Table>;
 }

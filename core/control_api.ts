@@ -145,6 +145,24 @@ export interface ProcessMetrics {
   readonly heapUsedBytes: number;
   readonly uptimeSeconds: number;
   readonly startTimeSeconds: number;
+  /** CPU time (user + system) of the process, in seconds. */
+  readonly cpuSeconds?: number;
+  /** Open file descriptors, and their limit (Linux: /proc/self). */
+  readonly openFds?: number;
+  readonly maxFds?: number;
+  /** How late the main thread's event loop ran a timer lately, in seconds. */
+  readonly eventLoopLagSeconds?: number;
+}
+
+/** One histogram series: counts per bucket (`bounds` are the upper bounds; the last count is +Inf). */
+export interface HistogramSnapshot {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly bounds: readonly number[];
+  /** Per bucket, not cumulative; one more than `bounds`. */
+  readonly counts: readonly number[];
+  readonly sum: number;
+  readonly count: number;
 }
 
 /** How a routing lookup (`balancer = "redis"`) ended. */
@@ -179,6 +197,8 @@ export interface MetricsSnapshot {
   readonly redis?: RedisMetrics;
   /** Native path: failed syscalls by "call:ERRNO" (e.g. "send:ECONNREFUSED"). */
   readonly nativeErrors?: Readonly<Record<string, number>>;
+  /** Flow histograms (duration, RTT, first reply), recorded as flows end. */
+  readonly histograms?: readonly HistogramSnapshot[];
 }
 
 /** A flow as the admin API lists it. */

@@ -39,6 +39,12 @@ export class Quality {
   windowStart: number;
   /** Smoothed round trip in ms; NaN until a reply followed a client datagram. */
   srtt = NaN;
+  /**
+   * The first round trip in ms (NaN until there is one): the flow's first client datagram opens the first
+   * probe, so this is admission to first reply. Set in the first-sample branch only, so it costs the
+   * forwarding path nothing.
+   */
+  firstRtt = NaN;
   /** Round-trip variation in ms (jitter). */
   rttvar = 0;
   /** When the open latency probe started, or -1. */
@@ -74,6 +80,7 @@ export class Quality {
       const sample = now - this.probeStart;
       this.probeStart = -1;
       if (this.srtt !== this.srtt) {
+        this.firstRtt = sample;
         this.srtt = sample;
         this.rttvar = sample / 2;
       } else {

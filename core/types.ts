@@ -172,12 +172,30 @@ export interface RelaySettings {
   readonly datapath: Datapath;
 }
 
+/** Session records: one structured record per ended UDP flow or TCP connection (shell/records/). */
+export interface RecordsSettings {
+  /** off | all | sampled (1 in `sample`). */
+  readonly mode: "off" | "all" | "sampled";
+  /** With mode = "sampled": keep one record in this many. */
+  readonly sample: number;
+  /** Interim records of live flows this often (ms); 0 = only the final record. */
+  readonly interim: number;
+  readonly format: "json" | "text";
+  /** File to append to; "" = stderr. */
+  readonly file: string;
+  /** Rotate the file once it is this large (bytes); 0 = never. */
+  readonly maxSize: number;
+  /** Rotated files kept (FILE.1 ... FILE.N). */
+  readonly keep: number;
+}
+
 /** A whole validated configuration. */
 export interface FerryConfig {
   readonly relay: RelaySettings;
   readonly admin: AdminConfig;
   readonly redis: RedisSettings;
   readonly fleet: FleetSettings;
+  readonly records: RecordsSettings;
   readonly listeners: readonly ListenerConfig[];
   readonly clusters: readonly ClusterConfig[];
 }

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { mergeHistograms } from "./records/flow_stats.ts";
 import type {
   BackendMetrics,
   ClusterMetrics,
@@ -92,6 +93,7 @@ export function mergeMetrics(parts: readonly MetricsSnapshot[], process: Process
     listeners: unionBy(parts.map((p) => p.listeners), (l) => l.name, sumListener),
     clusters: unionBy(parts.map((p) => p.clusters), (c) => c.name, sumCluster),
     nativeErrors: parts.reduce<Record<string, number>>((acc, p) => sumRecords(acc, p.nativeErrors ?? {}), {}),
+    histograms: mergeHistograms(parts.map((p) => p.histograms ?? [])),
     process,
   };
 }

@@ -67,6 +67,10 @@ export type Command =
   | { readonly kind: "print-default-config" }
   | { readonly kind: "schema" }
   | { readonly kind: "check"; readonly options: RunOptions }
+  /** Print a systemd unit for the config (shell/systemd_unit.ts). */
+  | { readonly kind: "service"; readonly options: RunOptions }
+  /** The admin API client: the words after `ctl` (shell/ctl.ts parses them). */
+  | { readonly kind: "ctl"; readonly args: readonly string[] }
   | { readonly kind: "run"; readonly options: RunOptions }
   | { readonly kind: "usage-error"; readonly message: string };
 
@@ -83,10 +87,12 @@ const VALUE_FLAGS = [
 ] as const;
 const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warning", "error"];
 const LOG_FORMATS = ["auto", "text", "json"] as const;
-const COMMANDS = ["run", "check", "print-default-config", "schema", "help", "version"] as const;
+const COMMANDS = ["run", "check", "service", "print-default-config", "schema", "help", "version"] as const;
 
 /** Parses the arguments after the program name. Never throws; a bad command line is a `usage-error`. */
 export function parseArgs(argv: readonly string[]): Command {
+  // `ferry ctl ...` has its own words and flags (shell/ctl.ts).
+  if (argv[0] === "ctl") return { kind: "ctl", args: argv.slice(1) };
   const values = new Map<string, string>();
   const to: string[] = [];
   const positional: string[] = [];
@@ -123,7 +129,9 @@ export function parseArgs(argv: readonly string[]): Command {
   } else if (positional.length > 1) return usage(`unexpected argument "${positional[1]}"`);
 
   const options = runOptions(values, to);
-  return typeof options === "string" ? usage(options) : { kind: command as "run" | "check", options };
+  return typeof options === "string"
+    ? usage(options)
+    : { kind: command as "run" | "check" | "service", options };
 }
 
 function usage(message: string): Command {
@@ -178,6 +186,8 @@ Usage:
   ferry --udp ADDR --to B1[,B2...] [options]   quick mode: relay UDP on ADDR to the backends
   ferry --tcp ADDR --to B1[,B2...] [options]   quick mode: relay TCP on ADDR to the backends
   ferry check [--config FILE | FILE]           validate the config (with overrides) and exit
+  ferry service [--config FILE]                print a hardened systemd unit for the config
+  ferry ctl COMMAND [--json] ...               admin API client (ferry ctl --help)
   ferry print-default-config                   print the built-in config, an annotated example
   ferry schema                                 print the config file's JSON Schema (for editors)
   ferry --version | --help

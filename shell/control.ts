@@ -17,6 +17,7 @@ import type {
   FlowInfo,
   ListenerMetrics,
   MetricsSnapshot,
+  ProcessMetrics,
   RedisMetrics,
   StatusInfo,
 } from "../core/control_api.ts";
@@ -41,6 +42,8 @@ export interface RelayControlOptions {
   readonly onReloaded?: () => void;
   /** Redis figures to add to the metrics (routing, the main thread's connection, disconnects, fleet). */
   readonly redis?: () => RedisMetrics | undefined;
+  /** CPU, descriptors and event-loop lag of the process (shell/process_stats.ts), for /metrics. */
+  readonly processFacts?: () => Partial<ProcessMetrics>;
 }
 
 /** Hex SHA-256 of a config as TOML: two configs with the same meaning hash alike. */
@@ -181,11 +184,13 @@ export class RelayControl implements ChangeTarget {
       listeners,
       clusters,
       nativeErrors: this.#relay.nativeCounters()?.errors ?? {},
+      histograms: this.#relay.records.stats.snapshot(),
       process: {
         residentBytes: mem.rss,
         heapUsedBytes: mem.heapUsed,
         uptimeSeconds: (now - this.#startedAt) / 1000,
         startTimeSeconds: this.#startedAt / 1000,
+        ...this.#opts.processFacts?.(),
       },
       ...(redis === undefined ? {} : { redis }),
     };

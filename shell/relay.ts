@@ -17,6 +17,7 @@ import type { UdpSockets } from "./udp_sockets.ts";
 import type { Libc } from "./native/ffi.ts";
 import { type NativeListenerStats, NativeUdp } from "./native/native_udp.ts";
 import { chooseDatapath, type DatapathChoice, requestedDatapath } from "./native/select.ts";
+import { FlowRecorder } from "./records/recorder.ts";
 
 /** The runtime pieces a relay runs on. */
 export interface Platform {
@@ -38,6 +39,8 @@ export interface RelayOptions {
   readonly hooks?: UdpRelayHooks;
   /** A failure inside the native data path's loop (a bug: it is reported, and the loop carries on). */
   readonly nativeError?: (error: unknown) => void;
+  /** The relay worker this relay is (relay.workers > 1), for its session records. */
+  readonly worker?: number;
 }
 
 /** How a UDP listener is served, for logs and the status endpoint. */
@@ -56,6 +59,8 @@ export class Relay {
   readonly udp: UdpRelay;
   readonly tcp: TcpRelay;
   readonly health: HealthProber;
+  /** Session records and flow histograms, fed as flows and connections end. */
+  readonly records: FlowRecorder;
   readonly platform: Platform;
   readonly #reusePort: boolean;
   readonly #options: RelayOptions;
@@ -76,6 +81,10 @@ export class Relay {
     // The core's events are drained by the UDP driver; TCP endings queue some (a removed listener's last
     // connection), so the TCP driver asks for a pump after them.
     this.tcp.setEventPump(() => this.udp.pump());
+    this.records = new FlowRecorder(config.records, platform.clock, { worker: options.worker });
+    this.records.watch(() => this.core.flows(), () => this.core.connections());
+    this.udp.setFlowClosed((flow) => this.records.flowClosed(flow));
+    this.tcp.setConnectionEnded((conn, end, header) => this.records.connectionEnded(conn, end, header));
     this.health = new HealthProber(
       this.core,
       platform.udp,
@@ -192,6 +201,7 @@ export class Relay {
       throw e;
     }
     this.#config = next;
+    this.records.configure(next.records);
     this.health.sync();
     this.udp.pump();
   }
@@ -224,6 +234,7 @@ export class Relay {
 
   /** Closes every socket and timer at once. */
   stop(): void {
+    this.records.close();
     this.health.stop();
     this.udp.stop();
     this.#native?.stop();

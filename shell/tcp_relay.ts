@@ -79,6 +79,7 @@ export class TcpRelay {
   /** Ended connections whose client is being closed gracefully (see LINGER_MS). */
   readonly #lingering = new Set<Link>();
   #pump: (() => void) | null = null;
+  #onEnded: ((conn: Connection, end: ConnectionEnd, proxyHeader: boolean) => void) | null = null;
 
   /** A driver for `core` over `sockets`. */
   constructor(core: RelayCore, sockets: TcpSockets, clock: Clock) {
@@ -93,6 +94,11 @@ export class TcpRelay {
    */
   setEventPump(pump: () => void): void {
     this.#pump = pump;
+  }
+
+  /** Told of every ended connection and whether a PROXY header went to its backend (session records). */
+  setConnectionEnded(handler: (conn: Connection, end: ConnectionEnd, proxyHeader: boolean) => void): void {
+    this.#onEnded = handler;
   }
 
   /** Binds the socket of a TCP listener of the core. Returns the bound address. */
@@ -322,6 +328,7 @@ export class TcpRelay {
     if ((end === "refused" || end === "connect_timeout") && !link.clientClosed) this.#linger(link);
     else this.#unlinger(link, true);
     this.#core.endConnection(link.conn, end, this.#clock());
+    this.#onEnded?.(link.conn, end, link.header !== null && link.up !== null);
     if (this.#core.hasEvents) {
       try {
         this.#pump?.();

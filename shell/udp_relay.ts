@@ -66,6 +66,7 @@ export class UdpRelay {
   #resolver: Resolver | null = null;
   #path: UdpPath | null = null;
   #onListenerDone: ((listener: Listener) => void) | null = null;
+  #onFlowClosed: ((flow: Flow) => void) | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #armedAt = Infinity;
   #stopped = false;
@@ -81,6 +82,11 @@ export class UdpRelay {
   /** Who closes removed TCP listeners (the core's events arrive here, the TCP relay owns those sockets). */
   setListenerDone(handler: (listener: Listener) => void): void {
     this.#onListenerDone = handler;
+  }
+
+  /** Told of every closed flow, whichever data path served it (session records, flow histograms). */
+  setFlowClosed(handler: (flow: Flow) => void): void {
+    this.#onFlowClosed = handler;
   }
 
   /** Sets the resolver for flows of `external` clusters. Without one they fall back to the cluster's backends. */
@@ -189,6 +195,7 @@ export class UdpRelay {
     const core = this.#core;
     const path = this.#path;
     for (let e = core.poll(); e !== undefined; e = core.poll()) {
+      if (e.kind === "closed") this.#onFlowClosed?.(e.flow);
       const owner = path === null ? null : eventListener(e);
       if (path !== null && owner !== null && path.owns(owner)) {
         path.event(e);

@@ -115,6 +115,7 @@ async function start(init: WorkerInit): Promise<Handlers | null> {
       seed: init.seed,
       autoMaxFlows: init.autoMaxFlows,
       reusePort: true,
+      worker: init.index,
       hooks: relayLogHooks(log.with({ worker: init.index })),
       nativeError: nativeErrorLogger(log.with({ worker: init.index })),
     });

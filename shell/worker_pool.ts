@@ -219,6 +219,7 @@ export class WorkerPool implements ChangeTarget {
       heapUsedBytes: parts.reduce((sum, p) => sum + p.process.heapUsedBytes, mem.heapUsed),
       uptimeSeconds: (now - this.#startedAt) / 1000,
       startTimeSeconds: this.#startedAt / 1000,
+      ...this.#opts.control.processFacts?.(),
     });
     // Workers report their routing; the main thread its own connection, disconnects and fleet.
     const redis = mergeRedisMetrics([...parts.map((p) => p.redis), this.#opts.control.redis?.()]);

@@ -30,6 +30,7 @@ import {
   type RawConfigFile,
   type RawHealth,
   type RawListener,
+  RecordsSchema,
   RedisSchema,
   RelaySchema,
   type Schema,
@@ -280,6 +281,15 @@ export function buildConfig(p: Problems, raw: Record<string, unknown>): FerryCon
   const admin = part<RawConfigFile["admin"]>(p, AdminSchema, own(raw, "admin"), "admin");
   const redis = part<RawConfigFile["redis"]>(p, RedisSchema, own(raw, "redis"), "redis");
   const fleet = part<RawConfigFile["fleet"]>(p, FleetSchema, own(raw, "fleet"), "fleet");
+  const records = part<RawConfigFile["records"]>(p, RecordsSchema, own(raw, "records"), "records");
+  if (records !== undefined) {
+    if (ms(records.interim) > 0 && ms(records.interim) < 1000) {
+      p.add("records.interim", "must be 0 or at least 1s");
+    }
+    if (records.max_size > 0 && records.max_size < 4096) {
+      p.add("records.max_size", "must be 0 or at least 4096");
+    }
+  }
   const listen = admin === undefined ? undefined : addr(admin.listen);
   checkBindings(p, raw, listen);
 
@@ -338,7 +348,7 @@ export function buildConfig(p: Problems, raw: Record<string, unknown>): FerryCon
   if (p.errors.length > 0 || relay === undefined || admin === undefined || redis === undefined) {
     return undefined;
   }
-  if (fleet === undefined || listen === undefined) return undefined;
+  if (fleet === undefined || records === undefined || listen === undefined) return undefined;
   return {
     relay: {
       gracePeriod: ms(relay.grace_period),
@@ -350,6 +360,15 @@ export function buildConfig(p: Problems, raw: Record<string, unknown>): FerryCon
     admin: { listen, token: admin.token },
     redis: { url: redis.url, disconnectChannel: redis.disconnect_channel, timeout: ms(redis.timeout) },
     fleet: { instance: fleet.instance, prefix: fleet.prefix, heartbeat: ms(fleet.heartbeat) },
+    records: {
+      mode: records.mode,
+      sample: records.sample,
+      interim: ms(records.interim),
+      format: records.format,
+      file: records.file,
+      maxSize: records.max_size,
+      keep: records.keep,
+    },
     listeners,
     clusters,
   };

@@ -68,6 +68,15 @@ export function configToRaw(config: FerryConfig): RawConfig {
       prefix: config.fleet.prefix,
       heartbeat: formatDuration(config.fleet.heartbeat),
     },
+    records: {
+      mode: config.records.mode,
+      sample: config.records.sample,
+      interim: formatDuration(config.records.interim),
+      format: config.records.format,
+      file: config.records.file,
+      max_size: config.records.maxSize,
+      keep: config.records.keep,
+    },
     listeners: config.listeners.map((l) => {
       const out: RawListener = {
         name: l.name,

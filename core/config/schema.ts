@@ -174,6 +174,23 @@ export const FleetSchema = Type.Object({
   }),
 }, { additionalProperties: false, description: "The fleet (read at start)." });
 
+/** `[records]`: one structured record per ended flow or connection (and interim ones for long flows). */
+export const RecordsSchema = Type.Object({
+  mode: choice(["off", "all", "sampled"] as const, "off", {
+    doc: "off | all | sampled (one flow in `sample`)",
+  }),
+  sample: integer(100, 1, 1_000_000, { doc: 'mode = "sampled": one flow in this many, by flow id' }),
+  interim: duration("0", {
+    doc: "interim records of live flows this often (0 = only the final one; else >= 1s)",
+  }),
+  format: choice(["json", "text"] as const, "json", { doc: "json | text" }),
+  file: text("", { doc: 'file to append to, rotated by size; "" = stderr' }),
+  max_size: integer(100 * 1024 * 1024, 0, 2 ** 50, {
+    doc: "rotate past this many bytes (0 = never; else >= 4096)",
+  }),
+  keep: integer(5, 0, 100, { doc: "rotated files kept (FILE.1 ... FILE.N)" }),
+}, { additionalProperties: false, description: "Session records." });
+
 /** `[listeners.sources]`: which clients a listener admits. */
 export const SourcesSchema = Type.Object({
   reject: Type.Optional(Type.Array(oneOf(SOURCE_CLASSES), {
@@ -321,6 +338,7 @@ export const ConfigSchema = Type.Object({
   admin: Type.Optional(AdminSchema),
   redis: Type.Optional(RedisSchema),
   fleet: Type.Optional(FleetSchema),
+  records: Type.Optional(RecordsSchema),
   listeners: Type.Optional(Type.Array(ListenerSchema, { default: [] })),
   clusters: Type.Optional(
     Type.Record(Type.String(NAME), ClusterSchema, { default: {}, additionalProperties: false }),
@@ -339,7 +357,7 @@ export type RawBackend = Static<typeof BackendSchema>;
 export type RawHealth = Static<typeof HealthSchema>;
 
 /** The sections of the file, in the order a file and the reference list them. */
-export const SECTIONS = ["relay", "admin", "redis", "fleet", "listeners", "clusters"] as const;
+export const SECTIONS = ["relay", "admin", "redis", "fleet", "records", "listeners", "clusters"] as const;
 
 /** Any schema of the declaration (re-exported so the walkers need not import TypeBox themselves). */
 export type Schema = TSchema;

@@ -77,6 +77,7 @@ export function config(
     admin: { listen: addr("127.0.0.1:9901"), token: "" },
     redis: { url: "", disconnectChannel: "ferry:disconnect", timeout: 200 },
     fleet: { instance: "", prefix: "ferry:fleet", heartbeat: 5000 },
+    records: { mode: "off", sample: 100, interim: 0, format: "json", file: "", maxSize: 104857600, keep: 5 },
     listeners,
     clusters,
   };

@@ -76,6 +76,8 @@ export function parsePrometheus(text: string): Map<string, ParsedFamily> {
   if (text.includes("\r")) throw new Error("carriage return in the exposition");
   const families = new Map<string, ParsedFamily>();
   const seenSamples = new Set<string>();
+  /** The last cumulative bucket count of each histogram series: buckets never decrease. */
+  const lastBucket = new Map<string, number>();
   let current: ParsedFamily | undefined;
   const lines = text.slice(0, -1).split("\n");
   lines.forEach((s, index) => {
@@ -119,9 +121,25 @@ export function parsePrometheus(text: string): Map<string, ParsedFamily> {
     }
     if (parts.length === 2 && !/^-?\d+$/.test(parts[1])) throw new Error(`line ${line}: bad timestamp`);
     const value = Number(parts[0].replace(/Inf$/, "Infinity"));
-    const f = families.get(name);
+    // A histogram's samples are named <family>_bucket (with le), _sum and _count.
+    const suffix = /_(bucket|sum|count)$/.exec(name);
+    const base = suffix !== null && families.get(name.slice(0, suffix.index))?.type === "histogram"
+      ? name.slice(0, suffix.index)
+      : name;
+    const f = families.get(base);
     if (f === undefined || f.help === undefined || f.type === undefined) {
       throw new Error(`line ${line}: sample of ${name} before its HELP and TYPE`);
+    }
+    if (f.type === "histogram") {
+      if (base === name) throw new Error(`line ${line}: histogram sample ${name} has no _bucket/_sum/_count`);
+      if (suffix![1] === "bucket" && !("le" in labels)) throw new Error(`line ${line}: bucket without le`);
+      if (suffix![1] !== "bucket" && "le" in labels) throw new Error(`line ${line}: le on ${name}`);
+      if (suffix![1] === "bucket") {
+        const series = JSON.stringify(Object.entries(labels).filter(([k]) => k !== "le").sort());
+        const prev = lastBucket.get(`${base}${series}`);
+        if (prev !== undefined && value < prev) throw new Error(`line ${line}: buckets of ${base} decrease`);
+        lastBucket.set(`${base}${series}`, value);
+      }
     }
     if (f !== current) throw new Error(`line ${line}: samples of ${name} are not contiguous`);
     if (f.type === "counter") {
