@@ -604,15 +604,33 @@ export class RelayCore {
     }
   }
 
-  /** Adds a listener or replaces one's config (limits and policy apply to new flows). */
+  /**
+   * Adds a listener or replaces one's config (limits and policy apply to new flows). A removed listener
+   * still draining on the same protocol and address is taken back whole (its socket and its flows), so
+   * undoing a removal never has to bind an address the relay still holds.
+   */
   setListener(config: ListenerConfig): Listener {
     const cluster = this.#clusters.get(config.cluster) ?? null;
     let l = this.#listeners.get(config.name);
+    if (l !== undefined && l.removed && sameBinding(l.config, config)) {
+      l.removed = false;
+      l.draining = false;
+    }
     if (l === undefined || l.removed) {
       l = new Listener(config, cluster);
       this.#listeners.set(config.name, l);
     } else l.reconfigure(config, cluster);
     return l;
+  }
+
+  /**
+   * Puts a listener object back under its name, live (a shell rolling back a failed reconfiguration:
+   * the object keeps its socket, flows and counters). `draining` is what it was before.
+   */
+  restoreListener(l: Listener, draining: boolean): void {
+    l.removed = false;
+    l.draining = draining;
+    this.#listeners.set(l.config.name, l);
   }
 
   /** Removes a listener: it drains, and is forgotten once its last flow closes. */
@@ -714,6 +732,11 @@ export function affinityHash(knobs: ClusterConfig, ip: string, port: number): nu
   const key = ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip;
   const h = hashString(key, knobs.hashSeed);
   return knobs.affinity === "ip" ? h : hashCombine(h, port);
+}
+
+/** Same protocol and address: one socket can serve both. */
+function sameBinding(a: ListenerConfig, b: ListenerConfig): boolean {
+  return a.protocol === b.protocol && a.address.ip === b.address.ip && a.address.port === b.address.port;
 }
 
 function familyOf(ip: string): 4 | 6 {

@@ -115,6 +115,22 @@ export class Relay {
     return address;
   }
 
+  /**
+   * `#bind`, retried briefly while the address is in use: a socket closed just before (a removed listener's)
+   * may let go of its port a moment later (Deno drops it once its pending receive is cancelled).
+   */
+  async #bindSoon(l: Listener, global: Datapath): Promise<SocketAddress> {
+    for (const wait of [0, 5, 20, 50]) {
+      try {
+        return await this.#bind(l, global);
+      } catch (e) {
+        if (!/in use|EADDRINUSE/i.test(String((e as Error)?.message ?? e))) throw e;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+    return await this.#bind(l, global);
+  }
+
   #nativeDriver(libc: Libc): NativeUdp {
     if (this.#native === null) {
       const o = this.#options;
@@ -168,32 +184,62 @@ export class Relay {
   async apply(next: FerryConfig): Promise<void> {
     const prev = this.#config;
     const before = new Map([...this.core.listeners()].map((l) => [l.config.name, l]));
+    // Live listeners and their drain state, for a rollback (draining removed ones stay as they are).
+    const live = [...before.values()].filter((l) => !l.removed).map((l) => [l, l.draining] as const);
     for (const lc of next.listeners) {
       const old = before.get(lc.name);
       if (old !== undefined && !sameBinding(old.config, lc)) this.core.removeListener(lc.name);
     }
     this.core.applyConfig(next);
+    // Close the sockets of listeners removed with no flows now, so their addresses can be bound again.
+    this.udp.pump();
     const fresh = [...this.core.listeners()].filter((l) => before.get(l.config.name) !== l);
     const bound: Listener[] = [];
     try {
       for (const l of fresh) {
-        await this.#bind(l, next.relay.datapath);
+        await this.#bindSoon(l, next.relay.datapath);
         bound.push(l);
       }
     } catch (e) {
-      for (const l of bound) l.config.protocol === "udp" ? this.#unbindUdp(l) : this.tcp.unbind(l);
-      for (const l of fresh) this.core.removeListener(l.config.name);
-      this.core.applyConfig(prev);
-      for (const l of before.values()) {
-        // Listeners replaced above were removed; bring the old objects back under their names.
-        if (this.core.listener(l.config.name) !== l) l.removed = false;
-      }
-      this.udp.pump();
-      throw e;
+      const lost = await this.#rollback(prev, fresh, bound, live);
+      if (lost.length === 0) throw e;
+      throw new Error(`${e instanceof Error ? e.message : e}; rolling back, ${lost.join("; ")}`, {
+        cause: e,
+      });
     }
     this.#config = next;
     this.health.sync();
     this.udp.pump();
+  }
+
+  /**
+   * Undoes a failed `apply`: closes what it bound, brings the previously live listener objects back
+   * (with their sockets, flows and counters) and re-binds those whose socket it had already closed.
+   * Returns what could not be re-bound ("listener l: EADDRINUSE"), for the error the caller reports.
+   */
+  async #rollback(
+    prev: FerryConfig,
+    fresh: Listener[],
+    bound: Listener[],
+    live: (readonly [Listener, boolean])[],
+  ): Promise<string[]> {
+    for (const l of bound) l.config.protocol === "udp" ? this.#unbindUdp(l) : this.tcp.unbind(l);
+    for (const l of fresh) this.core.removeListener(l.config.name);
+    for (const [l, draining] of live) {
+      if (this.core.listener(l.config.name) !== l || l.removed) this.core.restoreListener(l, draining);
+    }
+    this.core.applyConfig(prev);
+    this.udp.pump();
+    const lost: string[] = [];
+    for (const [l] of live) {
+      if (this.address(l.config.name) !== undefined) continue;
+      try {
+        await this.#bindSoon(l, prev.relay.datapath);
+      } catch (e) {
+        lost.push(`listener ${l.config.name} could not be re-bound: ${e instanceof Error ? e.message : e}`);
+      }
+    }
+    return lost;
   }
 
   /** Stops admitting new flows and connections (on one listener, or everywhere). */
