@@ -152,6 +152,10 @@ export interface RedisMetrics {
   /** Connections to Redis (command connections; subscriptions ride along), and how many are ready. */
   readonly connections: number;
   readonly connectionsUp: number;
+  /** Connections whose circuit breaker is open (Redis hung: commands fail at once, a probe is due). */
+  readonly breakerOpen: number;
+  /** Times a connection's breaker opened after consecutive timeouts. */
+  readonly breakerTrips: number;
   /** Times a connection was (re)established. */
   readonly connects: number;
   readonly errors: number;

@@ -24,7 +24,20 @@ const REDIS_METRICS: readonly MetricDoc[] = [
     name: "ferry_redis_connected",
     type: "gauge",
     labels: [],
-    help: "1 while every Redis connection of the process is ready, else 0.",
+    help: "1 while every Redis connection of the process is ready and answering (no breaker open), else 0.",
+  },
+  {
+    name: "ferry_redis_breaker_open",
+    type: "gauge",
+    labels: [],
+    help:
+      "Redis connections whose circuit breaker is open: Redis timed out repeatedly, lookups fall back at once while a probe waits.",
+  },
+  {
+    name: "ferry_redis_breaker_trips_total",
+    type: "counter",
+    labels: [],
+    help: "Times a Redis connection's circuit breaker opened after consecutive command timeouts.",
   },
   {
     name: "ferry_redis_connects_total",

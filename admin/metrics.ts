@@ -136,6 +136,8 @@ function collectRedis(
   add: (name: string, labels: Record<string, string>, value: number) => void,
 ): void {
   add("ferry_redis_connected", {}, r.connections > 0 && r.connectionsUp === r.connections ? 1 : 0);
+  add("ferry_redis_breaker_open", {}, r.breakerOpen);
+  add("ferry_redis_breaker_trips_total", {}, r.breakerTrips);
   add("ferry_redis_connects_total", {}, r.connects);
   add("ferry_redis_errors_total", {}, r.errors);
   add("ferry_redis_commands_total", {}, r.commands);
