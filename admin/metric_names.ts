@@ -215,7 +215,15 @@ export const METRICS: readonly MetricDoc[] = [
     name: "ferry_listener_rxq_overflows_total",
     type: "counter",
     labels: L,
-    help: "Native path: datagrams the kernel dropped because the receive queue was full (SO_RXQ_OVFL).",
+    help:
+      "Native path: datagrams the kernel dropped because the listener's receive queue was full (read at each scrape).",
+  },
+  {
+    name: "ferry_listener_upstream_rxq_overflows_total",
+    type: "counter",
+    labels: L,
+    help:
+      "Native path: backend replies the kernel dropped because a flow's upstream socket's receive queue was full.",
   },
   {
     name: "ferry_native_syscall_errors_total",

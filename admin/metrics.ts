@@ -74,6 +74,9 @@ export function collectMetrics(m: MetricsSnapshot, status: StatusInfo, ready: bo
     add("ferry_listener_tcp_bytes_up_total", ll, l.bytesUp);
     add("ferry_listener_tcp_bytes_down_total", ll, l.bytesDown);
     if (l.protocol === "udp") add("ferry_listener_rxq_overflows_total", ll, l.rxqOverflows ?? 0);
+    if (l.protocol === "udp") {
+      add("ferry_listener_upstream_rxq_overflows_total", ll, l.upstreamRxqOverflows ?? 0);
+    }
   }
   for (const s of status.listeners) {
     const dp = s.datapath;

@@ -193,6 +193,7 @@ export class RelayControl implements Control {
         bytesUp: c.bytesUp,
         bytesDown: c.bytesDown,
         rxqOverflows: this.#relay.datapath(l.config.name)?.native?.rxqOverflows ?? 0,
+        upstreamRxqOverflows: this.#relay.datapath(l.config.name)?.native?.upstreamRxqOverflows ?? 0,
       };
     });
     // Health times are on the relay's monotonic clock: shown as wall-clock ISO times.
