@@ -90,6 +90,8 @@ export interface ListenerMetrics {
   readonly bytesDown: number;
   /** Native path: datagrams the kernel dropped because the receive queue was full (SO_RXQ_OVFL). */
   readonly rxqOverflows?: number;
+  /** Replies that left but whose client had gone (ICMP port unreachable; Bun's runtime path sees it). */
+  readonly clientUnreachable?: number;
   /** Native path: replies the kernel dropped at this listener's flows' upstream sockets (queue full). */
   readonly upstreamRxqOverflows?: number;
 }

@@ -219,6 +219,13 @@ export const METRICS: readonly MetricDoc[] = [
       "Native path: datagrams the kernel dropped because the listener's receive queue was full (read at each scrape).",
   },
   {
+    name: "ferry_listener_client_unreachable_total",
+    type: "counter",
+    labels: L,
+    help:
+      "UDP replies that left but were answered with ICMP port unreachable (the client had gone); seen on Bun's runtime path.",
+  },
+  {
     name: "ferry_listener_upstream_rxq_overflows_total",
     type: "counter",
     labels: L,

@@ -75,6 +75,7 @@ export function collectMetrics(m: MetricsSnapshot, status: StatusInfo, ready: bo
     add("ferry_listener_tcp_bytes_down_total", ll, l.bytesDown);
     if (l.protocol === "udp") add("ferry_listener_rxq_overflows_total", ll, l.rxqOverflows ?? 0);
     if (l.protocol === "udp") {
+      add("ferry_listener_client_unreachable_total", ll, l.clientUnreachable ?? 0);
       add("ferry_listener_upstream_rxq_overflows_total", ll, l.upstreamRxqOverflows ?? 0);
     }
   }

@@ -58,6 +58,11 @@ export interface ListenerCounters {
   connectionsEnded: Record<ConnectionEnd, number>;
   bytesUp: number;
   bytesDown: number;
+  /**
+   * Replies sent (and counted out) whose client had gone: the kernel answered them with ICMP port
+   * unreachable (the runtime paths that see it, Bun's). Not a drop: the reply left.
+   */
+  clientUnreachable: number;
 }
 
 /** Fresh zeroed listener counters. */
@@ -74,6 +79,7 @@ export function newListenerCounters(): ListenerCounters {
     connectionsEnded: { closed: 0, idle: 0, refused: 0, connect_timeout: 0, error: 0, drain: 0, aborted: 0 },
     bytesUp: 0,
     bytesDown: 0,
+    clientUnreachable: 0,
   };
 }
 

@@ -192,7 +192,8 @@ export class RelayControl implements Control {
         connectionsEnded: { ...c.connectionsEnded },
         bytesUp: c.bytesUp,
         bytesDown: c.bytesDown,
-        rxqOverflows: this.#relay.datapath(l.config.name)?.native?.rxqOverflows ?? 0,
+        clientUnreachable: c.clientUnreachable,
+        rxqOverflows: this.#relay.rxqOverflows(l.config.name) ?? 0,
         upstreamRxqOverflows: this.#relay.datapath(l.config.name)?.native?.upstreamRxqOverflows ?? 0,
       };
     });

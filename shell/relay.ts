@@ -16,6 +16,7 @@ import { type Clock, UdpRelay, type UdpRelayHooks } from "./udp_relay.ts";
 import type { UdpSockets } from "./udp_sockets.ts";
 import type { Libc } from "./native/ffi.ts";
 import { type NativeListenerStats, NativeUdp } from "./native/native_udp.ts";
+import { procUdpDrops } from "./proc_udp_drops.ts";
 import { chooseDatapath, type DatapathChoice, requestedDatapath } from "./native/select.ts";
 
 /** The runtime pieces a relay runs on. */
@@ -165,6 +166,19 @@ export class Relay {
     const choice = l === undefined ? undefined : this.#datapaths.get(l);
     if (l === undefined || choice === undefined) return undefined;
     return { ...choice, native: this.#native?.stats(l) ?? null };
+  }
+
+  /**
+   * Kernel receive-queue drops at a UDP listener's socket, read now: the native path's own count, or for
+   * a runtime-path listener what /proc/net/udp says of its socket (the runtime APIs tell nothing); null
+   * when unknown (not Linux, or SO_REUSEPORT sockets sharing the port).
+   */
+  rxqOverflows(name: string): number | null {
+    const dp = this.datapath(name);
+    if (dp === undefined) return null;
+    if (dp.native !== null) return dp.native.rxqOverflows;
+    const local = this.address(name);
+    return local === undefined || this.#reusePort ? null : procUdpDrops(local);
   }
 
   /**

@@ -101,6 +101,7 @@ export class UdpRelay {
       reusePort,
       maxDatagramSize: listener.config.maxDatagramSize,
       sendFailed: () => listener.counters.drops.send_error++,
+      clientUnreachable: () => listener.counters.clientUnreachable++,
     }, (data, ip, port) => this.#fromClient(listener, socket, data, ip, port));
     listener.localAddress = socket.local;
     this.#bound.set(listener, socket);
