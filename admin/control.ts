@@ -68,6 +68,7 @@ export interface DropSnapshot {
   readonly pending_replaced: number;
   readonly send_error: number;
   readonly late: number;
+  readonly fd_limit: number;
 }
 
 /** One listener's counters (summed over workers). */

@@ -171,7 +171,7 @@ export const METRICS: readonly MetricDoc[] = [
     type: "counter",
     labels: ["listener", "reason"],
     help:
-      "Datagrams dropped, by reason (truncated, no_backend, invalid, shed, pending_replaced, send_error, late).",
+      "Datagrams dropped, by reason (truncated, no_backend, invalid, shed, pending_replaced, send_error, late, fd_limit: the process's descriptor budget was full).",
   },
   { name: "ferry_listener_tcp_connections_active", type: "gauge", labels: L, help: "Open TCP connections." },
   {

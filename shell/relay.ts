@@ -34,6 +34,8 @@ export interface RelayOptions {
   readonly seed: number;
   /** The flow limit for listeners with max_flows = 0. */
   readonly autoMaxFlows?: number;
+  /** Descriptors this relay's flows and connections may hold together (core/fd_budget.ts). */
+  readonly descriptorBudget?: number;
   /** Bind listeners with SO_REUSEPORT (several workers on one port). */
   readonly reusePort?: boolean;
   readonly hooks?: UdpRelayHooks;
@@ -70,7 +72,11 @@ export class Relay {
     this.platform = platform;
     this.#reusePort = options.reusePort ?? false;
     this.#options = options;
-    this.core = new RelayCore(config, { seed: options.seed, autoMaxFlows: options.autoMaxFlows });
+    this.core = new RelayCore(config, {
+      seed: options.seed,
+      autoMaxFlows: options.autoMaxFlows,
+      descriptorBudget: options.descriptorBudget,
+    });
     this.udp = new UdpRelay(this.core, platform.udp, platform.clock, options.hooks);
     this.tcp = new TcpRelay(this.core, platform.tcp, platform.clock);
     this.udp.setListenerDone((l) => this.tcp.unbind(l));

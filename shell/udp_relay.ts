@@ -39,6 +39,8 @@ export interface UdpRelayHooks {
   health?(cluster: string, backend: string, change: HealthChange): void;
   /** A cluster with no usable backend started failing open (once per episode). */
   failOpen?(cluster: string): void;
+  /** The descriptor budget started refusing new flows and connections (once per episode). */
+  fdLimit?(budget: number): void;
 }
 
 /**
@@ -205,6 +207,7 @@ export class UdpRelay {
       } else if (e.kind === "resolve") this.#resolve(e.flow);
       else if (e.kind === "health") this.#hooks.health?.(e.cluster, e.backend.key, e.change);
       else if (e.kind === "fail_open") this.#hooks.failOpen?.(e.cluster);
+      else if (e.kind === "fd_limit") this.#hooks.fdLimit?.(e.budget);
       else if (e.listener.config.protocol === "udp") this.unbind(e.listener);
       else this.#onListenerDone?.(e.listener);
     }
