@@ -260,6 +260,11 @@ export class RelayCore {
   ): Flow | Drop {
     const drops = listener.counters.drops;
     const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : this.#autoMaxFlows;
+    // The process-wide descriptor budget first: with max_flows = 0 a listener's limit is that budget.
+    if (!this.#draining && !listener.draining && !this.#descriptorsFor(FD_PER_FLOW)) {
+      drops.fd_limit++;
+      return Drop.Shed;
+    }
     if (this.#draining || listener.draining || listener.flows >= limit) {
       drops.shed++;
       return Drop.Shed;
@@ -267,10 +272,6 @@ export class RelayCore {
     if (listener.sources.check(ip, port) !== "ok") {
       drops.invalid++;
       return Drop.Invalid;
-    }
-    if (!this.#descriptorsFor(FD_PER_FLOW)) {
-      drops.fd_limit++;
-      return Drop.Shed;
     }
     const knobs = cluster.config;
     if (now >= this.#healthExpiry) this.healthTick(now);
@@ -417,6 +418,11 @@ export class RelayCore {
       return Drop.NoBackend;
     }
     const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : this.#autoMaxFlows;
+    // The process-wide descriptor budget first: with max_flows = 0 a listener's limit is that budget.
+    if (!this.#draining && !listener.draining && !this.#descriptorsFor(FD_PER_CONNECTION)) {
+      drops.fd_limit++;
+      return Drop.Shed;
+    }
     if (this.#draining || listener.draining || listener.flows >= limit) {
       drops.shed++;
       return Drop.Shed;
@@ -424,10 +430,6 @@ export class RelayCore {
     if (listener.sources.check(ip, port) !== "ok") {
       drops.invalid++;
       return Drop.Invalid;
-    }
-    if (!this.#descriptorsFor(FD_PER_CONNECTION)) {
-      drops.fd_limit++;
-      return Drop.Shed;
     }
     if (now >= this.#healthExpiry) this.healthTick(now);
     const choice = this.#choose(cluster, affinityHash(cluster.config, ip, port));

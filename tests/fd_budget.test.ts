@@ -59,4 +59,14 @@ describe("descriptor budget", () => {
     assert.equal(core.fromClient(a, "10.3.0.1", 1, d, 3), Drop.Shed);
     assert.equal(events(core).filter((e) => e.kind === "fd_limit").length, 1);
   });
+
+  test("with max_flows = 0 (the budget), a full budget is told as fd_limit, not as an ordinary shed", () => {
+    const core = new RelayCore(config(), { seed: 1, autoMaxFlows: 2, descriptorBudget: 2 });
+    const l = core.listener("l") as Listener;
+    for (let i = 0; i < 2; i++) {
+      assert.equal(typeof core.fromClient(l, `10.0.9.${i}`, 1, bytes(4), 0), "object");
+    }
+    assert.equal(core.fromClient(l, "10.0.9.9", 1, bytes(4), 0), Drop.Shed);
+    assert.deepEqual([l.counters.drops.fd_limit, l.counters.drops.shed], [1, 0]);
+  });
 });

@@ -12,7 +12,14 @@ import { writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { FerryProcess, type FerryTarget, freePorts } from "../../tests/support/ferry_process.ts";
 import { redisMissing, RedisServer } from "../../tests/support/redis.ts";
-import { bound, echoBackend, newFlowRate, pacedFlow, sleep, sourceFlood } from "./peers.ts";
+import {
+  bound,
+  echoProcess as echoBackend,
+  floodProcess as sourceFlood,
+  newFlowRate,
+  pacedFlow,
+  sleep,
+} from "./peers.ts";
 
 /** One row of the table. */
 export interface Row {
@@ -99,7 +106,7 @@ export async function flowCostCase(size: Size, datapath: "native" | "runtime"): 
   try {
     await sleep(300);
     const rss0 = await ferry.metric("process_resident_memory_bytes");
-    const f = await sourceFlood(port, size.idleFlows, 100_000);
+    const f = await sourceFlood(port, size.idleFlows, 100_000, 256, 200);
     await sleep(500);
     const rss1 = await ferry.metric("process_resident_memory_bytes");
     const flows = await ferry.metric("ferry_listener_active_flows");
@@ -270,7 +277,7 @@ export async function faultCases(size: Size): Promise<Row[]> {
       await a.body?.cancel();
       await b.body?.cancel();
       // 2. Oversized replies must be dropped and counted.
-      const big = await echoBackend(() => new Uint8Array(65_507));
+      const big = await echoBackend(65_507);
       const viaBig = toml.replace(`127.0.0.1:${echo.port}`, `127.0.0.1:${big.port}`);
       const d = await ferry.api("/api/v1/config", { method: "PUT", body: viaBig });
       await d.body?.cancel();
@@ -346,19 +353,22 @@ export async function redisHungCase(size: Size): Promise<Row | null> {
   try {
     await sleep(500);
     redis.pause();
-    // Each datagram from a new source: a new flow, a new lookup.
-    const start = performance.now();
-    const f = await sourceFlood(udp, Math.min(1000, size.floodSources), 300_000, 1, 1);
-    const ms = performance.now() - start;
+    // New flows while Redis hangs: the first few wait out the timeout and trip the breaker...
+    const warm = await sourceFlood(udp, 5, 300_000, 5, 400);
+    // ...then a fresh 1 kHz client (its own new flow) must not lose its first ~200 datagrams.
+    const legit = await pacedFlow(udp, 1);
+    await sleep(size.phaseMs);
+    const p = await legit.stop();
     const connected = await ferry.metric("ferry_redis_connected");
     const open = await ferry.metric("ferry_redis_breaker_open");
     redis.resume();
     return {
       test: "redis hung (SIGSTOP)",
-      load: `${f.sent} new flows in ${fmt(ms / 1000, 1)} s`,
+      load: `${warm.sent} new flows, then a new 1 kHz client`,
       faults: `breaker open ${open}, redis_connected ${connected}`,
       bad: "-",
-      lost: `${f.sent - f.replied} of ${f.sent} first datagrams unanswered`,
+      lost: `warm-up ${warm.sent - warm.replied}/${warm.sent} unanswered; 1 kHz client lost ` +
+        `${p.before.lost} of ${p.before.sent}, p99 ${fmt(p.before.p99)} ms`,
     };
   } finally {
     redis.resume();

@@ -7,6 +7,41 @@
  */
 
 import dgram from "node:dgram";
+import { spawn } from "node:child_process";
+import process from "node:process";
+
+const CHILD = new URL("./child.ts", import.meta.url).pathname;
+
+/** An echo backend in its own process (answers with `replyBytes` zero bytes instead, if > 0). */
+export async function echoProcess(replyBytes = 0): Promise<{ port: number; close(): void }> {
+  const child = spawn(process.execPath, ["run", "-A", CHILD, "echo", String(replyBytes)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const port = await new Promise<number>((res, rej) => {
+    child.stdout!.once("data", (d) => res(Number(String(d).trim())));
+    child.once("exit", () => rej(new Error("echo child exited")));
+  });
+  return { port, close: () => child.kill("SIGKILL") };
+}
+
+/** `sourceFlood` in its own process. */
+export async function floodProcess(
+  port: number,
+  count: number,
+  first = 0,
+  batch = 256,
+  waitMs = 30,
+): Promise<{ sent: number; replied: number }> {
+  const child = spawn(
+    process.execPath,
+    ["run", "-A", CHILD, "flood", ...[port, count, first, batch, waitMs].map(String)],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  await new Promise((res) => child.once("exit", res));
+  return JSON.parse(out.trim());
+}
 
 /** Resolves after `ms`. */
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
