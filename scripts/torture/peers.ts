@@ -97,12 +97,13 @@ export async function pacedFlow(port: number, intervalMs = 1) {
     sentAt.delete(n);
     rtts.get(e.phase)?.push(performance.now() - e.at);
   });
-  const buf = Buffer.alloc(64);
   // setInterval at 1 ms is coarse under load: send as many as are due on each tick.
   const start = performance.now();
   const timer = setInterval(() => {
     const due = Math.floor((performance.now() - start) / intervalMs);
     while (seq < due) {
+      // A fresh buffer each time: Deno's send may read it after returning.
+      const buf = Buffer.alloc(64);
       buf.writeUInt32BE(seq, 0);
       sentAt.set(seq, { at: performance.now(), phase });
       sent.set(phase, (sent.get(phase) ?? 0) + 1);
