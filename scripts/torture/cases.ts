@@ -83,11 +83,12 @@ export async function sourceFloodCase(size: Size): Promise<Row> {
     await sleep(size.phaseMs);
     const p = await legit.stop();
     const flows = await ferry.metric("ferry_listener_flows_created_total");
+    const kernel = await ferry.metric("ferry_listener_rxq_overflows_total");
     const alive = ferry.running;
     const lossPct = (s: { sent: number; lost: number }) => fmt((100 * s.lost) / Math.max(1, s.sent), 2);
     return {
       test: "source flood + 1 kHz flow",
-      load: `${f.sent} sources (${flows} flows), 1 kHz alongside`,
+      load: `${f.sent} sources (${flows} flows, ${kernel} kernel drops), 1 kHz alongside`,
       faults: alive ? "held" : "CRASHED",
       bad: "-",
       lost: `legit loss ${lossPct(p.during)}% p99 ${fmt(p.during.p99)} ms during; ` +
