@@ -38,8 +38,8 @@ const size: Size = short
   }
   : {
     floodSources: 40_000,
-    idleFlows: 20_000,
-    newFlows: 10_000,
+    idleFlows: 8_000,
+    newFlows: 8_000,
     checkFuzz: 100,
     putFuzz: 800,
     hupFuzz: 100,
