@@ -7,6 +7,7 @@
  * @module
  */
 
+import { descriptorBudget } from "./core/fd_budget.ts";
 import { formatSocketAddress } from "./core/address.ts";
 import { DEFAULT_CONFIG_TOML } from "./core/default_config.ts";
 import { configJsonSchema } from "./core/config/json_schema.ts";
@@ -131,11 +132,18 @@ function listenerKeys(status: StatusInfo): Set<string> {
   return new Set(status.listeners.map((l) => `${l.name} ${l.protocol} ${l.address ?? "(unbound)"}`));
 }
 
-/** Flows the relay may hold for max_flows = 0: half the descriptors left after a reserve (TCP uses two). */
-async function autoMaxFlows(): Promise<number | undefined> {
+/**
+ * The process's descriptor budget from RLIMIT_NOFILE (core/fd_budget.ts): what flows and connections of
+ * every listener and worker may hold together, after the reserve and the admin API's room; also the flow
+ * limit of max_flows = 0 listeners (one listener may use it all, but all of them together no more).
+ */
+async function descriptorLimits(
+  config: FerryConfig,
+): Promise<{ autoMaxFlows?: number; descriptorBudget?: number }> {
   const limit = await fileDescriptorLimit();
-  if (limit === undefined || !Number.isFinite(limit)) return undefined;
-  return Math.min(1_000_000, Math.max(64, Math.floor((limit - 128) / 2)));
+  if (limit === undefined || !Number.isFinite(limit)) return {};
+  const b = descriptorBudget(limit, config.listeners.length, config.relay.workers);
+  return { autoMaxFlows: Math.min(1_000_000, b.relay), descriptorBudget: b.relay };
 }
 
 /**
@@ -207,7 +215,7 @@ async function run(options: RunOptions): Promise<void> {
   try {
     running = await startRelay(config, detectPlatform(), {
       seed: options.seed ?? crypto.getRandomValues(new Uint32Array(1))[0],
-      autoMaxFlows: await autoMaxFlows(),
+      ...(await descriptorLimits(config)),
       log: { terminal: isTerminal("stderr"), noColor: (getEnv("NO_COLOR") ?? "") !== "" },
       redis,
       onWorkerDeath: (e) => {

@@ -24,7 +24,20 @@ const REDIS_METRICS: readonly MetricDoc[] = [
     name: "ferry_redis_connected",
     type: "gauge",
     labels: [],
-    help: "1 while every Redis connection of the process is ready, else 0.",
+    help: "1 while every Redis connection of the process is ready and answering (no breaker open), else 0.",
+  },
+  {
+    name: "ferry_redis_breaker_open",
+    type: "gauge",
+    labels: [],
+    help:
+      "Redis connections whose circuit breaker is open: Redis timed out repeatedly, lookups fall back at once while a probe waits.",
+  },
+  {
+    name: "ferry_redis_breaker_trips_total",
+    type: "counter",
+    labels: [],
+    help: "Times a Redis connection's circuit breaker opened after consecutive command timeouts.",
   },
   {
     name: "ferry_redis_connects_total",
@@ -205,7 +218,7 @@ export const METRICS: readonly MetricDoc[] = [
     type: "counter",
     labels: ["listener", "reason"],
     help:
-      "Datagrams dropped, by reason (truncated, no_backend, invalid, shed, pending_replaced, send_error, late).",
+      "Datagrams dropped, by reason (truncated, no_backend, invalid, shed, pending_replaced, send_error, late, fd_limit: the process's descriptor budget was full).",
   },
   { name: "ferry_listener_tcp_connections_active", type: "gauge", labels: L, help: "Open TCP connections." },
   {
@@ -249,7 +262,22 @@ export const METRICS: readonly MetricDoc[] = [
     name: "ferry_listener_rxq_overflows_total",
     type: "counter",
     labels: L,
-    help: "Native path: datagrams the kernel dropped because the receive queue was full (SO_RXQ_OVFL).",
+    help:
+      "Native path: datagrams the kernel dropped because the listener's receive queue was full (read at each scrape).",
+  },
+  {
+    name: "ferry_listener_client_unreachable_total",
+    type: "counter",
+    labels: L,
+    help:
+      "UDP replies that left but were answered with ICMP port unreachable (the client had gone); seen on Bun's runtime path.",
+  },
+  {
+    name: "ferry_listener_upstream_rxq_overflows_total",
+    type: "counter",
+    labels: L,
+    help:
+      "Native path: backend replies the kernel dropped because a flow's upstream socket's receive queue was full.",
   },
   {
     name: "ferry_native_syscall_errors_total",

@@ -82,6 +82,10 @@ export function collectMetrics(m: MetricsSnapshot, status: StatusInfo, ready: bo
     add("ferry_listener_tcp_bytes_up_total", ll, l.bytesUp);
     add("ferry_listener_tcp_bytes_down_total", ll, l.bytesDown);
     if (l.protocol === "udp") add("ferry_listener_rxq_overflows_total", ll, l.rxqOverflows ?? 0);
+    if (l.protocol === "udp") {
+      add("ferry_listener_client_unreachable_total", ll, l.clientUnreachable ?? 0);
+      add("ferry_listener_upstream_rxq_overflows_total", ll, l.upstreamRxqOverflows ?? 0);
+    }
   }
   for (const s of status.listeners) {
     const dp = s.datapath;
@@ -158,6 +162,8 @@ function collectRedis(
   add: (name: string, labels: Record<string, string>, value: number) => void,
 ): void {
   add("ferry_redis_connected", {}, r.connections > 0 && r.connectionsUp === r.connections ? 1 : 0);
+  add("ferry_redis_breaker_open", {}, r.breakerOpen);
+  add("ferry_redis_breaker_trips_total", {}, r.breakerTrips);
   add("ferry_redis_connects_total", {}, r.connects);
   add("ferry_redis_errors_total", {}, r.errors);
   add("ferry_redis_commands_total", {}, r.commands);

@@ -71,6 +71,7 @@ export interface DropSnapshot {
   readonly pending_replaced: number;
   readonly send_error: number;
   readonly late: number;
+  readonly fd_limit: number;
 }
 
 /** One listener's counters (summed over workers). */
@@ -93,6 +94,10 @@ export interface ListenerMetrics {
   readonly bytesDown: number;
   /** Native path: datagrams the kernel dropped because the receive queue was full (SO_RXQ_OVFL). */
   readonly rxqOverflows?: number;
+  /** Replies that left but whose client had gone (ICMP port unreachable; Bun's runtime path sees it). */
+  readonly clientUnreachable?: number;
+  /** Native path: replies the kernel dropped at this listener's flows' upstream sockets (queue full). */
+  readonly upstreamRxqOverflows?: number;
 }
 
 /** One backend's state and counters (summed over workers). */
@@ -173,6 +178,10 @@ export interface RedisMetrics {
   /** Connections to Redis (command connections; subscriptions ride along), and how many are ready. */
   readonly connections: number;
   readonly connectionsUp: number;
+  /** Connections whose circuit breaker is open (Redis hung: commands fail at once, a probe is due). */
+  readonly breakerOpen: number;
+  /** Times a connection's breaker opened after consecutive timeouts. */
+  readonly breakerTrips: number;
   /** Times a connection was (re)established. */
   readonly connects: number;
   readonly errors: number;

@@ -40,6 +40,8 @@ export interface DropCounters {
   send_error: number;
   /** A backend reply for a flow that had already closed. */
   late: number;
+  /** A new flow or connection refused because the process's descriptor budget was full. */
+  fd_limit: number;
 }
 
 /** Counters of one listener. Datagram and byte figures are payload only (no PROXY header). */
@@ -58,6 +60,11 @@ export interface ListenerCounters {
   connectionsEnded: Record<ConnectionEnd, number>;
   bytesUp: number;
   bytesDown: number;
+  /**
+   * Replies sent (and counted out) whose client had gone: the kernel answered them with ICMP port
+   * unreachable (the runtime paths that see it, Bun's). Not a drop: the reply left.
+   */
+  clientUnreachable: number;
 }
 
 /** Fresh zeroed listener counters. */
@@ -69,11 +76,21 @@ export function newListenerCounters(): ListenerCounters {
     bytesOut: 0,
     flowsCreated: 0,
     flowsClosed: { idle: 0, requests: 0, responses: 0, drain: 0, aborted: 0, disconnected: 0 },
-    drops: { truncated: 0, no_backend: 0, invalid: 0, shed: 0, pending_replaced: 0, send_error: 0, late: 0 },
+    drops: {
+      truncated: 0,
+      no_backend: 0,
+      invalid: 0,
+      shed: 0,
+      pending_replaced: 0,
+      send_error: 0,
+      late: 0,
+      fd_limit: 0,
+    },
     connectionsTotal: 0,
     connectionsEnded: { closed: 0, idle: 0, refused: 0, connect_timeout: 0, error: 0, drain: 0, aborted: 0 },
     bytesUp: 0,
     bytesDown: 0,
+    clientUnreachable: 0,
   };
 }
 

@@ -20,6 +20,7 @@ import { Connection, type ConnectionEnd } from "./connection.ts";
 import { hashCombine, hashString } from "./hash.ts";
 import { Drop, Listener } from "./listener.ts";
 import { encodeProxyV2 } from "./proxy_v2.ts";
+import { FD_PER_CONNECTION, FD_PER_FLOW, FD_REARM, fits } from "./fd_budget.ts";
 import { Rng } from "./rng.ts";
 import { checkBackendAddress } from "./backend_address.ts";
 import type { HealthChange } from "./health.ts";
@@ -35,6 +36,8 @@ export type CoreEvent =
   | { readonly kind: "listener_done"; readonly listener: Listener }
   /** A cluster with no usable backend started failing open (once per episode). */
   | { readonly kind: "fail_open"; readonly cluster: string }
+  /** The descriptor budget refused a new flow or connection (once per episode). */
+  | { readonly kind: "fd_limit"; readonly budget: number }
   /** A backend's health status changed (logged once per transition). */
   | {
     readonly kind: "health";
@@ -55,6 +58,7 @@ export function eventListener(e: CoreEvent): Listener | null {
     case "listener_done":
       return e.listener;
     case "fail_open":
+    case "fd_limit":
     case "health":
       return null;
   }
@@ -66,6 +70,11 @@ export interface RelayCoreOptions {
   readonly seed: number;
   /** The flow limit of listeners whose max_flows is 0, e.g. derived from the file descriptor limit. */
   readonly autoMaxFlows?: number;
+  /**
+   * Descriptors this core's flows (1 each) and TCP connections (2 each) may hold together, across its
+   * listeners (core/fd_budget.ts); unset = unbounded.
+   */
+  readonly descriptorBudget?: number;
 }
 
 /** The default flow limit for max_flows = 0 when the shell gives none. */
@@ -75,6 +84,9 @@ export const DEFAULT_AUTO_MAX_FLOWS = 10_000;
 export class RelayCore {
   readonly #rng: Rng;
   readonly #autoMaxFlows: number;
+  readonly #fdBudget: number;
+  /** A budget refusal was reported and usage has not fallen back below FD_REARM of it since. */
+  #fdWarned = false;
   readonly #listeners = new Map<string, Listener>();
   readonly #clusters = new Map<string, Cluster>();
   readonly #flows = new Set<Flow>();
@@ -91,6 +103,7 @@ export class RelayCore {
   constructor(config: FerryConfig, options: RelayCoreOptions) {
     this.#rng = new Rng(options.seed);
     this.#autoMaxFlows = options.autoMaxFlows ?? DEFAULT_AUTO_MAX_FLOWS;
+    this.#fdBudget = options.descriptorBudget ?? Infinity;
     this.applyConfig(config);
   }
 
@@ -247,6 +260,11 @@ export class RelayCore {
   ): Flow | Drop {
     const drops = listener.counters.drops;
     const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : this.#autoMaxFlows;
+    // The process-wide descriptor budget first: with max_flows = 0 a listener's limit is that budget.
+    if (!this.#draining && !listener.draining && !this.#descriptorsFor(FD_PER_FLOW)) {
+      drops.fd_limit++;
+      return Drop.Shed;
+    }
     if (this.#draining || listener.draining || listener.flows >= limit) {
       drops.shed++;
       return Drop.Shed;
@@ -288,6 +306,22 @@ export class RelayCore {
     }
     this.#schedule(flow);
     return flow;
+  }
+
+  /** Whether the descriptor budget has room for `cost` more; reports the start of a refusal episode once. */
+  #descriptorsFor(cost: number): boolean {
+    const budget = this.#fdBudget;
+    if (budget === Infinity) return true;
+    const inUse = this.#flows.size * FD_PER_FLOW + this.#connections.size * FD_PER_CONNECTION;
+    if (fits(inUse, cost, budget)) {
+      if (this.#fdWarned && inUse + cost <= budget * FD_REARM) this.#fdWarned = false;
+      return true;
+    }
+    if (!this.#fdWarned) {
+      this.#fdWarned = true;
+      this.#push({ kind: "fd_limit", budget });
+    }
+    return false;
   }
 
   /** Asks the cluster for a backend, reporting the start of a fail-open episode once. */
@@ -384,6 +418,11 @@ export class RelayCore {
       return Drop.NoBackend;
     }
     const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : this.#autoMaxFlows;
+    // The process-wide descriptor budget first: with max_flows = 0 a listener's limit is that budget.
+    if (!this.#draining && !listener.draining && !this.#descriptorsFor(FD_PER_CONNECTION)) {
+      drops.fd_limit++;
+      return Drop.Shed;
+    }
     if (this.#draining || listener.draining || listener.flows >= limit) {
       drops.shed++;
       return Drop.Shed;
@@ -604,15 +643,33 @@ export class RelayCore {
     }
   }
 
-  /** Adds a listener or replaces one's config (limits and policy apply to new flows). */
+  /**
+   * Adds a listener or replaces one's config (limits and policy apply to new flows). A removed listener
+   * still draining on the same protocol and address is taken back whole (its socket and its flows), so
+   * undoing a removal never has to bind an address the relay still holds.
+   */
   setListener(config: ListenerConfig): Listener {
     const cluster = this.#clusters.get(config.cluster) ?? null;
     let l = this.#listeners.get(config.name);
+    if (l !== undefined && l.removed && sameBinding(l.config, config)) {
+      l.removed = false;
+      l.draining = false;
+    }
     if (l === undefined || l.removed) {
       l = new Listener(config, cluster);
       this.#listeners.set(config.name, l);
     } else l.reconfigure(config, cluster);
     return l;
+  }
+
+  /**
+   * Puts a listener object back under its name, live (a shell rolling back a failed reconfiguration:
+   * the object keeps its socket, flows and counters). `draining` is what it was before.
+   */
+  restoreListener(l: Listener, draining: boolean): void {
+    l.removed = false;
+    l.draining = draining;
+    this.#listeners.set(l.config.name, l);
   }
 
   /** Removes a listener: it drains, and is forgotten once its last flow closes. */
@@ -714,6 +771,11 @@ export function affinityHash(knobs: ClusterConfig, ip: string, port: number): nu
   const key = ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip;
   const h = hashString(key, knobs.hashSeed);
   return knobs.affinity === "ip" ? h : hashCombine(h, port);
+}
+
+/** Same protocol and address: one socket can serve both. */
+function sameBinding(a: ListenerConfig, b: ListenerConfig): boolean {
+  return a.protocol === b.protocol && a.address.ip === b.address.ip && a.address.port === b.address.port;
 }
 
 function familyOf(ip: string): 4 | 6 {

@@ -60,6 +60,8 @@ function sumListener(a: ListenerMetrics, b: ListenerMetrics): ListenerMetrics {
     bytesUp: a.bytesUp + b.bytesUp,
     bytesDown: a.bytesDown + b.bytesDown,
     rxqOverflows: (a.rxqOverflows ?? 0) + (b.rxqOverflows ?? 0),
+    upstreamRxqOverflows: (a.upstreamRxqOverflows ?? 0) + (b.upstreamRxqOverflows ?? 0),
+    clientUnreachable: (a.clientUnreachable ?? 0) + (b.clientUnreachable ?? 0),
   };
 }
 

@@ -28,6 +28,7 @@ import {
   parseDotEnv,
   unknownEnvWarnings,
 } from "./env.ts";
+import { configSizeError, MAX_CONFIG_BYTES } from "../core/limits.ts";
 
 /** Exit codes of the command. */
 export const Exit = {
@@ -270,6 +271,10 @@ function isNotFound(e: unknown): boolean {
   return err?.code === "ENOENT" || err?.name === "NotFound";
 }
 
+function utf8Bytes(text: string): number {
+  return new TextEncoder().encode(text).byteLength;
+}
+
 function reason(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -301,6 +306,9 @@ export async function loadConfig(options: RunOptions, io: LoadIo): Promise<LoadR
     } catch (e) {
       return fail([{ path: "", message: `cannot read ${file}: ${reason(e)}` }]);
     }
+    // Parsing a huge file would stall the thread that forwards datagrams: refuse it first.
+    const tooBig = configSizeError(text.length > MAX_CONFIG_BYTES / 3 ? utf8Bytes(text) : text.length);
+    if (tooBig !== null) return fail([{ path: "", message: `${file}: ${tooBig}` }]);
     try {
       raw = parse(text);
     } catch {

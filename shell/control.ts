@@ -139,7 +139,9 @@ export class RelayControl implements ChangeTarget {
         connectionsEnded: { ...c.connectionsEnded },
         bytesUp: c.bytesUp,
         bytesDown: c.bytesDown,
-        rxqOverflows: this.#relay.datapath(l.config.name)?.native?.rxqOverflows ?? 0,
+        clientUnreachable: c.clientUnreachable,
+        rxqOverflows: this.#relay.rxqOverflows(l.config.name) ?? 0,
+        upstreamRxqOverflows: this.#relay.datapath(l.config.name)?.native?.upstreamRxqOverflows ?? 0,
       };
     });
     // Health times are on the relay's monotonic clock: shown as wall-clock ISO times.

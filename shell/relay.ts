@@ -16,6 +16,7 @@ import { type Clock, UdpRelay, type UdpRelayHooks } from "./udp_relay.ts";
 import type { UdpSockets } from "./udp_sockets.ts";
 import type { Libc } from "./native/ffi.ts";
 import { type NativeListenerStats, NativeUdp } from "./native/native_udp.ts";
+import { procUdpDrops } from "./proc_udp_drops.ts";
 import { chooseDatapath, type DatapathChoice, requestedDatapath } from "./native/select.ts";
 import { FlowRecorder } from "./records/recorder.ts";
 
@@ -34,6 +35,8 @@ export interface RelayOptions {
   readonly seed: number;
   /** The flow limit for listeners with max_flows = 0. */
   readonly autoMaxFlows?: number;
+  /** Descriptors this relay's flows and connections may hold together (core/fd_budget.ts). */
+  readonly descriptorBudget?: number;
   /** Bind listeners with SO_REUSEPORT (several workers on one port). */
   readonly reusePort?: boolean;
   readonly hooks?: UdpRelayHooks;
@@ -74,7 +77,11 @@ export class Relay {
     this.platform = platform;
     this.#reusePort = options.reusePort ?? false;
     this.#options = options;
-    this.core = new RelayCore(config, { seed: options.seed, autoMaxFlows: options.autoMaxFlows });
+    this.core = new RelayCore(config, {
+      seed: options.seed,
+      autoMaxFlows: options.autoMaxFlows,
+      descriptorBudget: options.descriptorBudget,
+    });
     this.udp = new UdpRelay(this.core, platform.udp, platform.clock, options.hooks);
     this.tcp = new TcpRelay(this.core, platform.tcp, platform.clock);
     this.udp.setListenerDone((l) => this.tcp.unbind(l));
@@ -124,6 +131,22 @@ export class Relay {
     return address;
   }
 
+  /**
+   * `#bind`, retried briefly while the address is in use: a socket closed just before (a removed listener's)
+   * may let go of its port a moment later (Deno drops it once its pending receive is cancelled).
+   */
+  async #bindSoon(l: Listener, global: Datapath): Promise<SocketAddress> {
+    for (const wait of [0, 5, 20, 50]) {
+      try {
+        return await this.#bind(l, global);
+      } catch (e) {
+        if (!/in use|EADDRINUSE/i.test(String((e as Error)?.message ?? e))) throw e;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+    return await this.#bind(l, global);
+  }
+
   #nativeDriver(libc: Libc): NativeUdp {
     if (this.#native === null) {
       const o = this.#options;
@@ -161,6 +184,19 @@ export class Relay {
   }
 
   /**
+   * Kernel receive-queue drops at a UDP listener's socket, read now: the native path's own count, or for
+   * a runtime-path listener what /proc/net/udp says of its socket (the runtime APIs tell nothing); null
+   * when unknown (not Linux, or SO_REUSEPORT sockets sharing the port).
+   */
+  rxqOverflows(name: string): number | null {
+    const dp = this.datapath(name);
+    if (dp === undefined) return null;
+    if (dp.native !== null) return dp.native.rxqOverflows;
+    const local = this.address(name);
+    return local === undefined || this.#reusePort ? null : procUdpDrops(local);
+  }
+
+  /**
    * The native path's own counters, for metrics (null when no listener runs on it): failed syscalls by call
    * and errno (e.g. "send:ECONNREFUSED": 3), and the datagrams that rode as extra UDP GSO segments.
    */
@@ -177,33 +213,63 @@ export class Relay {
   async apply(next: FerryConfig): Promise<void> {
     const prev = this.#config;
     const before = new Map([...this.core.listeners()].map((l) => [l.config.name, l]));
+    // Live listeners and their drain state, for a rollback (draining removed ones stay as they are).
+    const live = [...before.values()].filter((l) => !l.removed).map((l) => [l, l.draining] as const);
     for (const lc of next.listeners) {
       const old = before.get(lc.name);
       if (old !== undefined && !sameBinding(old.config, lc)) this.core.removeListener(lc.name);
     }
     this.core.applyConfig(next);
+    // Close the sockets of listeners removed with no flows now, so their addresses can be bound again.
+    this.udp.pump();
     const fresh = [...this.core.listeners()].filter((l) => before.get(l.config.name) !== l);
     const bound: Listener[] = [];
     try {
       for (const l of fresh) {
-        await this.#bind(l, next.relay.datapath);
+        await this.#bindSoon(l, next.relay.datapath);
         bound.push(l);
       }
     } catch (e) {
-      for (const l of bound) l.config.protocol === "udp" ? this.#unbindUdp(l) : this.tcp.unbind(l);
-      for (const l of fresh) this.core.removeListener(l.config.name);
-      this.core.applyConfig(prev);
-      for (const l of before.values()) {
-        // Listeners replaced above were removed; bring the old objects back under their names.
-        if (this.core.listener(l.config.name) !== l) l.removed = false;
-      }
-      this.udp.pump();
-      throw e;
+      const lost = await this.#rollback(prev, fresh, bound, live);
+      if (lost.length === 0) throw e;
+      throw new Error(`${e instanceof Error ? e.message : e}; rolling back, ${lost.join("; ")}`, {
+        cause: e,
+      });
     }
     this.#config = next;
     this.records.configure(next.records);
     this.health.sync();
     this.udp.pump();
+  }
+
+  /**
+   * Undoes a failed `apply`: closes what it bound, brings the previously live listener objects back
+   * (with their sockets, flows and counters) and re-binds those whose socket it had already closed.
+   * Returns what could not be re-bound ("listener l: EADDRINUSE"), for the error the caller reports.
+   */
+  async #rollback(
+    prev: FerryConfig,
+    fresh: Listener[],
+    bound: Listener[],
+    live: (readonly [Listener, boolean])[],
+  ): Promise<string[]> {
+    for (const l of bound) l.config.protocol === "udp" ? this.#unbindUdp(l) : this.tcp.unbind(l);
+    for (const l of fresh) this.core.removeListener(l.config.name);
+    for (const [l, draining] of live) {
+      if (this.core.listener(l.config.name) !== l || l.removed) this.core.restoreListener(l, draining);
+    }
+    this.core.applyConfig(prev);
+    this.udp.pump();
+    const lost: string[] = [];
+    for (const [l] of live) {
+      if (this.address(l.config.name) !== undefined) continue;
+      try {
+        await this.#bindSoon(l, prev.relay.datapath);
+      } catch (e) {
+        lost.push(`listener ${l.config.name} could not be re-bound: ${e instanceof Error ? e.message : e}`);
+      }
+    }
+    return lost;
   }
 
   /** Stops admitting new flows and connections (on one listener, or everywhere). */

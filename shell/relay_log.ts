@@ -36,6 +36,11 @@ export function relayLogHooks(logger: Logger): UdpRelayHooks {
           cluster,
         },
       ),
+    fdLimit: (budget) =>
+      logger.warning(
+        "descriptor budget full: {budget} for flows and connections; new ones are refused (fd_limit) until some close",
+        { event: "fd_limit", budget },
+      ),
     health: (cluster, backend, change) => {
       const level = change.to === "down" ? "warning" : "info";
       logger[level]("backend {backend} of {cluster} is {to}: {reason}", {

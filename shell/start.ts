@@ -35,6 +35,8 @@ export interface StartOptions {
   readonly seed: number;
   /** The flow limit for max_flows = 0, for the whole process. */
   readonly autoMaxFlows?: number;
+  /** Descriptors flows and connections may hold, for the whole process (core/fd_budget.ts). */
+  readonly descriptorBudget?: number;
   readonly control: RelayControlOptions;
   /** How the logs look, for worker threads' lines. */
   readonly log: WorkerLogOutput;
@@ -65,6 +67,7 @@ export async function startRelay(
   const relay = await Relay.start(config, platform, {
     seed: options.seed,
     autoMaxFlows: options.autoMaxFlows,
+    descriptorBudget: options.descriptorBudget,
     hooks: relayLogHooks(log),
     nativeError: nativeErrorLogger(log),
   });

@@ -39,6 +39,8 @@ export interface UdpRelayHooks {
   health?(cluster: string, backend: string, change: HealthChange): void;
   /** A cluster with no usable backend started failing open (once per episode). */
   failOpen?(cluster: string): void;
+  /** The descriptor budget started refusing new flows and connections (once per episode). */
+  fdLimit?(budget: number): void;
 }
 
 /**
@@ -107,6 +109,7 @@ export class UdpRelay {
       reusePort,
       maxDatagramSize: listener.config.maxDatagramSize,
       sendFailed: () => listener.counters.drops.send_error++,
+      clientUnreachable: () => listener.counters.clientUnreachable++,
     }, (data, ip, port) => this.#fromClient(listener, socket, data, ip, port));
     listener.localAddress = socket.local;
     this.#bound.set(listener, socket);
@@ -181,6 +184,8 @@ export class UdpRelay {
   #fromBackend(link: FlowLink, data: Uint8Array): void {
     const core = this.#core;
     const flow = link.flow;
+    // Not every runtime bounds what its upstream socket takes (Bun's has no receive size): check here.
+    if (data.byteLength > flow.listener.config.maxDatagramSize) return core.replyTruncated(flow);
     if (!core.fromBackend(flow, data.byteLength, this.#clock())) return;
     if (link.socket.sendTo(data, link.peer) !== Sent.Ok) core.sendFailed(flow, false, false, this.#clock());
     if (core.hasEvents) this.pump();
@@ -209,6 +214,7 @@ export class UdpRelay {
       } else if (e.kind === "resolve") this.#resolve(e.flow);
       else if (e.kind === "health") this.#hooks.health?.(e.cluster, e.backend.key, e.change);
       else if (e.kind === "fail_open") this.#hooks.failOpen?.(e.cluster);
+      else if (e.kind === "fd_limit") this.#hooks.fdLimit?.(e.budget);
       else if (e.listener.config.protocol === "udp") this.unbind(e.listener);
       else this.#onListenerDone?.(e.listener);
     }

@@ -60,6 +60,8 @@ export interface BindOptions {
   readonly maxDatagramSize: number;
   /** A send to a client failed after `sendTo` returned (runtimes whose sends complete later). */
   readonly sendFailed: () => void;
+  /** A reply that left was answered with ICMP port unreachable: its client is gone (not a send error). */
+  readonly clientUnreachable: () => void;
 }
 
 /** A runtime's UDP socket factory. */

@@ -114,6 +114,7 @@ async function start(init: WorkerInit): Promise<Handlers | null> {
     const relay = await Relay.start(init.config, detectPlatform(), {
       seed: init.seed,
       autoMaxFlows: init.autoMaxFlows,
+      descriptorBudget: init.descriptorBudget,
       reusePort: true,
       worker: init.index,
       hooks: relayLogHooks(log.with({ worker: init.index })),

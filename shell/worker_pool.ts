@@ -11,6 +11,7 @@
  * @module
  */
 
+import { workerShare } from "../core/fd_budget.ts";
 import { chooseDatapath, requestedDatapath } from "./native/select.ts";
 import type { ConfigError } from "../core/config.ts";
 import { formatSocketAddress } from "../core/address.ts";
@@ -32,6 +33,8 @@ export interface PoolOptions {
   readonly seed: number;
   /** The whole process's flow limit for max_flows = 0; each worker gets its share. */
   readonly autoMaxFlows?: number;
+  /** The whole process's descriptor budget for flows and connections; each worker gets its share. */
+  readonly descriptorBudget?: number;
   /** What the control needs beyond the workers (as for the single relay's RelayControl). */
   readonly control: RelayControlOptions;
   /** How the main thread's logs look, for the workers' lines. */
@@ -116,6 +119,7 @@ export class WorkerPool implements ChangeTarget {
     if (refused.length > 0) throw new Error(refused.map((e) => e.message).join("; "));
     const n = options.workers;
     const auto = options.autoMaxFlows;
+    const fds = options.descriptorBudget;
     let pool: WorkerPool | null = null;
     const started = await Promise.allSettled(
       Array.from({ length: n }, (_, index) =>
@@ -126,6 +130,7 @@ export class WorkerPool implements ChangeTarget {
           // Distinct streams per worker; hash-based choices use each cluster's hash_seed and agree anyway.
           seed: (options.seed + Math.imul(index, 0x9e3779b9)) >>> 0,
           autoMaxFlows: auto === undefined ? undefined : Math.max(1, Math.floor(auto / n)),
+          descriptorBudget: fds === undefined ? undefined : workerShare(fds, n),
           log: options.log,
         }, (error) => {
           if (pool !== null && !pool.#stopping) options.onWorkerDeath?.(error);

@@ -26,6 +26,8 @@ export interface WorkerInit {
   readonly config: FerryConfig;
   readonly seed: number;
   readonly autoMaxFlows?: number;
+  /** This worker's share of the process's descriptor budget for flows and connections. */
+  readonly descriptorBudget?: number;
   readonly log: WorkerLogOutput;
 }
 

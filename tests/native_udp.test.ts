@@ -215,6 +215,29 @@ describe("native data path specifics", { skip }, () => {
     assert.equal(r.l.counters.datagramsIn + drops, sent + 1);
   });
 
+  // Regression (issue 12, finding 5): the count only moved with the next datagram that got in (it read 0
+  // after thousands of drops). Now it is read when asked.
+  test("kernel receive-queue drops show without a further datagram", async () => {
+    const r = await nativeRig({}, { recvBuffer: 1 });
+    const c = await r.client();
+    let sent = 0;
+    const payload = new Uint8Array(1000).fill(7);
+    await new Promise<void>((done) => {
+      let pending = 300;
+      for (let i = 0; i < 300; i++) {
+        c.send(payload, r.port, (ok) => {
+          if (ok) sent++;
+          if (--pending === 0) done();
+        });
+      }
+    });
+    assert.ok(
+      await until(() => r.l.counters.datagramsIn + (r.native.stats(r.l)?.rxqOverflows ?? 0) === sent),
+    );
+    assert.ok((r.native.stats(r.l)?.rxqOverflows ?? 0) > 0, "the burst overflowed the queue");
+    assert.equal(r.native.stats(r.l)?.upstreamRxqOverflows, 0, "no reply was lost upstream");
+  });
+
   test("injected EMFILE, ENOBUFS, EMSGSIZE, EAGAIN: each counted by errno and costing one datagram", async () => {
     if (!("libc" in support)) return;
     const { libc, queued } = faultyLibc(support.libc);

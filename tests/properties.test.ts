@@ -388,6 +388,8 @@ class World {
         );
       } else if (e.kind === "health") {
         assert.notEqual(e.change.from, e.change.to, "a health event that changes nothing");
+      } else if (e.kind === "fd_limit") {
+        assert.fail("fd_limit event without a descriptor budget");
       } else assert.equal(e.flow.state, FlowState.AwaitingBackend, "resolve event for a flow not awaiting");
     }
     this.track();

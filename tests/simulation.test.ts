@@ -436,6 +436,8 @@ class Sim {
         this.expectResolve = null;
         if (f.state !== FlowState.AwaitingBackend) assert.fail(`resolve event for ${describeFlow(f)}`);
         this.toResolve.push(f);
+      } else if (e.kind === "fd_limit") {
+        assert.fail("fd_limit event without a descriptor budget");
       } else {
         const l = e.listener;
         if (this.done.has(l)) assert.fail(`second listener_done for ${l.config.name}`);

@@ -49,8 +49,10 @@ export const bunUdpSockets: UdpSockets = {
         },
         // A client that closed its socket answers our reply with ICMP port unreachable, which Bun reports
         // here (ECONNREFUSED, "errqueue"). Without a handler Bun throws it uncaught and the process dies.
-        error() {
-          options.sendFailed();
+        // That reply was sent and counted out: count the refusal apart, not as a send error.
+        error(first, second) {
+          if (sendErrorCode(second ?? first) === Sent.Refused) options.clientUnreachable();
+          else options.sendFailed();
         },
       },
     });

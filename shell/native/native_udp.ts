@@ -92,8 +92,16 @@ export interface NativeListenerStats {
   /** SO_RCVBUF / SO_SNDBUF the kernel granted (bytes, as getsockopt reports them). */
   readonly recvBuffer: number;
   readonly sendBuffer: number;
-  /** Datagrams the kernel dropped because the receive queue was full (SO_RXQ_OVFL), or null if unsupported. */
+  /**
+   * Datagrams the kernel dropped because the receive queue was full, read when asked (SO_MEMINFO; where
+   * that is missing, what SO_RXQ_OVFL said with the last datagram), or null if the kernel tells neither.
+   */
   readonly rxqOverflows: number | null;
+  /**
+   * Replies the kernel dropped at the upstream sockets of this listener's flows (their receive queues were
+   * full: the data path's thread stalled), live flows read when asked plus closed ones; null if unknown.
+   */
+  readonly upstreamRxqOverflows: number | null;
   /** Whether replies carry PKTINFO (leave from the address the datagram arrived on). */
   readonly pktinfo: boolean;
   readonly reusePort: boolean;
@@ -118,6 +126,8 @@ class NativeListener {
   lastRx = 0;
   /** Has replies queued in its tx slots. */
   dirty = false;
+  /** Kernel drops at the upstream sockets of its flows already closed (read at each close). */
+  upstreamDropsClosed = 0;
   readonly family: 4 | 6;
   readonly nameLen: number;
   /** GSO is on for this listener's flows (asked for, and the kernel has it). */
@@ -299,11 +309,20 @@ export class NativeUdp implements UdpPath {
     const nl = this.#bound.get(listener);
     if (nl === undefined) return undefined;
     const i = nl.info;
+    const now = this.#scratch.drops(i.fd);
+    let up = now < 0 ? -1 : nl.upstreamDropsClosed;
+    for (const nf of this.#byFd) {
+      if (up < 0) break;
+      if (nf === undefined || nf.nl !== nl) continue;
+      const d = this.#scratch.drops(nf.fd);
+      if (d > 0) up += d;
+    }
     return {
       local: i.local,
       recvBuffer: i.recvBuffer,
       sendBuffer: i.sendBuffer,
-      rxqOverflows: i.rxqOverflow ? nl.rxqOverflows : null,
+      rxqOverflows: now >= 0 ? Math.max(now, nl.rxqOverflows) : i.rxqOverflow ? nl.rxqOverflows : null,
+      upstreamRxqOverflows: up < 0 ? null : up,
       pktinfo: i.pktinfo,
       reusePort: nl.reusePort,
       batch: nl.b.count,
@@ -368,6 +387,8 @@ export class NativeUdp implements UdpPath {
     if (this.#runFlow === nf) this.#flushUp(this.#clock());
     nf.closed = true;
     if (this.#stopped) return;
+    const drops = this.#scratch.drops(nf.fd);
+    if (drops > 0) nf.nl.upstreamDropsClosed += drops;
     this.#libc.close(nf.fd);
     if (this.#byFd[nf.fd] === nf) this.#byFd[nf.fd] = undefined;
     this.upstreams--;

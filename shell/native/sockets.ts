@@ -32,6 +32,14 @@ import {
 
 /** Offsets in the scratch block. */
 const ADDR = 0, OPT = 64, LEN = 72;
+/** SO_MEMINFO (Linux 4.6+): u32[9] of socket memory figures; index 8 is sk_drops, as SO_RXQ_OVFL reports. */
+const SO_MEMINFO = 55, MEMINFO_BYTES = 36, MEMINFO_DROPS = 32;
+/**
+ * SO_RCVBUF asked for each flow's upstream socket: 1 MiB, so a stall of the data path's thread (a big
+ * reload, a burst of admin requests) does not lose the replies that arrive meanwhile. The kernel caps it
+ * at net.core.rmem_max (often 208 KiB); the buffer is a limit, not memory taken while empty.
+ */
+export const UPSTREAM_RECV_BUFFER = 1 << 20;
 /** Bytes of scratch for control calls (the driver appends its own regions after it). */
 export const SCRATCH_CONTROL = 128;
 
@@ -66,6 +74,18 @@ export class Scratch {
     this.mem.dv.setUint32(LEN, 4, true);
     if (this.libc.getsockopt(fd, level, name, this.opt, this.len) !== 0) return -1;
     return this.mem.dv.getInt32(OPT, true);
+  }
+
+  /**
+   * The kernel's count of datagrams dropped at `fd`'s receive queue (sk_drops, via SO_MEMINFO), read now,
+   * or -1 where the kernel does not say. (SO_RXQ_OVFL tells the same count, but only with a datagram.)
+   */
+  drops(fd: number): number {
+    this.mem.dv.setUint32(LEN, MEMINFO_BYTES, true);
+    // The address slot (64 bytes) holds the 36-byte answer; no address call is in flight meanwhile.
+    if (this.libc.getsockopt(fd, SOL_SOCKET, SO_MEMINFO, this.addr, this.len) !== 0) return -1;
+    if (this.mem.dv.getUint32(LEN, true) < MEMINFO_BYTES) return -1;
+    return this.mem.dv.getUint32(ADDR + MEMINFO_DROPS, true);
   }
 
   /** The address `fd` is bound to. */
@@ -169,6 +189,8 @@ export function openUpstreamSocket(s: Scratch, backend: SocketAddress): number {
     0,
   );
   if (fd < 0) return -libc.errno();
+  // Best effort: a refused size leaves the kernel's default.
+  s.setInt(fd, SOL_SOCKET, SO_RCVBUF, UPSTREAM_RECV_BUFFER);
   const len = s.sockaddr(backend);
   if (libc.connect(fd, s.addr, len) !== 0) {
     const e = libc.errno();

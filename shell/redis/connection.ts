@@ -8,6 +8,7 @@
  */
 
 import { Redis, type RedisOptions } from "ioredis";
+import { Breaker } from "./breaker.ts";
 
 /** Redis figures for /metrics. */
 export interface RedisStats {
@@ -36,6 +37,14 @@ export class RedisTimeout extends Error {
   }
 }
 
+/** A command refused at once because the circuit breaker is open (Redis hung on recent commands). */
+export class RedisBreakerOpen extends Error {
+  /** The refusal. */
+  constructor() {
+    super("Redis timed out repeatedly: not asked until a probe answers (circuit breaker open)");
+  }
+}
+
 /** A Redis client pair with stats. */
 export class RedisConnection {
   /** Live figures for /metrics. */
@@ -47,8 +56,14 @@ export class RedisConnection {
     failures: 0,
     latencyMs: NaN,
   };
+  /**
+   * Opens after consecutive command timeouts (a hung Redis whose connection stays up): commands then
+   * fail at once and a PING probes Redis after each backoff.
+   */
+  readonly breaker: Breaker = new Breaker();
   /** The command connection (use run(), which times and bounds each command). */
   readonly client: Redis;
+  #probe: ReturnType<typeof setTimeout> | null = null;
   readonly #url: string;
   readonly #options: RedisOptions;
   readonly #timeout: number;
@@ -75,6 +90,8 @@ export class RedisConnection {
     };
     this.client = new Redis(url, this.#options);
     this.client.on("ready", () => {
+      // A (re)connect means Redis answered its handshake: it is not hung.
+      this.breaker.success();
       this.stats.connected = true;
       this.stats.connects++;
       this.#tell(true);
@@ -146,8 +163,28 @@ export class RedisConnection {
    * after `timeoutMs` (default: the connection's timeout); never hangs past that.
    */
   async run<T>(command: (c: Redis) => Promise<T>, timeoutMs: number = this.#timeout): Promise<T> {
-    const start = performance.now();
     this.stats.commands++;
+    if (!this.breaker.allow()) {
+      this.stats.failures++;
+      throw new RedisBreakerOpen();
+    }
+    try {
+      const out = await this.#timed(command, timeoutMs);
+      this.breaker.success();
+      return out;
+    } catch (e) {
+      this.stats.failures++;
+      if (e instanceof RedisTimeout) {
+        this.breaker.timeout(performance.now());
+        if (this.breaker.state === "open") this.#opened();
+      }
+      throw e;
+    }
+  }
+
+  /** `command`, bounded by `timeoutMs`, its round trip averaged into the latency. */
+  async #timed<T>(command: (c: Redis) => Promise<T>, timeoutMs: number): Promise<T> {
+    const start = performance.now();
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
       const pending = command(this.client);
@@ -161,17 +198,37 @@ export class RedisConnection {
       const l = this.stats.latencyMs;
       this.stats.latencyMs = l === l ? l + (ms - l) / 8 : ms;
       return out;
-    } catch (e) {
-      this.stats.failures++;
-      throw e;
     } finally {
       clearTimeout(timer);
     }
   }
 
+  /** The breaker opened: tell listeners Redis is down, and probe it after the backoff. */
+  #opened(): void {
+    this.#tell(false);
+    if (this.#probe !== null || this.#closed) return;
+    this.#probe = setTimeout(() => {
+      this.#probe = null;
+      if (this.#closed || this.breaker.state !== "open") return;
+      // A timer may fire a little early by this clock: wait out the rest.
+      if (!this.breaker.probeDue(performance.now())) return this.#opened();
+      this.stats.commands++;
+      this.#timed((c) => c.ping(), this.#timeout).then(() => {
+        this.breaker.success();
+        if (this.stats.connected) this.#tell(true);
+      }, () => {
+        this.stats.failures++;
+        this.breaker.probeFailed(performance.now());
+        this.#opened();
+      });
+    }, Math.max(0, this.breaker.openUntil - performance.now()));
+  }
+
   /** Closes both connections; nothing reconnects afterwards. */
   close(): void {
     this.#closed = true;
+    if (this.#probe !== null) clearTimeout(this.#probe);
+    this.#probe = null;
     this.client.disconnect();
     this.#subscriber?.disconnect();
   }

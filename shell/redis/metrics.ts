@@ -14,6 +14,8 @@ export function emptyRedisMetrics(): RedisMetrics {
   return {
     connections: 0,
     connectionsUp: 0,
+    breakerOpen: 0,
+    breakerTrips: 0,
     connects: 0,
     errors: 0,
     commands: 0,
@@ -31,7 +33,10 @@ export function connectionMetrics(c: RedisConnection): RedisMetrics {
   return {
     ...emptyRedisMetrics(),
     connections: 1,
-    connectionsUp: s.connected ? 1 : 0,
+    // A connection whose breaker is open is up as a socket but not answering: not counted as up.
+    connectionsUp: s.connected && c.breaker.state === "closed" ? 1 : 0,
+    breakerOpen: c.breaker.state === "closed" ? 0 : 1,
+    breakerTrips: c.breaker.trips,
     connects: s.connects,
     errors: s.errors,
     commands: s.commands,
@@ -55,6 +60,8 @@ export function mergeRedisMetrics(parts: readonly (RedisMetrics | undefined)[]):
     out = out === undefined ? p : {
       connections: out.connections + p.connections,
       connectionsUp: out.connectionsUp + p.connectionsUp,
+      breakerOpen: out.breakerOpen + p.breakerOpen,
+      breakerTrips: out.breakerTrips + p.breakerTrips,
       connects: out.connects + p.connects,
       errors: out.errors + p.errors,
       commands: out.commands + p.commands,

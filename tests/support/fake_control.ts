@@ -243,6 +243,7 @@ export class FakeControl implements Control {
           pending_replaced: 0,
           send_error: 0,
           late: 0,
+          fd_limit: 0,
         },
         connectionsActive: l.protocol === "tcp" ? 2 : 0,
         connectionsTotal: l.protocol === "tcp" ? 5 : 0,

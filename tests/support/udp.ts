@@ -51,6 +51,11 @@ export class EchoBackend {
     return this;
   }
 
+  /** Sends `data` from the backend's socket to `port` on its host (a reply sent later, say). */
+  sendTo(data: Uint8Array, port: number): void {
+    this.#socket.send(data, port, this.#host);
+  }
+
   /** Closes the socket. */
   close(): void {
     try {

@@ -175,6 +175,21 @@ export function udpDriverSuite(o: SuiteOptions): void {
       assert.equal(r.backends[0].received.length, 1);
     });
 
+    // Regression (issue 12, finding 2): the runtime path relayed 65,507-byte replies past max_datagram_size.
+    test("oversized replies are dropped and counted, as client datagrams are", async () => {
+      const r = await make(1, {}, { maxDatagramSize: 1500 });
+      r.backends[0].reply = (d) => d.byteLength === 1 ? new Uint8Array(65_507) : d;
+      const c = await r.client();
+      c.send(new Uint8Array(1), r.port);
+      c.send(new Uint8Array(1), r.port);
+      c.send("ok", r.port);
+      const sizes: number[] = [];
+      for (let d = await c.next(500); d !== null; d = await c.next(200)) sizes.push(d.byteLength);
+      assert.deepEqual(sizes, [2], "only the small reply reached the client");
+      assert.equal(r.l.counters.drops.truncated, 2);
+      assert.equal(r.l.counters.datagramsOut, 1);
+    });
+
     for (const mode of ["first", "every"] as const) {
       test(`PROXY v2 header byte-exact at the backend (${mode})`, async () => {
         const r = await make(1, { proxyProtocol: mode });
