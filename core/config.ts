@@ -10,6 +10,7 @@
 
 import { parse, stringify, TomlError } from "smol-toml";
 import { isPrime } from "./balancers/maglev.ts";
+import type { SequenceSettings } from "./sequence.ts";
 import {
   decodeEscaped,
   decodeHex,
@@ -121,6 +122,7 @@ const CLUSTER_KEYS = [
   "idle_timeout",
   "proxy_protocol_version",
   "health",
+  "sequence",
   "redis_key",
   "redis_fallback",
   "redis_cache",
@@ -755,6 +757,7 @@ function checkCluster(c: Checker, name: string, value: unknown, path: string): C
   const versionRaw = c.integer(own(value, "proxy_protocol_version"), at("proxy_protocol_version"), 2, 1, 2);
   const proxyProtocolVersion = versionRaw === 1 ? 1 as const : versionRaw === 2 ? 2 as const : undefined;
   const health = checkHealth(c, own(value, "health"), at("health"));
+  const sequence = checkSequence(c, own(value, "sequence"), at("sequence"));
   const backends = c.array(own(value, "backends"), at("backends"), [], (v, p) => checkBackend(c, v, p));
   if (backends !== undefined) {
     const seen = new Map<string, number>();
@@ -779,7 +782,7 @@ function checkCluster(c: Checker, name: string, value: unknown, path: string): C
     proxyProtocol === undefined || hashSeed === undefined || failOpen === undefined ||
     maglevTableSize === undefined || backends === undefined || connectTimeout === undefined ||
     connectTimeout === 0 || idleTimeout === undefined || proxyProtocolVersion === undefined ||
-    health === undefined || external === undefined
+    health === undefined || external === undefined || sequence === undefined
   ) {
     return undefined;
   }
@@ -799,9 +802,26 @@ function checkCluster(c: Checker, name: string, value: unknown, path: string): C
     idleTimeout,
     proxyProtocolVersion,
     health,
+    // Only when set, so a cluster without one reads as it always did.
+    ...(sequence === null ? {} : { sequence }),
     external,
     backends,
   };
+}
+
+const SEQUENCE_KEYS = ["offset", "size"] as const;
+
+/** `[clusters.NAME.sequence]`: where datagrams carry a sequence number; absent = not read (null). */
+function checkSequence(c: Checker, value: unknown, path: string): SequenceSettings | null | undefined {
+  if (value === undefined) return null;
+  const t = c.table(value, path);
+  if (t === undefined) return undefined;
+  c.unknownKeys(t, path, SEQUENCE_KEYS);
+  const offset = c.integer(own(t, "offset"), `${path}.offset`, 0, 0, 65_531);
+  const size = c.integer(own(t, "size"), `${path}.size`, 2, 1, 4);
+  if (size === 3) c.error(`${path}.size`, "must be 1, 2 or 4 (bytes, big-endian)");
+  if (offset === undefined || (size !== 1 && size !== 2 && size !== 4)) return undefined;
+  return { offset, size };
 }
 
 /** The routing keys of a `balancer = "redis"` cluster (null for any other balancer). */
@@ -1082,6 +1102,7 @@ export function configToToml(config: FerryConfig): string {
       idle_timeout: formatDuration(cl.idleTimeout),
       proxy_protocol_version: cl.proxyProtocolVersion,
       health: healthToToml(cl.health),
+      ...(cl.sequence ? { sequence: { offset: cl.sequence.offset, size: cl.sequence.size } } : {}),
       backends: cl.backends.map((b) => ({
         address: formatSocketAddress(b.address),
         weight: b.weight,

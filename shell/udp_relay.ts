@@ -175,7 +175,7 @@ export class UdpRelay {
   #fromBackend(link: FlowLink, data: Uint8Array): void {
     const core = this.#core;
     const flow = link.flow;
-    if (!core.fromBackend(flow, data.byteLength, this.#clock())) return;
+    if (!core.fromBackend(flow, data.byteLength, this.#clock(), data)) return;
     if (link.socket.sendTo(data, link.peer) !== Sent.Ok) core.sendFailed(flow, false, false, this.#clock());
     if (core.hasEvents) this.pump();
   }
