@@ -47,7 +47,16 @@ const backendKeys = {
 const clusterKeys = {
   balancer: {
     type: "string",
-    enum: ["round_robin", "random", "least_flows", "power_of_two", "rendezvous", "maglev", "redis"],
+    enum: [
+      "round_robin",
+      "random",
+      "least_flows",
+      "power_of_two",
+      "rendezvous",
+      "maglev",
+      "peak_ewma",
+      "redis",
+    ],
     default: "round_robin",
     description: 'redis: each new flow\'s backend is the "ip:port" in the Redis key redis_key.',
   },
@@ -57,7 +66,16 @@ const clusterKeys = {
   },
   redis_fallback: {
     type: "string",
-    enum: ["drop", "round_robin", "random", "least_flows", "power_of_two", "rendezvous", "maglev"],
+    enum: [
+      "drop",
+      "round_robin",
+      "random",
+      "least_flows",
+      "power_of_two",
+      "rendezvous",
+      "maglev",
+      "peak_ewma",
+    ],
     description: 'balancer = "redis": without a usable answer, balance over backends, or drop (default).',
   },
   redis_cache: { ...duration, description: 'balancer = "redis": reuse an answer this long (default 0).' },
@@ -73,8 +91,33 @@ const clusterKeys = {
   connect_timeout: duration,
   idle_timeout: duration,
   proxy_protocol_version: { type: "integer", enum: [1, 2] },
+  sequence: obj({
+    offset: { type: "integer", minimum: 0, maximum: 65531, description: "Byte offset in the payload." },
+    size: { type: "integer", enum: [1, 2, 4], default: 2, description: "Bytes, big-endian." },
+  }),
   backends: arr(ref("Backend")),
 };
+
+const sequenceInfo = obj({
+  expected: int,
+  received: int,
+  lost: int,
+  reordered: int,
+  duplicates: int,
+  lossPermille: num,
+});
+
+const backendQuality = obj({
+  latencyMs: { type: ["number", "null"], description: "Smoothed RTT over its flows; null before a sample." },
+  jitterMs: num,
+  peakEwmaMs: { type: "number", description: "The peak_ewma balancer's latency cost, decayed to now." },
+  samples: int,
+  answered: { type: "integer", minimum: 0, description: "Requests its flows saw answered (total)." },
+  unanswered: { type: "integer", minimum: 0, description: "Requests its flows saw unanswered (total)." },
+  unansweredPermille: { type: "number", description: "Unanswered over judged requests, recent window." },
+  sequenceUp: sequenceInfo,
+  sequenceDown: sequenceInfo,
+});
 
 const backendLive = {
   effectiveState: backendState,
@@ -86,6 +129,7 @@ const backendLive = {
   bytesFrom: int,
   sendErrors: int,
   refusals: int,
+  quality: backendQuality,
   health: obj({
     status: { type: "string", enum: ["up", "down"] },
     probed: bool,
@@ -118,7 +162,16 @@ const flow = obj(
       description: "Smoothed round trip; null before the first sample.",
     },
     jitterMs: num,
-    lossPermille: num,
+    lossPermille: { type: "number", description: "Same as dropPermille (the name kept for old clients)." },
+    dropPermille: { type: "number", description: "Datagrams Ferry itself could not deliver, per-mille." },
+    unansweredPermille: {
+      type: "number",
+      description: "Client datagrams that got no reply (end to end, Ferry's drops included), per-mille.",
+    },
+    sequence: {
+      oneOf: [{ type: "null" }, obj({ up: sequenceInfo, down: sequenceInfo })],
+      description: "Sequence-number counters per direction, when the cluster reads them; else null.",
+    },
     priority: { type: "number", description: "Quality score; lower is better." },
   },
   [],
@@ -133,7 +186,12 @@ const client = obj({
   bandwidth: { type: "number", description: "Sum over the client's flows, bytes/s." },
   latencyMs: { type: ["number", "null"], description: "Worst of its flows." },
   jitterMs: { type: "number", description: "Worst of its flows." },
-  lossPermille: { type: "number", description: "Worst of its flows." },
+  lossPermille: { type: "number", description: "Worst of its flows (Ferry's own drops)." },
+  unansweredPermille: { type: "number", description: "Worst of its flows." },
+  worstLossPermille: {
+    type: "number",
+    description: "Worst of its flows' drops, unanswered and sequence loss: what by=loss ranks on.",
+  },
   priority: { type: "number", description: "Worst (highest) of its flows." },
   ageSeconds: { type: "number", description: "Age of its oldest flow." },
   bytesIn: int,
