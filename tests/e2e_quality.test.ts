@@ -112,7 +112,8 @@ function describeTarget(target: FerryTarget): void {
     const cluster = (name: string, port: number) =>
       `[clusters.${name}]\nbackends = [{ address = "127.0.0.1:${port}" }]\n` +
       `[clusters.${name}.sequence]\noffset = 0\nsize = 2\n\n`;
-    const toml = `[relay]\ngrace_period = "200ms"\n\n[admin]\nlisten = "127.0.0.1:0"\ntoken = "${TOKEN}"\n\n` +
+    const toml =
+      `[relay]\ngrace_period = "200ms"\n\n[admin]\nlisten = "127.0.0.1:0"\ntoken = "${TOKEN}"\n\n` +
       listener("auto", pAuto, "auto") + listener("runtime", pRuntime, "runtime") +
       cluster("auto", bAuto.port) + cluster("runtime", bRuntime.port);
     const relay = await FerryProcess.start(target, toml, { token: TOKEN });
