@@ -137,7 +137,7 @@ function describeTarget(target: FerryTarget): void {
       // Ferry's RTT is the backend leg; the client's adds two loopback hops and its own timer slop.
       assert.ok(f.latencyMs !== null && f.latencyMs >= DELAY_MS * 0.9, where);
       assert.ok(f.latencyMs! <= seen.median * 1.1 + 1, where);
-      assert.ok(f.jitterMs < 5, where);
+      assert.ok(f.jitterMs < 8, where); // the path's timer noise, not the 20+ ms a spliced sample adds
       assert.ok(Math.abs(f.unansweredPermille - trueLoss) <= 20, where);
       assert.equal(f.dropPermille, 0, where);
       // The dropped replies are gaps in the reply direction's sequence numbers (the last one, if dropped,
