@@ -56,7 +56,7 @@ export class BackendQuality {
     }
     if (sample > this.peak) this.peak = sample;
     else {
-      const w = Math.exp(-(now > this.peakAt ? now - this.peakAt : 0) / PEAK_EWMA_DECAY_MS);
+      const w = decay(now > this.peakAt ? (now - this.peakAt) / PEAK_EWMA_DECAY_MS : 0);
       this.peak = this.peak * w + sample * (1 - w);
     }
     this.peakAt = now;
@@ -65,7 +65,7 @@ export class BackendQuality {
   /** The peak EWMA cost at `now`, in ms: 0 before any sample, decayed towards 0 since the last. */
   peakCost(now: number): number {
     const dt = now - this.peakAt;
-    return dt > 0 ? this.peak * Math.exp(-dt / PEAK_EWMA_DECAY_MS) : this.peak;
+    return dt > 0 ? this.peak * decay(dt / PEAK_EWMA_DECAY_MS) : this.peak;
   }
 
   /** A flow judged one request answered. */
@@ -94,4 +94,12 @@ export class BackendQuality {
       this.unanswered = Math.floor(this.unanswered / 2);
     }
   }
+}
+
+/**
+ * e^(−x) for x ≥ 0. Samples of a busy backend come microseconds apart (x ≈ 1e-7), where the series'
+ * first terms are exact to double precision (error below x³/6 < 2e-8 for x < 0.005) and cost less than exp.
+ */
+function decay(x: number): number {
+  return x < 0.005 ? 1 - x + x * x * 0.5 : Math.exp(-x);
 }

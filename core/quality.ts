@@ -112,21 +112,26 @@ export class Quality {
     this.bytesIn += size;
     this.datagramsIn++;
     this.#count(size, now);
-    if (this.requestAt >= 0) {
-      const gap = now - this.requestAt;
-      this.gapEwma = this.gapEwma === this.gapEwma ? this.gapEwma + (gap - this.gapEwma) / 8 : gap;
-    }
+    const last = this.requestAt;
     this.requestAt = now;
-    const allowance = this.#allowance();
-    if (++this.outstanding > allowance) {
-      // The oldest outstanding requests are past the time their replies were due.
-      const late = this.outstanding - allowance;
-      this.outstanding = allowance;
-      this.unanswered += late;
-      this.#halveJudged();
-      if (this.backend !== null) this.backend.onUnanswered(late);
+    if (last >= 0) {
+      const g = this.gapEwma;
+      this.gapEwma = g === g ? g + (now - last - g) * 0.125 : now - last;
     }
+    // One outstanding is always allowed: only compute the allowance when there are more.
+    if (++this.outstanding > 1) this.#judge();
     if (this.sequenceUp !== null && data !== undefined) this.sequenceUp.observe(data, at, size);
+  }
+
+  /** Judges the oldest outstanding requests beyond the allowance unanswered: their replies were due. */
+  #judge(): void {
+    const allowance = this.#allowance();
+    const late = this.outstanding - allowance;
+    if (late <= 0) return;
+    this.outstanding = allowance;
+    this.unanswered += late;
+    this.#halveJudged();
+    if (this.backend !== null) this.backend.onUnanswered(late);
   }
 
   /** Counts a backend reply of `size` bytes at `now`; `data` (from `at`) for its sequence number. */
@@ -142,8 +147,12 @@ export class Quality {
     this.#halveJudged();
     const b = this.backend;
     if (b !== null) b.onAnswered();
-    if (n !== 1) return; // which of several requests it answers is unknown: no sample
-    const sample = now - this.requestAt;
+    // Which of several requests it answers is unknown: no sample.
+    if (n === 1) this.#sample(now - this.requestAt, now, b);
+  }
+
+  /** Takes (or rejects as an outlier) an RTT sample of `sample` ms. */
+  #sample(sample: number, now: number, b: BackendQuality | null): void {
     if (this.srtt !== this.srtt) {
       this.srtt = sample;
       this.rttvar = sample / 2;
