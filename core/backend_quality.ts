@@ -70,16 +70,14 @@ export class BackendQuality {
 
   /** A flow judged one request answered. */
   onAnswered(): void {
-    this.answered++;
     this.answeredTotal++;
-    this.#halve();
+    if (++this.answered + this.unanswered > QUALITY_WINDOW) this.#halve();
   }
 
   /** A flow judged `n` requests unanswered. */
   onUnanswered(n: number): void {
-    this.unanswered += n;
     this.unansweredTotal += n;
-    this.#halve();
+    if (this.answered + (this.unanswered += n) > QUALITY_WINDOW) this.#halve();
   }
 
   /** Unanswered over judged requests of the recent window, per-mille. */
@@ -89,10 +87,8 @@ export class BackendQuality {
   }
 
   #halve(): void {
-    if (this.answered + this.unanswered > QUALITY_WINDOW) {
-      this.answered = Math.floor(this.answered / 2);
-      this.unanswered = Math.floor(this.unanswered / 2);
-    }
+    this.answered >>>= 1;
+    this.unanswered >>>= 1;
   }
 }
 
