@@ -1,7 +1,9 @@
 /**
  * `GET /clients`: flows grouped by client address ("ip:port", as a flow's client), ranked worst first,
  * since an operator asks "who is suffering or costing most?": by priority (the highest score, i.e. the worst
- * flow, first), by loss (highest first) or by bandwidth (highest first). Ties go by client address.
+ * flow, first), by loss (the worst of Ferry's drops, unanswered requests and sequence loss, highest first),
+ * by latency (highest first; clients without a sample last) or by bandwidth (highest first). Ties go by
+ * client address.
  *
  * @module
  */
@@ -9,7 +11,7 @@
 import type { FlowInfo } from "../core/control_api.ts";
 
 /** What `GET /clients?by=` ranks on. */
-export const CLIENT_RANKINGS = ["priority", "loss", "bandwidth"] as const;
+export const CLIENT_RANKINGS = ["priority", "loss", "latency", "bandwidth"] as const;
 
 /** One of {@link CLIENT_RANKINGS}. */
 export type ClientRanking = (typeof CLIENT_RANKINGS)[number];
@@ -27,8 +29,12 @@ export interface ClientInfo {
   readonly latencyMs: number | null;
   /** The worst (highest) of its flows' jitter. */
   readonly jitterMs: number;
-  /** The worst (highest) of its flows' loss. */
+  /** The worst (highest) of its flows' own-drop ratio (Ferry's drops). */
   readonly lossPermille: number;
+  /** The worst (highest) of its flows' unanswered ratio. */
+  readonly unansweredPermille: number;
+  /** The worst of its flows' drops, unanswered and sequence loss: what `by=loss` ranks on. */
+  readonly worstLossPermille: number;
   /** The worst (highest) of its flows' priority scores (lower is better). */
   readonly priority: number;
   /** Its oldest flow's age. */
@@ -37,6 +43,18 @@ export interface ClientInfo {
   readonly bytesOut: number;
   readonly datagramsIn: number;
   readonly datagramsOut: number;
+}
+
+/** The worst loss figure a flow reports: drops, unanswered, sequence loss either way. */
+export function worstLoss(f: FlowInfo): number {
+  const s = f.sequence;
+  return Math.max(
+    f.lossPermille,
+    f.dropPermille ?? 0,
+    f.unansweredPermille ?? 0,
+    s ? s.up.lossPermille : 0,
+    s ? s.down.lossPermille : 0,
+  );
 }
 
 function merge(a: ClientInfo, f: FlowInfo): ClientInfo {
@@ -50,6 +68,8 @@ function merge(a: ClientInfo, f: FlowInfo): ClientInfo {
     latencyMs: latencies.length === 0 ? null : Math.max(...latencies),
     jitterMs: Math.max(a.jitterMs, f.jitterMs),
     lossPermille: Math.max(a.lossPermille, f.lossPermille),
+    unansweredPermille: Math.max(a.unansweredPermille, f.unansweredPermille ?? 0),
+    worstLossPermille: Math.max(a.worstLossPermille, worstLoss(f)),
     priority: Math.max(a.priority, f.priority),
     ageSeconds: Math.max(a.ageSeconds, f.ageSeconds),
     bytesIn: a.bytesIn + f.bytesIn,
@@ -67,6 +87,8 @@ const EMPTY = {
   latencyMs: null,
   jitterMs: 0,
   lossPermille: 0,
+  unansweredPermille: 0,
+  worstLossPermille: 0,
   priority: -Infinity,
   ageSeconds: 0,
   bytesIn: 0,
@@ -81,10 +103,20 @@ export function topClients(flows: readonly FlowInfo[], by: ClientRanking, top: n
   for (const f of flows) {
     byClient.set(f.client, merge(byClient.get(f.client) ?? { client: f.client, ...EMPTY }, f));
   }
-  const key = (
-    c: ClientInfo,
-  ) => (by === "priority" ? c.priority : by === "loss" ? c.lossPermille : c.bandwidth);
+  const key = (c: ClientInfo) =>
+    by === "priority"
+      ? c.priority
+      : by === "loss"
+      ? c.worstLossPermille
+      : by === "latency"
+      ? (c.latencyMs ?? -Infinity)
+      : c.bandwidth;
   return [...byClient.values()]
-    .sort((a, b) => key(b) - key(a) || (a.client < b.client ? -1 : a.client > b.client ? 1 : 0))
+    .sort((a, b) => compare(key(b), key(a)) || (a.client < b.client ? -1 : a.client > b.client ? 1 : 0))
     .slice(0, top);
+}
+
+/** x − y as a sort key that survives two infinities (clients without a latency sample tie). */
+function compare(x: number, y: number): number {
+  return x === y ? 0 : x - y;
 }

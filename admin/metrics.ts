@@ -6,7 +6,13 @@
  * @module
  */
 
-import type { HistogramSnapshot, MetricsSnapshot, RedisMetrics, StatusInfo } from "../core/control_api.ts";
+import type {
+  BackendQualityInfo,
+  HistogramSnapshot,
+  MetricsSnapshot,
+  RedisMetrics,
+  StatusInfo,
+} from "../core/control_api.ts";
 import { type MetricDoc, METRICS } from "./metric_names.ts";
 
 /** One sample: label values by label name, and the value. */
@@ -137,6 +143,9 @@ export function collectMetrics(m: MetricsSnapshot, status: StatusInfo, ready: bo
       add("ferry_backend_health_up", bl, flag(b.health.status === "up"));
       add("ferry_backend_health_transitions_total", bl, b.health.transitions);
     }
+    for (const b of c.backends) {
+      collectBackendQuality({ cluster: c.name, backend: b.address }, b.quality, add);
+    }
   }
   if (m.redis !== undefined) collectRedis(m.redis, add);
   return [...families.values()];
@@ -225,4 +234,26 @@ export function metricsJson(families: readonly Family[]): unknown {
       })),
     })),
   };
+}
+
+/** A backend's quality families (after every backend's other families, so each family stays together). */
+function collectBackendQuality(
+  bl: Record<string, string>,
+  q: BackendQualityInfo | undefined,
+  add: (name: string, labels: Record<string, string>, value: number) => void,
+): void {
+  if (q === undefined) return;
+  if (q.latencyMs !== null) add("ferry_backend_rtt_seconds", bl, q.latencyMs / 1000);
+  add("ferry_backend_jitter_seconds", bl, q.jitterMs / 1000);
+  add("ferry_backend_peak_ewma_seconds", bl, q.peakEwmaMs / 1000);
+  add("ferry_backend_requests_answered_total", bl, q.answered);
+  add("ferry_backend_requests_unanswered_total", bl, q.unanswered);
+  add("ferry_backend_unanswered_ratio", bl, q.unansweredPermille / 1000);
+  for (const [direction, s] of [["up", q.sequenceUp], ["down", q.sequenceDown]] as const) {
+    const l = { ...bl, direction };
+    add("ferry_backend_sequence_expected_total", l, s.expected);
+    add("ferry_backend_sequence_received_total", l, s.received);
+    add("ferry_backend_sequence_reordered_total", l, s.reordered);
+    add("ferry_backend_sequence_duplicates_total", l, s.duplicates);
+  }
 }

@@ -102,7 +102,8 @@ fleet (at runtime: no instance's file is written, and an instance that starts lo
 \`GET /fleet\` lists the live instances.
 
 **Clients** (\`GET /clients\`) are flows grouped by client ip:port and ranked worst first: by priority (the
-highest, i.e. worst, score first), by loss (highest first) or by bandwidth (highest first).`;
+highest, i.e. worst, score first), by loss (the worst of drops, unanswered and sequence loss, highest first),
+by latency (highest first) or by bandwidth (highest first).`;
 
 /** The OpenAPI 3.1 document. */
 export const OPENAPI = {
@@ -396,10 +397,11 @@ export const OPENAPI = {
           query("top", "How many (default 10)", { type: "integer", minimum: 1, maximum: 1000, default: 10 }),
           query(
             "by",
-            "priority: highest (worst) score first; loss: highest first; bandwidth: highest first",
+            "priority: highest (worst) score first; loss: highest worstLossPermille first; latency: highest " +
+              "latencyMs first; bandwidth: highest first",
             {
               type: "string",
-              enum: ["priority", "loss", "bandwidth"],
+              enum: ["priority", "loss", "latency", "bandwidth"],
               default: "priority",
             },
           ),

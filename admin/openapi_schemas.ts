@@ -44,6 +44,27 @@ const clusterKeys = { ...propsOf(ClusterSchema), backends: arr(ref("Backend")) }
 const clusterShown = { ...propsOf(ClusterSchema) };
 delete (clusterShown as Json).backends;
 
+const sequenceInfo = obj({
+  expected: int,
+  received: int,
+  lost: int,
+  reordered: int,
+  duplicates: int,
+  lossPermille: num,
+});
+
+const backendQuality = obj({
+  latencyMs: { type: ["number", "null"], description: "Smoothed RTT over its flows; null before a sample." },
+  jitterMs: num,
+  peakEwmaMs: { type: "number", description: "The peak_ewma balancer's latency cost, decayed to now." },
+  samples: int,
+  answered: { type: "integer", minimum: 0, description: "Requests its flows saw answered (total)." },
+  unanswered: { type: "integer", minimum: 0, description: "Requests its flows saw unanswered (total)." },
+  unansweredPermille: { type: "number", description: "Unanswered over judged requests, recent window." },
+  sequenceUp: sequenceInfo,
+  sequenceDown: sequenceInfo,
+});
+
 const backendLive = {
   effectiveState: backendState,
   activeFlows: int,
@@ -54,6 +75,7 @@ const backendLive = {
   bytesFrom: int,
   sendErrors: int,
   refusals: int,
+  quality: backendQuality,
   health: obj({
     status: { type: "string", enum: ["up", "down"] },
     probed: bool,
@@ -86,7 +108,16 @@ const flow = obj(
       description: "Smoothed round trip; null before the first sample.",
     },
     jitterMs: num,
-    lossPermille: num,
+    lossPermille: { type: "number", description: "Same as dropPermille (the name kept for old clients)." },
+    dropPermille: { type: "number", description: "Datagrams Ferry itself could not deliver, per-mille." },
+    unansweredPermille: {
+      type: "number",
+      description: "Client datagrams that got no reply (end to end, Ferry's drops included), per-mille.",
+    },
+    sequence: {
+      oneOf: [{ type: "null" }, obj({ up: sequenceInfo, down: sequenceInfo })],
+      description: "Sequence-number counters per direction, when the cluster reads them; else null.",
+    },
     priority: { type: "number", description: "Quality score; lower is better." },
   },
   [],
@@ -101,7 +132,12 @@ const client = obj({
   bandwidth: { type: "number", description: "Sum over the client's flows, bytes/s." },
   latencyMs: { type: ["number", "null"], description: "Worst of its flows." },
   jitterMs: { type: "number", description: "Worst of its flows." },
-  lossPermille: { type: "number", description: "Worst of its flows." },
+  lossPermille: { type: "number", description: "Worst of its flows (Ferry's own drops)." },
+  unansweredPermille: { type: "number", description: "Worst of its flows." },
+  worstLossPermille: {
+    type: "number",
+    description: "Worst of its flows' drops, unanswered and sequence loss: what by=loss ranks on.",
+  },
   priority: { type: "number", description: "Worst (highest) of its flows." },
   ageSeconds: { type: "number", description: "Age of its oldest flow." },
   bytesIn: int,

@@ -38,6 +38,7 @@ export function backendView(raw: Table, m: BackendMetrics | undefined): Table {
     bytesFrom: m?.bytesFrom ?? 0,
     sendErrors: m?.sendErrors ?? 0,
     refusals: m?.refusals ?? 0,
+    quality: m?.quality ?? null,
     health: m?.health ?? null,
   };
 }

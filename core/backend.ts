@@ -10,6 +10,7 @@ import { formatSocketAddress, type SocketAddress } from "./address.ts";
 import type { Candidate } from "./balancers/balancer.ts";
 import type { BackendState } from "./types.ts";
 import { BackendHealth } from "./health.ts";
+import { BackendQuality } from "./backend_quality.ts";
 
 /** Per-backend counters; plain numbers, incremented on the forwarding path. */
 export interface BackendCounters {
@@ -41,6 +42,8 @@ export class Backend implements Candidate {
   state: BackendState;
   /** Live flows pinned here now. */
   flows = 0;
+  /** Latency, unanswered requests and sequence loss over its flows (fed by them as they measure). */
+  readonly quality = new BackendQuality();
   readonly counters: BackendCounters = {
     flowsTotal: 0,
     datagramsTo: 0,

@@ -108,8 +108,9 @@ export class Cluster {
   /**
    * Chooses a backend for a new flow with affinity hash `keyHash`, or null when there is none to use
    * (no backends, or all unusable with fail_open = false). For an external cluster this is the fallback.
+   * `now` is for balancers that read time-decayed figures (peak_ewma).
    */
-  choose(keyHash: number, rng: Rng): Choice | null {
+  choose(keyHash: number, rng: Rng, now = 0): Choice | null {
     if (this.#balancer === null || this.backends.length === 0) return null;
     if (this.#usableVersion !== this.#version) {
       this.#usable = this.backends.filter((b) => b.usable);
@@ -118,12 +119,12 @@ export class Cluster {
     if (this.#usable.length > 0) {
       this.failingOpen = false;
       // Versions of the usable list and of the full list must never collide: even and odd.
-      const i = this.#balancer.pick(this.#usable, this.#version * 2, keyHash, rng);
+      const i = this.#balancer.pick(this.#usable, this.#version * 2, keyHash, rng, now);
       return { backend: this.#usable[i], failOpen: false };
     }
     if (!this.config.failOpen) return null;
     this.counters.failOpen++;
-    const i = this.#balancer.pick(this.backends, this.#version * 2 + 1, keyHash, rng);
+    const i = this.#balancer.pick(this.backends, this.#version * 2 + 1, keyHash, rng, now);
     return { backend: this.backends[i], failOpen: true };
   }
 }

@@ -119,6 +119,36 @@ export interface BackendMetrics {
   readonly refusals: number;
   /** What probes and passive detection say (the effective `state` also reflects the admin state). */
   readonly health: BackendHealthInfo;
+  /** Latency, unanswered requests and sequence loss over its flows. */
+  readonly quality: BackendQualityInfo;
+}
+
+/** Sequence-number counters of one direction (core/sequence.ts). */
+export interface SequenceInfo {
+  readonly expected: number;
+  readonly received: number;
+  readonly lost: number;
+  readonly reordered: number;
+  readonly duplicates: number;
+  readonly lossPermille: number;
+}
+
+/** A backend's quality over its flows (core/backend_quality.ts). */
+export interface BackendQualityInfo {
+  /** Smoothed RTT in ms over its flows' samples, or null before one. */
+  readonly latencyMs: number | null;
+  readonly jitterMs: number;
+  /** The peak_ewma balancer's cost, decayed to now, in ms. */
+  readonly peakEwmaMs: number;
+  readonly samples: number;
+  /** Requests its flows judged answered / unanswered, totals since start. */
+  readonly answered: number;
+  readonly unanswered: number;
+  /** Unanswered over judged requests in the recent window, per-mille. */
+  readonly unansweredPermille: number;
+  /** Client → backend and backend → client. */
+  readonly sequenceUp: SequenceInfo;
+  readonly sequenceDown: SequenceInfo;
 }
 
 /** A backend's health record. */
@@ -231,7 +261,14 @@ export interface FlowInfo {
   /** Smoothed round trip in ms, or null before the first sample. */
   readonly latencyMs: number | null;
   readonly jitterMs: number;
+  /** Ferry's own drops, per-mille: the same figure as `dropPermille`, under the name it always had. */
   readonly lossPermille: number;
+  /** Datagrams of the flow Ferry itself could not deliver, per-mille of those it handled. */
+  readonly dropPermille: number;
+  /** Client datagrams that got no reply (end to end, Ferry's drops included), per-mille of those judged. */
+  readonly unansweredPermille: number;
+  /** Sequence-number counters per direction when the cluster reads them, else null. */
+  readonly sequence: { readonly up: SequenceInfo; readonly down: SequenceInfo } | null;
   /** Lower is better. */
   readonly priority: number;
 }

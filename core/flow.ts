@@ -90,7 +90,7 @@ export class Flow {
     this.knobs = knobs;
     this.lastClientAt = now;
     this.lastBackendAt = now;
-    this.quality = new Quality(now);
+    this.quality = new Quality(now, knobs.sequence ?? null);
   }
 
   /** When the flow is due to close if nothing else happens. */

@@ -134,7 +134,7 @@ export class RelayCore {
     const ports = listener.table.get(ip);
     const known = ports === undefined ? undefined : ports.get(port);
     if (known !== undefined) {
-      if (known.state === FlowState.Established) return this.#forwardClient(known, size, now);
+      if (known.state === FlowState.Established) return this.#forwardClient(known, size, now, data);
       this.#holdPending(known, data, now);
       return known;
     }
@@ -144,9 +144,10 @@ export class RelayCore {
   /**
    * A backend reply of `size` bytes arrived on `flow`'s upstream. Returns true when the shell should send
    * it to the client (from the listener socket), false to drop it (the flow is gone). May close the flow
-   * (its `responses` cap): forward first, then `poll`.
+   * (its `responses` cap): forward first, then `poll`. `data` from offset `at` is the reply's payload
+   * (no copy: the shell's receive buffer), read only when the cluster names a sequence number.
    */
-  fromBackend(flow: Flow, size: number, now: number): boolean {
+  fromBackend(flow: Flow, size: number, now: number, data?: Uint8Array, at = 0): boolean {
     const state = flow.state;
     if (state !== FlowState.Established && state !== FlowState.Closing) {
       flow.listener.counters.drops.late++;
@@ -158,7 +159,7 @@ export class RelayCore {
     const b = (flow.backend as Backend).counters;
     b.datagramsFrom++;
     b.bytesFrom += size;
-    flow.quality.onBackend(size, now);
+    flow.quality.onBackend(size, now, data, at);
     flow.lastBackendAt = now;
     const cap = flow.knobs.responses;
     if (++flow.responses >= cap && cap > 0) this.close(flow, "responses");
@@ -231,14 +232,14 @@ export class RelayCore {
     flow.quality.onDrop();
   }
 
-  #forwardClient(flow: Flow, size: number, now: number): Flow {
+  #forwardClient(flow: Flow, size: number, now: number, data: Uint8Array): Flow {
     const c = flow.listener.counters;
     c.datagramsIn++;
     c.bytesIn += size;
     const b = (flow.backend as Backend).counters;
     b.datagramsTo++;
     b.bytesTo += size;
-    flow.quality.onClient(size, now);
+    flow.quality.onClient(size, now, data);
     flow.lastClientAt = now;
     const n = ++flow.requests;
     const knobs = flow.knobs;
@@ -279,7 +280,7 @@ export class RelayCore {
     if (knobs.balancer !== "external") {
       backend = knobs.affinity === "ip" ? stickyBackend(ports, cluster) : null;
       if (backend === null) {
-        const choice = this.#choose(cluster, affinityHash(knobs, ip, port));
+        const choice = this.#choose(cluster, affinityHash(knobs, ip, port), now);
         if (choice === null) {
           drops.no_backend++;
           return Drop.NoBackend;
@@ -302,7 +303,7 @@ export class RelayCore {
       this.#push({ kind: "resolve", flow });
     } else {
       this.#establish(flow, backend);
-      this.#forwardClient(flow, data.byteLength, now);
+      this.#forwardClient(flow, data.byteLength, now, data);
     }
     this.#schedule(flow);
     return flow;
@@ -325,9 +326,9 @@ export class RelayCore {
   }
 
   /** Asks the cluster for a backend, reporting the start of a fail-open episode once. */
-  #choose(cluster: Cluster, keyHash: number): Choice | null {
+  #choose(cluster: Cluster, keyHash: number, now: number): Choice | null {
     const wasFailingOpen = cluster.failingOpen;
-    const choice = cluster.choose(keyHash, this.#rng);
+    const choice = cluster.choose(keyHash, this.#rng, now);
     if (choice !== null && choice.failOpen && !wasFailingOpen) {
       cluster.failingOpen = true;
       this.#push({ kind: "fail_open", cluster: cluster.config.name });
@@ -337,6 +338,7 @@ export class RelayCore {
 
   #establish(flow: Flow, backend: Backend): void {
     flow.backend = backend;
+    flow.quality.link(backend.quality);
     flow.state = FlowState.Established;
     backend.flows++;
     backend.counters.flowsTotal++;
@@ -382,8 +384,8 @@ export class RelayCore {
         cluster.external.set(backend.key, backend);
       }
     } else if (cluster !== null && cluster.backends.length > 0) {
-      backend = this.#choose(cluster, affinityHash(flow.knobs, flow.clientIp, flow.clientPort))?.backend ??
-        null;
+      backend =
+        this.#choose(cluster, affinityHash(flow.knobs, flow.clientIp, flow.clientPort), now)?.backend ?? null;
     }
     if (backend === null) {
       flow.listener.counters.drops.no_backend++;
@@ -391,7 +393,7 @@ export class RelayCore {
       return null;
     }
     this.#establish(flow, backend);
-    if (flow.pending !== null) this.#forwardClient(flow, flow.pending.byteLength, now);
+    if (flow.pending !== null) this.#forwardClient(flow, flow.pending.byteLength, now, flow.pending);
     this.#schedule(flow);
     return flow;
   }
@@ -432,7 +434,7 @@ export class RelayCore {
       return Drop.Invalid;
     }
     if (now >= this.#healthExpiry) this.healthTick(now);
-    const choice = this.#choose(cluster, affinityHash(cluster.config, ip, port));
+    const choice = this.#choose(cluster, affinityHash(cluster.config, ip, port), now);
     if (choice === null) {
       drops.no_backend++;
       return Drop.NoBackend;

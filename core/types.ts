@@ -7,6 +7,7 @@
 
 import type { Cidr, SocketAddress } from "./address.ts";
 import type { HealthSettings } from "./health.ts";
+import type { SequenceSettings } from "./sequence.ts";
 
 /** How a cluster picks a backend for a new flow. `external` means the shell resolves it asynchronously. */
 export type BalancerKind =
@@ -16,6 +17,7 @@ export type BalancerKind =
   | "power_of_two"
   | "rendezvous"
   | "maglev"
+  | "peak_ewma"
   | "external";
 
 /** The balancers a config file may name (external resolution is wired by a shell, not chosen by name). */
@@ -26,6 +28,7 @@ export const BALANCER_NAMES = [
   "power_of_two",
   "rendezvous",
   "maglev",
+  "peak_ewma",
 ] as const;
 
 /**
@@ -87,6 +90,8 @@ export interface ClusterConfig {
   readonly proxyProtocolVersion: 1 | 2;
   /** Active probes and passive failure detection. */
   readonly health: HealthSettings;
+  /** Where datagrams carry a sequence number for sequence-aware loss; null or absent = not read. */
+  readonly sequence?: SequenceSettings | null;
   /** Set when `balancer` is "external" (a file's `balancer = "redis"`). */
   readonly external: ExternalRouting | null;
   readonly backends: readonly BackendConfig[];

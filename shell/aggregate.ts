@@ -19,6 +19,7 @@ import type {
   ProcessMetrics,
   StatusInfo,
 } from "../core/control_api.ts";
+import { mergeBackendQuality } from "./quality_view.ts";
 
 /** `a` and `b` added key by key (keys of either). */
 export function sumRecords<T extends object>(a: T, b: T): T {
@@ -76,6 +77,7 @@ function sumBackend(a: BackendMetrics, b: BackendMetrics): BackendMetrics {
     bytesFrom: a.bytesFrom + b.bytesFrom,
     sendErrors: a.sendErrors + b.sendErrors,
     refusals: a.refusals + b.refusals,
+    quality: mergeBackendQuality(a.quality, b.quality),
     // Each worker probes on its own; a backend any worker sees down is shown down, with that record.
     health: a.health.status === "down" || b.health.status !== "down" ? a.health : b.health,
   };

@@ -23,6 +23,7 @@ import type {
 } from "../core/control_api.ts";
 import type { Relay } from "./relay.ts";
 import type { ChangeTarget } from "./changes.ts";
+import { backendQualityInfo, flowSequence } from "./quality_view.ts";
 
 /** What the control needs beyond the relay. */
 export interface RelayControlOptions {
@@ -166,6 +167,7 @@ export class RelayControl implements ChangeTarget {
           configuredState: states.get(b.key) ?? b.state,
           activeFlows: b.flows,
           ...b.counters,
+          quality: backendQualityInfo(b.quality, mono),
           health: {
             status: b.health.status,
             probed: cl.config.health.mode !== "off",
@@ -269,7 +271,10 @@ function flowInfo(f: Flow, now: number): FlowInfo {
     bandwidth: Math.round(q.bandwidth(now)),
     latencyMs: q.srtt === q.srtt ? round3(q.srtt) : null,
     jitterMs: round3(q.rttvar),
-    lossPermille: q.lossPermille,
+    lossPermille: q.dropPermille,
+    dropPermille: q.dropPermille,
+    unansweredPermille: q.unansweredPermille,
+    sequence: flowSequence(q),
     priority: q.priority(now),
   };
 }

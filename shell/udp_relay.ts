@@ -186,7 +186,7 @@ export class UdpRelay {
     const flow = link.flow;
     // Not every runtime bounds what its upstream socket takes (Bun's has no receive size): check here.
     if (data.byteLength > flow.listener.config.maxDatagramSize) return core.replyTruncated(flow);
-    if (!core.fromBackend(flow, data.byteLength, this.#clock())) return;
+    if (!core.fromBackend(flow, data.byteLength, this.#clock(), data)) return;
     if (link.socket.sendTo(data, link.peer) !== Sent.Ok) core.sendFailed(flow, false, false, this.#clock());
     if (core.hasEvents) this.pump();
   }

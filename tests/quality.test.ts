@@ -26,15 +26,17 @@ describe("quality formulas", () => {
     assert.equal(q.windowBytes, 9000);
   });
 
-  test("latency: client datagram → next reply, srtt and jitter as RFC 6298", () => {
+  test("latency: a reply with one request outstanding pairs with it; srtt and jitter as RFC 6298", () => {
     const q = new Quality(0);
     q.onClient(10, 0);
-    q.onClient(10, 5); // a probe is already open: it keeps its start
-    q.onBackend(10, 40);
+    q.onClient(10, 0.5); // no reply before the next: the first is unanswered, the latest is the one awaited
+    assert.equal(q.unanswered, 1);
+    q.onBackend(10, 40.5);
     assert.equal(q.srtt, 40);
     assert.equal(q.rttvar, 20);
-    q.onBackend(10, 45); // no probe open: no sample
+    q.onBackend(10, 45); // nothing outstanding: an extra reply, no sample
     assert.equal(q.srtt, 40);
+    assert.equal(q.samples, 1);
     q.onClient(10, 100);
     q.onBackend(10, 120); // sample 20
     assert.equal(q.rttvar, 20 + (Math.abs(20 - 40) - 20) / 4);
@@ -67,7 +69,7 @@ describe("quality formulas", () => {
     // Cached until an input changes, then recomputed.
     assert.equal(good.priority(1000), p);
     good.onClient(10, 1001);
-    good.onBackend(10, 1101);
+    good.onBackend(10, 1041);
     assert.notEqual(good.priority(1200), p);
   });
 });

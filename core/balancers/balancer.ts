@@ -15,6 +15,8 @@ export interface Candidate {
   readonly weight: number;
   /** Live flows pinned to it now. */
   readonly flows: number;
+  /** Its latency figures, for latency-aware balancers (absent on a bare candidate: no sample). */
+  readonly quality?: { peakCost(now: number): number };
 }
 
 /** Chooses a backend for a new flow. */
@@ -23,7 +25,8 @@ export interface Balancer {
    * Picks one of `candidates` (never empty; same order every call for the same `version`).
    * `version` changes whenever the candidate list or any weight changes, so a balancer may cache tables
    * built for one version and must rebuild them when it changes, never per call otherwise.
-   * `keyHash` is the seeded hash of the flow's affinity key; `rng` is the core's seeded generator.
+   * `keyHash` is the seeded hash of the flow's affinity key; `rng` is the core's seeded generator; `now`
+   * the core's time in ms, for time-decayed figures.
    */
-  pick(candidates: readonly Candidate[], version: number, keyHash: number, rng: Rng): number;
+  pick(candidates: readonly Candidate[], version: number, keyHash: number, rng: Rng, now?: number): number;
 }

@@ -9,6 +9,7 @@ import type { BalancerKind } from "../types.ts";
 import type { Balancer } from "./balancer.ts";
 import { LeastFlowsBalancer } from "./least_flows.ts";
 import { MaglevBalancer } from "./maglev.ts";
+import { PeakEwmaBalancer } from "./peak_ewma.ts";
 import { PowerOfTwoBalancer } from "./power_of_two.ts";
 import { RandomBalancer } from "./random.ts";
 import { RendezvousBalancer } from "./rendezvous.ts";
@@ -43,6 +44,8 @@ export function createBalancer(kind: Exclude<BalancerKind, "external">, opts: Ba
       return new RendezvousBalancer(opts.hashSeed);
     case "maglev":
       return new MaglevBalancer(opts.hashSeed, opts.maglevTableSize);
+    case "peak_ewma":
+      return new PeakEwmaBalancer();
     default: {
       // Config validation should make this unreachable; a clear error beats returning undefined.
       const unknown: never = kind;

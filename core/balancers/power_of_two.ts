@@ -15,7 +15,7 @@ export class PowerOfTwoBalancer implements Balancer {
   #prefix: Float64Array = new Float64Array(0);
 
   /** Ignores the key: the rng draws the pair and live flow counts settle it. */
-  pick(candidates: readonly Candidate[], version: number, _keyHash: number, rng: Rng): number {
+  pick(candidates: readonly Candidate[], version: number, _keyHash: number, rng: Rng, now = 0): number {
     const n = candidates.length;
     if (version !== this.#version || n !== this.#prefix.length) {
       this.#version = version;
@@ -34,8 +34,11 @@ export class PowerOfTwoBalancer implements Balancer {
     let b = indexAt(prefix, r);
     // Float rounding at a span edge could land back on a; the neighbour is the nearest honest answer.
     if (b === a) b = a + 1 < n ? a + 1 : a - 1;
-    const ca = candidates[a];
-    const cb = candidates[b];
-    return cb.flows * ca.weight < ca.flows * cb.weight ? b : a;
+    return this.better(candidates[b], candidates[a], now) ? b : a;
+  }
+
+  /** True when `x` should win over `y` (the first drawn): fewer flows per weight. */
+  better(x: Candidate, y: Candidate, _now: number): boolean {
+    return x.flows * y.weight < y.flows * x.weight;
   }
 }

@@ -72,6 +72,13 @@ function tableLines(
     const name = `${header.replace(/\s*#.*$/, "").replace(/^\[+|\]+$/g, "")}.${key}`;
     if (s.type === "object") {
       if (!isTable(given) && !o.allKeys) continue;
+      if (!isTable(given) && s["x-presence"] === true) {
+        // Its presence switches it on: the reference shows it commented out, with its defaults.
+        const block = tableLines(s, {}, `[${name}]`, { ...o, allKeys: true }, `${where}.${key}`);
+        out.push("", `# ${block[0].padEnd(COMMENT_COLUMN - 3)} # ${s.description as string}`);
+        out.push(...block.slice(1).map((l) => `# ${l}`));
+        continue;
+      }
       const doc = s.description as string;
       const title = o.allKeys ? `${`[${name}]`.padEnd(COMMENT_COLUMN - 1)} # ${doc}` : `[${name}]`;
       out.push("", ...tableLines(s, isTable(given) ? given : {}, title, o, `${where}.${key}`));

@@ -171,6 +171,8 @@ function buildCluster(p: Problems, name: string, c: Filled<RawCluster>): Cluster
     idleTimeout: ms(c.idle_timeout),
     proxyProtocolVersion: c.proxy_protocol_version,
     health,
+    // Only when set, so a cluster without one reads as it always did.
+    ...(c.sequence === undefined ? {} : { sequence: { offset: c.sequence.offset, size: c.sequence.size } }),
     external,
     backends,
   };

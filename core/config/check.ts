@@ -265,7 +265,7 @@ function checkObject(p: Problems, s: Json, value: unknown, path: string): unknow
         ok = false;
       } else if (schema.default !== undefined) {
         out[key] = structuredClone(schema.default);
-      } else if (schema.type === "object") {
+      } else if (schema.type === "object" && schema["x-presence"] !== true) {
         // An absent sub-table is its defaults.
         out[key] = checkValue(p, props[key], {}, at);
       }

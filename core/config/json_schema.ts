@@ -15,7 +15,7 @@ export function publicSchema(schema: Schema | unknown): unknown {
   if (typeof schema !== "object" || schema === null) return schema;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(schema)) {
-    if (key === "x-check" || key === "x-min-ms" || key === "x-pattern-doc") continue;
+    if (key === "x-check" || key === "x-min-ms" || key === "x-pattern-doc" || key === "x-presence") continue;
     out[key] = publicSchema(value);
   }
   return out;

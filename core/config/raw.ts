@@ -117,6 +117,7 @@ export function configToRaw(config: FerryConfig): RawConfig {
       idle_timeout: formatDuration(cl.idleTimeout),
       proxy_protocol_version: cl.proxyProtocolVersion,
       health: healthToRaw(cl.health),
+      ...(cl.sequence ? { sequence: { offset: cl.sequence.offset, size: cl.sequence.size } } : {}),
       backends: cl.backends.map((b) => ({
         address: formatSocketAddress(b.address),
         weight: b.weight,

@@ -16,6 +16,7 @@
  */
 
 import Type, { type Static, type TSchema } from "typebox";
+import { BALANCER_NAMES } from "../types.ts";
 
 /** The longest timeout or duration any key accepts: one day, in ms. */
 export const MAX_TIMEOUT_MS = 24 * 60 * 60 * 1000;
@@ -95,25 +96,9 @@ function address(o: KeyOptions, def?: string, port0 = false) {
 const NAME = { pattern: "^[a-z0-9_-]{1,64}$" };
 
 /** Balancers a config file may name; "redis" routes each new flow by a Redis key. */
-export const FILE_BALANCERS = [
-  "round_robin",
-  "random",
-  "least_flows",
-  "power_of_two",
-  "rendezvous",
-  "maglev",
-  "redis",
-] as const;
+export const FILE_BALANCERS = [...BALANCER_NAMES, "redis"] as const;
 /** What a `redis` cluster falls back to. */
-export const FALLBACKS = [
-  "drop",
-  "round_robin",
-  "random",
-  "least_flows",
-  "power_of_two",
-  "rendezvous",
-  "maglev",
-] as const;
+export const FALLBACKS = ["drop", ...BALANCER_NAMES] as const;
 /** Source classes a listener can refuse. */
 export const SOURCE_CLASSES = ["port0", "unspecified", "multicast", "broadcast", "loopback"] as const;
 /** The data paths a UDP listener can run on. */
@@ -275,10 +260,24 @@ export const HealthSchema = Type.Object({
   close_flows_on_down: boolean(false, { doc: "true: close a backend's flows when it goes down" }),
 }, { additionalProperties: false, description: "Active probes and passive detection." });
 
+/** `[clusters.NAME.sequence]`: where datagrams carry a sequence number, for sequence-aware loss. */
+export const SequenceSchema = Type.Object({
+  offset: integer(0, 0, 65_531, { doc: "byte offset of the number in the payload, as the client sent it" }),
+  size: Type.Optional(Type.Union([Type.Literal(1), Type.Literal(2), Type.Literal(4)], {
+    default: 2,
+    ...meta({ doc: "its width in bytes, big-endian: 1, 2 or 4 (RTP: offset 2, size 2)" }),
+  })),
+}, {
+  additionalProperties: false,
+  // Absent = not read: the table's presence is the switch, so the checker does not fill it in.
+  "x-presence": true,
+  description: "Sequence numbers in both directions: loss, reordering, duplicates (absent = off).",
+});
+
 /** One `[clusters.NAME]` table. */
 export const ClusterSchema = Type.Object({
   balancer: choice(FILE_BALANCERS, "round_robin", {
-    doc: "round_robin | random | least_flows | power_of_two | rendezvous | maglev | redis",
+    doc: `${FILE_BALANCERS.join(" | ")}`,
   }),
   redis_key: Type.Optional(Type.String({
     examples: ["udp_gate:backend"],
@@ -327,6 +326,7 @@ export const ClusterSchema = Type.Object({
     ...meta({ doc: 'TCP: 1 (text) or 2 (binary) when proxy_protocol is not "off"' }),
   })),
   health: Type.Optional(HealthSchema),
+  sequence: Type.Optional(SequenceSchema),
   backends: Type.Optional(
     Type.Array(BackendSchema, { default: [], ...meta({ doc: "the cluster's backends" }) }),
   ),

@@ -613,7 +613,8 @@ export class NativeUdp implements UdpPath {
           core.replyTruncated(flow);
           continue;
         }
-        if (!core.fromBackend(flow, len, now)) continue;
+        // The reply sits in tx slot `slot` (recvmmsg wrote it there): the core reads it in place.
+        if (!core.fromBackend(flow, len, now, b.u8, b.r.txData + slot * b.slot)) continue;
         if (at !== slot) {
           const from = b.r.txData + slot * b.slot;
           b.u8.copyWithin(b.r.txData + at * b.slot, from, from + len);

@@ -89,6 +89,9 @@ export function flow(over: Partial<FlowInfo> & { id: string; client: string }): 
     latencyMs: 20,
     jitterMs: 2,
     lossPermille: 0,
+    dropPermille: 0,
+    unansweredPermille: 0,
+    sequence: null,
     priority: 1,
     ...over,
   };
@@ -268,6 +271,17 @@ export class FakeControl implements Control {
           bytesFrom: 4_000 + j,
           sendErrors: 0,
           refusals: 1,
+          quality: {
+            latencyMs: 5 + j,
+            jitterMs: 1,
+            peakEwmaMs: 6 + j,
+            samples: 3,
+            answered: 30,
+            unanswered: j,
+            unansweredPermille: j * 10,
+            sequenceUp: { expected: 0, received: 0, lost: 0, reordered: 0, duplicates: 0, lossPermille: 0 },
+            sequenceDown: { expected: 0, received: 0, lost: 0, reordered: 0, duplicates: 0, lossPermille: 0 },
+          },
           health: {
             status: b.state === "down" ? "down" as const : "up" as const,
             probed: false,
