@@ -68,6 +68,10 @@ export interface DropSnapshot {
   readonly pending_replaced: number;
   readonly send_error: number;
   readonly late: number;
+  readonly rate_limited: number;
+  readonly filtered: number;
+  readonly banned: number;
+  readonly amplified: number;
 }
 
 /** One listener's counters (summed over workers). */

@@ -158,7 +158,8 @@ export const METRICS: readonly MetricDoc[] = [
     type: "counter",
     labels: ["listener", "reason"],
     help:
-      "Datagrams dropped, by reason (truncated, no_backend, invalid, shed, pending_replaced, send_error, late).",
+      "Datagrams dropped, by reason (truncated, no_backend, invalid, shed, pending_replaced, send_error, late, " +
+      "rate_limited, filtered, banned, amplified).",
   },
   { name: "ferry_listener_tcp_connections_active", type: "gauge", labels: L, help: "Open TCP connections." },
   {

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { checkProtection, protectionToToml } from "./protection_config.ts";
 import { parse, stringify, TomlError } from "smol-toml";
 import { isPrime } from "./balancers/maglev.ts";
 import {
@@ -104,6 +105,10 @@ const LISTENER_KEYS = [
   "datapath",
   "recv_buffer",
   "send_buffer",
+  // Edge protection (core/protection_config.ts declares their keys).
+  "limits",
+  "filter",
+  "amplification",
 ] as const;
 const SOURCES_KEYS = ["reject", "deny", "allow"] as const;
 const CLUSTER_KEYS = [
@@ -590,6 +595,14 @@ function checkListener(
   };
   const recvBuffer = buffer("recv_buffer");
   const sendBuffer = buffer("send_buffer");
+  const errorsBefore = c.errors.length;
+  const protection = checkProtection(value, path, (p, m) => c.error(p, m), parseDuration);
+  for (const key of ["filter", "amplification"]) {
+    if (protocol === "tcp" && own(value, key) !== undefined) {
+      c.error(`${path}.${key}`, "only applies to udp listeners");
+    }
+  }
+  if (c.errors.length > errorsBefore) return undefined;
   if (recvBuffer === undefined || sendBuffer === undefined) return undefined;
   if (
     name === undefined || protocol === undefined || address === undefined || cluster === undefined ||
@@ -609,6 +622,7 @@ function checkListener(
     datapath,
     recvBuffer,
     sendBuffer,
+    ...(protection === undefined ? {} : { protection }),
   };
 }
 
@@ -1060,6 +1074,7 @@ export function configToToml(config: FerryConfig): string {
       out.datapath = l.datapath;
       if (l.recvBuffer !== null) out.recv_buffer = l.recvBuffer;
       if (l.sendBuffer !== null) out.send_buffer = l.sendBuffer;
+      Object.assign(out, protectionToToml(l.protection));
       return out;
     }),
     clusters: Object.fromEntries(config.clusters.map((cl) => [cl.name, {

@@ -24,6 +24,9 @@ import { Rng } from "./rng.ts";
 import { checkBackendAddress } from "./backend_address.ts";
 import type { HealthChange } from "./health.ts";
 import type { BackendState, ClusterConfig, FerryConfig, ListenerConfig } from "./types.ts";
+import { BanTable } from "./ban_table.ts";
+import { TopTalkers } from "./heavy_hitters.ts";
+import { admissionGuard, overEstablishedLimit, type ProtectionState } from "./admission_guard.ts";
 
 /** Something the shell must act on, returned by `poll`. */
 export type CoreEvent =
@@ -86,6 +89,8 @@ export class RelayCore {
   #draining = false;
   /** The earliest end of any passive health window: admission checks it with one comparison. */
   #healthExpiry = Infinity;
+  /** Edge protection shared by every listener: bans, top talkers, automatic bans not yet shared. */
+  readonly protection: ProtectionState = { bans: new BanTable(), top: new TopTalkers(64, 0), autoBans: [] };
 
   /** A core running `config`. */
   constructor(config: FerryConfig, options: RelayCoreOptions) {
@@ -118,9 +123,17 @@ export class RelayCore {
       drops.invalid++;
       return Drop.Invalid;
     }
+    this.protection.top.datagram(ip, size);
     const ports = listener.table.get(ip);
     const known = ports === undefined ? undefined : ports.get(port);
     if (known !== undefined) {
+      const p = listener.protection;
+      if (
+        p !== null && p.chargesEstablished &&
+        overEstablishedLimit(this.protection, listener, p, ip, size, now)
+      ) {
+        return Drop.RateLimited;
+      }
       if (known.state === FlowState.Established) return this.#forwardClient(known, size, now);
       this.#holdPending(known, data, now);
       return known;
@@ -140,6 +153,11 @@ export class RelayCore {
       return false;
     }
     const c = flow.listener.counters;
+    const guard = flow.listener.protection;
+    if (guard !== null && guard.amplifies(flow.requests, flow.quality.bytesIn, flow.quality.bytesOut, size)) {
+      c.drops.amplified++;
+      return false;
+    }
     c.datagramsOut++;
     c.bytesOut += size;
     const b = (flow.backend as Backend).counters;
@@ -246,15 +264,19 @@ export class RelayCore {
     now: number,
   ): Flow | Drop {
     const drops = listener.counters.drops;
+    const guarded = admissionGuard(this.protection, listener, ip, data, now);
+    if (guarded !== null) return guarded;
     const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : this.#autoMaxFlows;
     if (this.#draining || listener.draining || listener.flows >= limit) {
       drops.shed++;
+      this.protection.top.drops.add(ip, 1);
       return Drop.Shed;
     }
     if (listener.sources.check(ip, port) !== "ok") {
       drops.invalid++;
       return Drop.Invalid;
     }
+    this.protection.top.flows.add(ip, 1);
     const knobs = cluster.config;
     if (now >= this.#healthExpiry) this.healthTick(now);
     let backend: Backend | null = null;
@@ -391,6 +413,10 @@ export class RelayCore {
     if (listener.sources.check(ip, port) !== "ok") {
       drops.invalid++;
       return Drop.Invalid;
+    }
+    if (this.protection.bans.size > 0 && this.protection.bans.match(ip, now) !== null) {
+      drops.banned++;
+      return Drop.Banned;
     }
     if (now >= this.#healthExpiry) this.healthTick(now);
     const choice = this.#choose(cluster, affinityHash(cluster.config, ip, port));
