@@ -157,6 +157,11 @@ export function checkLimits(
   };
 }
 
+function isLatin1(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0xff) return false;
+  return true;
+}
+
 function checkMatch(value: unknown, path: string, error: ReportError): BytesAt | null {
   if (!isTable(value)) {
     error(path, `expected a table, got ${JSON.stringify(value)}`);
@@ -172,7 +177,7 @@ function checkMatch(value: unknown, path: string, error: ReportError): BytesAt |
     const b = typeof hex === "string" ? parseHex(hex) : "expected a hex string";
     if (typeof b === "string") error(`${path}.hex`, b);
     else bytes = b;
-  } else if (typeof prefix !== "string" || prefix === "" || /[^\x00-\xff]/.test(prefix)) {
+  } else if (typeof prefix !== "string" || prefix === "" || !isLatin1(prefix)) {
     error(`${path}.prefix`, "expected a non-empty Latin-1 string");
   } else bytes = Uint8Array.from(prefix, (ch) => ch.charCodeAt(0));
   let mask: Uint8Array | null = null;
