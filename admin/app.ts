@@ -25,6 +25,7 @@ import { fleetRoutes } from "./routes/fleet.ts";
 import { flowRoutes } from "./routes/flows.ts";
 import { listenerRoutes } from "./routes/listeners.ts";
 import { systemRoutes } from "./routes/system.ts";
+import { protectionRoutes } from "./routes/protection.ts";
 import { choiceOf, queryOf } from "./validate.ts";
 
 export { checkAdminBinding } from "./binding.ts";
@@ -83,12 +84,13 @@ export function createAdminApp(control: Control, options: AdminOptions): Hono {
   );
   app.get("/metrics", async (c) => {
     const format = choiceOf(queryOf(c, ["format"]), "format", ["prometheus", "json"] as const, "prometheus");
-    const [metrics, status, ready] = await Promise.all([
+    const [metrics, status, ready, protection] = await Promise.all([
       control.metrics(),
       control.status(),
       control.ready(),
+      control.protection?.metrics(),
     ]);
-    const families = collectMetrics(metrics, status, ready);
+    const families = collectMetrics(metrics, status, ready, protection);
     if (format === "json") return c.json(metricsJson(families));
     return c.body(renderPrometheus(families), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   });
@@ -99,6 +101,7 @@ export function createAdminApp(control: Control, options: AdminOptions): Hono {
   app.route("/api/v1", fleetRoutes(fleet));
   app.route("/api/v1", flowRoutes(control));
   app.route("/api/v1", configRoutes(control, changes));
+  app.route("/api/v1", protectionRoutes(control.protection));
 
   app.notFound((c) => c.json(errorBody(`no route ${c.req.method} ${c.req.path}`), 404));
   app.onError((err, c) => {

@@ -11,6 +11,7 @@
 
 import type { ConfigError } from "../core/config.ts";
 import type { BackendState, FerryConfig } from "../core/types.ts";
+import type { ProtectionControl } from "./protection_control.ts";
 
 /** Process and runtime facts for `GET /status`. */
 export interface StatusInfo {
@@ -252,6 +253,8 @@ export interface Control {
   closeBackendFlows(cluster: string, backend: string): Awaitable<number>;
   /** True when listeners are bound, a config is loaded and nothing is draining. */
   ready(): Awaitable<boolean>;
+  /** Bans and top talkers (absent: the routes answer 404). */
+  readonly protection?: ProtectionControl;
 }
 
 /** A relay of the fleet, as its heartbeat in Redis says. */

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { PROTECTION_METRICS } from "./protection_metrics.ts";
+
 /** One metric family. */
 export interface MetricDoc {
   readonly name: string;
@@ -314,4 +316,5 @@ export const METRICS: readonly MetricDoc[] = [
     help: "Health status changes (up to down or down to up).",
   },
   ...REDIS_METRICS,
+  ...PROTECTION_METRICS,
 ];

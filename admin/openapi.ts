@@ -6,6 +6,7 @@
  */
 
 import { SCHEMAS } from "./openapi_schemas.ts";
+import { PROTECTION_PATHS } from "./openapi_protection.ts";
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: unknown) => ({ "application/json": { schema } });
@@ -366,6 +367,7 @@ export const OPENAPI = {
         },
       },
     },
+    ...PROTECTION_PATHS,
   },
   components: {
     securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "admin.token" } },

@@ -19,6 +19,8 @@ export interface ProtectionState {
   readonly top: TopTalkers;
   /** Automatic bans placed since the shell last took them (to log and share with the fleet); bounded. */
   readonly autoBans: Ban[];
+  /** Automatic bans placed since start. */
+  autoBanCount: number;
 }
 
 /** Automatic bans kept for the shell at most; older ones are still enforced, just no longer announced. */
@@ -31,6 +33,7 @@ function placeAutoBan(state: ProtectionState, p: ListenerProtection, now: number
   p.pendingBan = null;
   const ban = state.bans.add({ ...request, origin: "auto" }, now);
   if (typeof ban === "string") return;
+  state.autoBanCount++;
   if (state.autoBans.length >= MAX_PENDING_AUTO_BANS) state.autoBans.shift();
   state.autoBans.push(ban);
 }

@@ -90,7 +90,12 @@ export class RelayCore {
   /** The earliest end of any passive health window: admission checks it with one comparison. */
   #healthExpiry = Infinity;
   /** Edge protection shared by every listener: bans, top talkers, automatic bans not yet shared. */
-  readonly protection: ProtectionState = { bans: new BanTable(), top: new TopTalkers(64, 0), autoBans: [] };
+  readonly protection: ProtectionState = {
+    bans: new BanTable(),
+    top: new TopTalkers(64, 0),
+    autoBans: [],
+    autoBanCount: 0,
+  };
 
   /** A core running `config`. */
   constructor(config: FerryConfig, options: RelayCoreOptions) {

@@ -24,6 +24,8 @@ import type {
   StatusInfo,
 } from "../admin/control.ts";
 import type { Relay } from "./relay.ts";
+import type { ProtectionControl } from "../admin/protection_control.ts";
+import { coreProtection } from "./protection_control.ts";
 
 /** What the control needs beyond the relay. */
 export interface RelayControlOptions {
@@ -104,11 +106,14 @@ export class RelayControl implements Control {
   readonly #opts: RelayControlOptions;
   readonly #startedAt: number;
   #hash: string;
+  /** Bans and top talkers of this relay's core. */
+  readonly protection: ProtectionControl;
 
   /** Control of `relay`. */
   constructor(relay: Relay, options: RelayControlOptions) {
     this.#relay = relay;
     this.#opts = options;
+    this.protection = coreProtection(() => relay.core, { clock: relay.platform.clock, wall: options.now });
     this.#startedAt = options.now();
     this.#hash = configHash(relay.config);
   }

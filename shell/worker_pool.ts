@@ -11,6 +11,7 @@
  * @module
  */
 
+import { poolProtection } from "./protection_control.ts";
 import { chooseDatapath, requestedDatapath } from "./native/select.ts";
 import type { ConfigError } from "../core/config.ts";
 import { formatSocketAddress } from "../core/address.ts";
@@ -96,6 +97,8 @@ function describeFailures(failures: readonly { index: number; error: unknown }[]
 
 /** The workers of one process, and the Control over them. */
 export class WorkerPool implements Control {
+  /** Bans and top talkers, asked of every worker and merged. */
+  readonly protection = poolProtection((op) => this.#all("protection", op));
   readonly #links: readonly WorkerLink[];
   readonly #platform: Platform;
   readonly #opts: PoolOptions;
