@@ -237,6 +237,7 @@ async function run(options: RunOptions): Promise<void> {
           token: config.admin.token,
           changes,
           fleet: plane?.fleet ?? null,
+          ...(plane?.bans == null ? {} : { protection: plane.bans.shared() }),
           onError: (e) => log.error("admin API error: {error}", { error: reason(e) }),
         }),
         config.admin.listen,

@@ -17,6 +17,7 @@ import { secureHeaders } from "hono/secure-headers";
 import { Changes } from "./apply.ts";
 import { bearerAuth } from "./auth.ts";
 import type { Control, FleetAccess } from "./control.ts";
+import type { ProtectionControl } from "./protection_control.ts";
 import { ApiError, errorBody } from "./errors.ts";
 import { collectMetrics, metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./metrics.ts";
 import { clusterRoutes } from "./routes/clusters.ts";
@@ -46,6 +47,8 @@ export interface AdminOptions {
   readonly changes?: Changes;
   /** The fleet (`[fleet] instance` set): `GET /fleet` and `?scope=fleet` on backend changes. */
   readonly fleet?: FleetAccess | null;
+  /** Bans and top talkers, when they differ from `control.protection` (shared with the fleet). */
+  readonly protection?: ProtectionControl;
 }
 
 /** The admin API over `control`. */
@@ -53,6 +56,7 @@ export function createAdminApp(control: Control, options: AdminOptions): Hono {
   const app = new Hono();
   const changes = options.changes ?? new Changes(control);
   const fleet = options.fleet ?? null;
+  const protection = options.protection ?? control.protection;
 
   app.use(secureHeaders({ crossOriginResourcePolicy: "same-origin", xFrameOptions: "DENY" }));
   app.use(async (c, next) => {
@@ -84,13 +88,13 @@ export function createAdminApp(control: Control, options: AdminOptions): Hono {
   );
   app.get("/metrics", async (c) => {
     const format = choiceOf(queryOf(c, ["format"]), "format", ["prometheus", "json"] as const, "prometheus");
-    const [metrics, status, ready, protection] = await Promise.all([
+    const [metrics, status, ready, protectionMetrics] = await Promise.all([
       control.metrics(),
       control.status(),
       control.ready(),
-      control.protection?.metrics(),
+      protection?.metrics(),
     ]);
-    const families = collectMetrics(metrics, status, ready, protection);
+    const families = collectMetrics(metrics, status, ready, protectionMetrics);
     if (format === "json") return c.json(metricsJson(families));
     return c.body(renderPrometheus(families), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   });
@@ -101,7 +105,7 @@ export function createAdminApp(control: Control, options: AdminOptions): Hono {
   app.route("/api/v1", fleetRoutes(fleet));
   app.route("/api/v1", flowRoutes(control));
   app.route("/api/v1", configRoutes(control, changes));
-  app.route("/api/v1", protectionRoutes(control.protection));
+  app.route("/api/v1", protectionRoutes(protection));
 
   app.notFound((c) => c.json(errorBody(`no route ${c.req.method} ${c.req.path}`), 404));
   app.onError((err, c) => {

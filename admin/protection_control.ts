@@ -29,6 +29,8 @@ export interface BanInput {
   /** Lifetime in ms; 0 = until removed. */
   readonly ttlMs: number;
   readonly reason: string;
+  /** Who placed it; default "api". */
+  readonly origin?: "api" | "fleet";
 }
 
 /** One source in a top-talker summary: its estimated count and the most it may overstate the truth by. */
@@ -79,4 +81,6 @@ export interface ProtectionControl {
   /** The `n` top sources of each ranking; with `reset`, then starts counting afresh. */
   top(n: number, reset: boolean): Awaitable<TopSnapshot>;
   metrics(): Awaitable<ProtectionMetrics>;
+  /** Automatic bans placed since the last call (to log and share with the fleet). */
+  takeAutoBans(): Awaitable<BanInfo[]>;
 }

@@ -62,6 +62,12 @@ function canonical(cidr: Cidr, words: Uint32Array): string {
   return `${formatIp({ family: cidr.ip.family, bytes })}/${cidr.prefix}`;
 }
 
+/** The canonical text of a CIDR block ("10.1.2.3/16" → "10.1.0.0/16"), or null when it is none. */
+export function canonicalCidr(text: string): string | null {
+  const cidr = parseCidr(text);
+  return typeof cidr === "string" ? null : canonical(cidr, cidrWords(cidr));
+}
+
 function sameBlock(ban: Ban, family: 4 | 6, words: Uint32Array): boolean {
   if (ban.family !== family) return false;
   const n = family === 4 ? 1 : 4;

@@ -27,7 +27,8 @@ export type ProtectionOp =
   | { readonly kind: "add"; readonly ban: BanInput }
   | { readonly kind: "remove"; readonly cidr: string }
   | { readonly kind: "top"; readonly n: number; readonly reset: boolean }
-  | { readonly kind: "metrics" };
+  | { readonly kind: "metrics" }
+  | { readonly kind: "takeAutoBans" };
 
 /** The clocks a conversion needs: the core's (monotonic) and the wall clock, both in ms. */
 export interface Clocks {
@@ -67,7 +68,7 @@ export function protectionCall(core: RelayCore, clocks: Clocks, op: ProtectionOp
     case "bans":
       return p.bans.list(now).map((b) => banInfo(b, clocks));
     case "add": {
-      const ban = p.bans.add({ ...op.ban, origin: "api" }, now);
+      const ban = p.bans.add({ ...op.ban, origin: op.ban.origin ?? "api" }, now);
       if (typeof ban === "string") throw new Error(ban);
       return banInfo(ban, clocks);
     }
@@ -86,6 +87,8 @@ export function protectionCall(core: RelayCore, clocks: Clocks, op: ProtectionOp
       if (op.reset) t.reset(now);
       return snapshot;
     }
+    case "takeAutoBans":
+      return p.autoBans.splice(0).map((b) => banInfo(b, clocks));
     case "metrics": {
       let evictions = 0;
       for (const l of core.listeners()) {
@@ -111,6 +114,7 @@ export function coreProtection(core: () => RelayCore, clocks: Clocks): Protectio
     removeBan: (cidr) => call<boolean>({ kind: "remove", cidr }),
     top: (n, reset) => call<TopSnapshot>({ kind: "top", n, reset }),
     metrics: () => call<ProtectionMetrics>({ kind: "metrics" }),
+    takeAutoBans: () => call<BanInfo[]>({ kind: "takeAutoBans" }),
   };
 }
 
@@ -164,6 +168,7 @@ export function poolProtection(call: (op: ProtectionOp) => Promise<unknown[]>): 
         drops: out.drops,
       };
     },
+    takeAutoBans: async () => mergeBans((await call({ kind: "takeAutoBans" })) as BanInfo[][]),
     metrics: async () => {
       const parts = (await call({ kind: "metrics" })) as ProtectionMetrics[];
       return {
