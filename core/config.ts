@@ -109,6 +109,7 @@ const LISTENER_KEYS = [
   "limits",
   "filter",
   "amplification",
+  "kernel_filter",
 ] as const;
 const SOURCES_KEYS = ["reject", "deny", "allow"] as const;
 const CLUSTER_KEYS = [

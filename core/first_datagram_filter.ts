@@ -25,6 +25,11 @@ export interface FirstDatagramRule {
   readonly match: readonly BytesAt[];
   /** Source of a regex tested against the datagram's first REGEX_WINDOW bytes as Latin-1; "" = none. */
   readonly regex: string;
+  /**
+   * The rule holds for every datagram of the protocol, not only a flow's first: the kernel filter may then
+   * check it on all of them (user space still checks only first datagrams). Default false.
+   */
+  readonly allDatagrams?: boolean;
 }
 
 /** How much of a datagram the regex sees: bounds its cost per new flow. */

@@ -48,6 +48,11 @@ export interface ProtectionConfig {
   readonly limits: LimitsConfig | null;
   readonly filter: FirstDatagramRule | null;
   readonly amplification: AmplificationConfig | null;
+  /**
+   * Native path: compile deny/allow blocks, bans and (with `all_datagrams`) the filter into a kernel socket
+   * filter. Default true; false keeps every check in user space.
+   */
+  readonly kernelFilter?: boolean;
 }
 
 /** What `admit` and `charge` decide. */

@@ -30,7 +30,7 @@ export const LIMITS_KEYS = [
   "ban_for",
 ] as const;
 /** Keys of `[listeners.filter]` and of each `[[listeners.filter.match]]`. */
-export const FILTER_KEYS = ["min_length", "max_length", "match", "regex"] as const;
+export const FILTER_KEYS = ["min_length", "max_length", "match", "regex", "all_datagrams"] as const;
 const MATCH_KEYS = ["offset", "hex", "prefix", "mask"] as const;
 /** Keys of `[listeners.amplification]`. */
 export const AMPLIFICATION_KEYS = ["ratio", "datagrams"] as const;
@@ -214,7 +214,9 @@ export function checkFilter(value: unknown, path: string, error: ReportError): F
     if (problem !== null) error(`${path}.regex`, problem);
     else regex = regexRaw as string;
   }
-  return { minLength, maxLength, match, regex };
+  const all = own(t, "all_datagrams");
+  if (all !== undefined && typeof all !== "boolean") error(`${path}.all_datagrams`, "expected true or false");
+  return { minLength, maxLength, match, regex, ...(all === true ? { allDatagrams: true } : {}) };
 }
 
 /** Reads `[listeners.amplification]`; null when absent. */
@@ -242,8 +244,13 @@ export function checkProtection(
   const limits = checkLimits(own(listener, "limits"), `${path}.limits`, error, parse);
   const filter = checkFilter(own(listener, "filter"), `${path}.filter`, error);
   const amplification = checkAmplification(own(listener, "amplification"), `${path}.amplification`, error);
-  if (limits === null && filter === null && amplification === null) return undefined;
-  return { limits, filter, amplification };
+  const kernel = own(listener, "kernel_filter");
+  if (kernel !== undefined && typeof kernel !== "boolean") {
+    error(`${path}.kernel_filter`, "expected true or false");
+  }
+  const kernelFilter = typeof kernel === "boolean" ? { kernelFilter: kernel } : {};
+  if (limits === null && filter === null && amplification === null && kernel === undefined) return undefined;
+  return { limits, filter, amplification, ...kernelFilter };
 }
 
 function hex(b: Uint8Array): string {
@@ -276,6 +283,7 @@ export function protectionToToml(p: ProtectionConfig | undefined): Record<string
     out.filter = {
       min_length: f.minLength,
       max_length: f.maxLength,
+      ...(f.allDatagrams === true ? { all_datagrams: true } : {}),
       ...(f.regex === "" ? {} : { regex: f.regex }),
       ...(f.match.length === 0 ? {} : {
         match: f.match.map((m) => ({
@@ -287,5 +295,6 @@ export function protectionToToml(p: ProtectionConfig | undefined): Record<string
     };
   }
   if (p.amplification !== null) out.amplification = { ...p.amplification };
+  if (p.kernelFilter !== undefined) out.kernel_filter = p.kernelFilter;
   return out;
 }
