@@ -8,10 +8,12 @@
  * - so a reported count c means the true count lies in [c − error, c];
  * - every source whose true count exceeds N / k is in the summary.
  * Each update is a Map lookup and a sift in a k-entry min-heap: O(log k), allocation-free for a tracked
- * source (a new source replaces the minimum in place).
+ * source, and a new source takes over the minimum's entry in place (its own small hash index, no Map).
  *
  * @module
  */
+
+import { hashString } from "./hash.ts";
 
 /** One tracked source: its estimated count and the most that estimate may exceed the true count by. */
 export interface HeavyHitter {
@@ -20,103 +22,155 @@ export interface HeavyHitter {
   readonly error: number;
 }
 
+/** A tracked source; entries move in the heap, so `pos` is updated in place. */
+interface Entry {
+  readonly id: number;
+  key: string;
+  hash: number;
+  count: number;
+  error: number;
+  pos: number;
+}
+
+const EMPTY = -1;
+
 /** A Space-Saving summary of `k` counters. */
 export class SpaceSaving {
   readonly k: number;
-  readonly #index = new Map<string, number>();
-  /** Min-heap by count, in parallel arrays. */
-  readonly #keys: string[] = [];
-  readonly #counts: Float64Array;
-  readonly #errors: Float64Array;
+  /**
+   * key → entry id, open addressing with linear probing and backward-shift deletion. A Map would do, but a
+   * flood of distinct sources deletes and inserts on every datagram, which a JS Map pays for in rehashing.
+   */
+  readonly #slots: Int32Array;
+  readonly #mask: number;
+  readonly #entries: Entry[] = [];
+  /** Min-heap of entries by count. */
+  readonly #heap: Entry[] = [];
   /** Total weight seen since the last reset. */
   total = 0;
 
   /** A summary tracking `k` (≥ 1) sources. */
   constructor(k: number) {
     this.k = Math.max(1, Math.floor(k));
-    this.#counts = new Float64Array(this.k);
-    this.#errors = new Float64Array(this.k);
+    let cap = 8;
+    while (cap < this.k * 4) cap *= 2;
+    this.#slots = new Int32Array(cap).fill(EMPTY);
+    this.#mask = cap - 1;
+  }
+
+  #find(key: string, hash: number): Entry | undefined {
+    const slots = this.#slots, mask = this.#mask;
+    for (let i = hash & mask; slots[i] !== EMPTY; i = (i + 1) & mask) {
+      const e = this.#entries[slots[i]];
+      if (e.hash === hash && e.key === key) return e;
+    }
+    return undefined;
+  }
+
+  #insert(e: Entry): void {
+    const slots = this.#slots, mask = this.#mask;
+    let i = e.hash & mask;
+    while (slots[i] !== EMPTY) i = (i + 1) & mask;
+    slots[i] = e.id;
+  }
+
+  #remove(e: Entry): void {
+    const slots = this.#slots, mask = this.#mask;
+    let i = e.hash & mask;
+    while (slots[i] !== e.id) i = (i + 1) & mask;
+    // Backward shift: move later members of the probe run into the hole, so lookups need no tombstones.
+    for (let j = (i + 1) & mask; slots[j] !== EMPTY; j = (j + 1) & mask) {
+      const home = this.#entries[slots[j]].hash & mask;
+      const between = i <= j ? i < home && home <= j : i < home || home <= j;
+      if (between) continue;
+      slots[i] = slots[j];
+      i = j;
+    }
+    slots[i] = EMPTY;
   }
 
   /** Adds `weight` (> 0) to `key`'s count. */
   add(key: string, weight: number): void {
     this.total += weight;
-    const at = this.#index.get(key);
-    if (at !== undefined) {
-      this.#counts[at] += weight;
-      this.#down(at);
+    const hash = hashString(key, 0x70_70);
+    const found = this.#find(key, hash);
+    if (found !== undefined) {
+      found.count += weight;
+      this.#down(found.pos);
       return;
     }
-    const n = this.#keys.length;
-    if (n < this.k) {
-      this.#keys.push(key);
-      this.#counts[n] = weight;
-      this.#errors[n] = 0;
-      this.#index.set(key, n);
-      this.#up(n);
+    const heap = this.#heap;
+    if (heap.length < this.k) {
+      let e = this.#entries[heap.length];
+      if (e === undefined) {
+        e = { id: heap.length, key, hash, count: weight, error: 0, pos: heap.length };
+        this.#entries.push(e);
+      } else e.key = key, e.hash = hash, e.count = weight, e.error = 0, e.pos = heap.length;
+      heap.push(e);
+      this.#insert(e);
+      this.#up(e.pos);
       return;
     }
-    // Replace the minimum: the newcomer inherits its count as possible overestimate.
-    const min = this.#counts[0];
-    this.#index.delete(this.#keys[0]);
-    this.#keys[0] = key;
-    this.#index.set(key, 0);
-    this.#counts[0] = min + weight;
-    this.#errors[0] = min;
+    // Replace the minimum in place: the newcomer inherits its count as possible overestimate.
+    const min = heap[0];
+    this.#remove(min);
+    min.key = key;
+    min.hash = hash;
+    min.error = min.count;
+    min.count += weight;
+    this.#insert(min);
     this.#down(0);
   }
 
   /** The largest error any reported count can have: the smallest tracked count (≤ total / k). */
   get maxError(): number {
-    return this.#keys.length < this.k ? 0 : this.#counts[0];
+    return this.#heap.length < this.k ? 0 : this.#heap[0].count;
   }
 
   /** The `n` largest counts, largest first. */
   top(n: number): HeavyHitter[] {
-    const out: HeavyHitter[] = [];
-    for (let i = 0; i < this.#keys.length; i++) {
-      out.push({ key: this.#keys[i], count: this.#counts[i], error: this.#errors[i] });
-    }
+    const out: HeavyHitter[] = this.#heap.map((e) => ({ key: e.key, count: e.count, error: e.error }));
     out.sort((a, b) => b.count - a.count || (a.key < b.key ? -1 : 1));
     return out.slice(0, n);
   }
 
   /** Forgets everything. */
   reset(): void {
-    this.#index.clear();
-    this.#keys.length = 0;
+    this.#slots.fill(EMPTY);
+    this.#heap.length = 0;
     this.total = 0;
   }
 
-  #swap(i: number, j: number): void {
-    const c = this.#counts, e = this.#errors, k = this.#keys;
-    const tc = c[i], te = e[i], tk = k[i];
-    c[i] = c[j], e[i] = e[j], k[i] = k[j];
-    c[j] = tc, e[j] = te, k[j] = tk;
-    this.#index.set(k[i], i);
-    this.#index.set(k[j], j);
-  }
-
   #up(i: number): void {
+    const h = this.#heap;
+    const e = h[i];
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (this.#counts[p] <= this.#counts[i]) return;
-      this.#swap(i, p);
+      if (h[p].count <= e.count) break;
+      h[i] = h[p];
+      h[i].pos = i;
       i = p;
     }
+    h[i] = e;
+    e.pos = i;
   }
 
   #down(i: number): void {
-    const n = this.#keys.length;
+    const h = this.#heap;
+    const n = h.length;
+    const e = h[i];
     for (;;) {
       const l = 2 * i + 1;
-      if (l >= n) return;
+      if (l >= n) break;
       const r = l + 1;
-      const m = r < n && this.#counts[r] < this.#counts[l] ? r : l;
-      if (this.#counts[i] <= this.#counts[m]) return;
-      this.#swap(i, m);
+      const m = r < n && h[r].count < h[l].count ? r : l;
+      if (e.count <= h[m].count) break;
+      h[i] = h[m];
+      h[i].pos = i;
       i = m;
     }
+    h[i] = e;
+    e.pos = i;
   }
 }
 
@@ -143,7 +197,10 @@ export class TopTalkers {
     this.since = now;
   }
 
-  /** One client datagram of `size` bytes from `ip` (accepted or not). */
+  /**
+   * One accepted client datagram of `size` bytes from `ip`. Refused ones count in `drops` only: a flood of
+   * distinct sources replaces a summary's minimum on every datagram (~0.2 µs each), paid once, not thrice.
+   */
   datagram(ip: string, size: number): void {
     this.datagrams.add(ip, 1);
     this.bytes.add(ip, size);

@@ -128,7 +128,6 @@ export class RelayCore {
       drops.invalid++;
       return Drop.Invalid;
     }
-    this.protection.top.datagram(ip, size);
     const ports = listener.table.get(ip);
     const known = ports === undefined ? undefined : ports.get(port);
     if (known !== undefined) {
@@ -139,6 +138,7 @@ export class RelayCore {
       ) {
         return Drop.RateLimited;
       }
+      this.protection.top.datagram(ip, size);
       if (known.state === FlowState.Established) return this.#forwardClient(known, size, now);
       this.#holdPending(known, data, now);
       return known;
@@ -282,6 +282,7 @@ export class RelayCore {
       return Drop.Invalid;
     }
     this.protection.top.flows.add(ip, 1);
+    this.protection.top.datagram(ip, data.byteLength);
     const knobs = cluster.config;
     if (now >= this.#healthExpiry) this.healthTick(now);
     let backend: Backend | null = null;

@@ -122,7 +122,7 @@ describe("worker pool merge", () => {
     assert.equal(bans.length, 1);
     assert.equal(bans[0].hits, 2);
     const top = await pool.top(5, false);
-    assert.equal(top.datagrams.top[0].count, 2);
+    assert.equal(top.drops.top[0].count, 2, "both workers' drops of 10.1.1.1");
     assert.equal((await pool.metrics()).bans, 1);
     assert.ok(await pool.removeBan("10.0.0.0/8"));
     assert.equal(mergeBans([[], []]).length, 0);
