@@ -6,6 +6,7 @@
  * @module
  */
 
+import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { configToToml, parseConfigToml } from "../core/config.ts";
@@ -230,5 +231,20 @@ backends = [{ address = "127.0.0.1:9000" }]
     const r = parseConfigToml(base.replace('cluster = "c"', 'cluster = "c"\nprotocol = "tcp"'));
     assert.ok(!r.ok);
     assert.ok(r.errors.some((e) => e.path === "listeners[0].filter" && /udp/.test(e.message)));
+  });
+
+  test('the README\'s "Protecting an edge" config is valid and turns every part on', () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const section = readme.slice(readme.indexOf("## Protecting an edge"));
+    const toml = section.slice(
+      section.indexOf("```toml") + 7,
+      section.indexOf("```", section.indexOf("```toml") + 7),
+    );
+    const r = parseConfigToml(toml);
+    assert.ok(r.ok, JSON.stringify(!r.ok && r.errors));
+    const p = r.config.listeners[0].protection!;
+    assert.ok(p.limits !== null && p.filter !== null && p.amplification !== null);
+    assert.equal(p.filter.allDatagrams, true);
+    assert.equal(p.limits.banAfterMs, 10_000);
   });
 });
