@@ -58,6 +58,8 @@ export interface DatapathStatus {
   /** Native path: datagrams per recvmmsg/sendmmsg, and whether UDP GSO is used. */
   readonly batch: number | null;
   readonly gso: boolean | null;
+  /** Native path: the kernel socket filter (instructions attached, rules left to user space, error). */
+  readonly kernelFilter?: { instructions: number; omitted: number; error: string | null } | null;
 }
 
 /** Drop counters, by reason. */

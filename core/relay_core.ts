@@ -71,6 +71,9 @@ export interface RelayCoreOptions {
   readonly autoMaxFlows?: number;
 }
 
+/** The "first datagram" of a TCP connection for the admission guard: none. */
+const NO_DATA = new Uint8Array(0);
+
 /** The default flow limit for max_flows = 0 when the shell gives none. */
 export const DEFAULT_AUTO_MAX_FLOWS = 10_000;
 
@@ -420,10 +423,9 @@ export class RelayCore {
       drops.invalid++;
       return Drop.Invalid;
     }
-    if (this.protection.bans.size > 0 && this.protection.bans.match(ip, now) !== null) {
-      drops.banned++;
-      return Drop.Banned;
-    }
+    // Bans and the per-source limits (new connections count as new flows; no filter on TCP).
+    const guarded = admissionGuard(this.protection, listener, ip, NO_DATA, now);
+    if (guarded !== null) return guarded;
     if (now >= this.#healthExpiry) this.healthTick(now);
     const choice = this.#choose(cluster, affinityHash(cluster.config, ip, port));
     if (choice === null) {

@@ -148,6 +148,7 @@ export class RelayControl implements Control {
             recvBuffer: dp.native?.recvBuffer ?? null,
             sendBuffer: dp.native?.sendBuffer ?? null,
             pktinfo: dp.native?.pktinfo ?? null,
+            kernelFilter: dp.native?.kernelFilter ?? null,
             batch: dp.native?.batch ?? null,
             gso: dp.native?.gso ?? null,
           },

@@ -118,6 +118,28 @@ describe("protection in the relay core", () => {
     assert.equal(core.protection.bans.get("10.9.0.0/16")?.hits, 2);
   });
 
+  test("TCP connections pay the new-flows limit per source", () => {
+    const core = new RelayCore(
+      config([cluster()], [
+        listener({
+          name: "t",
+          protocol: "tcp",
+          protection: {
+            limits: limits({ perIp: { ...NO_RATES, newFlows: 1 } }),
+            filter: null,
+            amplification: null,
+          },
+        }),
+      ]),
+      { seed: 1 },
+    );
+    const t = core.listener("t")!;
+    assert.equal(typeof core.openConnection(t, "192.0.2.30", 1, 0), "object");
+    assert.equal(core.openConnection(t, "192.0.2.30", 2, 0), Drop.RateLimited);
+    assert.equal(typeof core.openConnection(t, "192.0.2.31", 1, 0), "object");
+    assert.equal(t.counters.drops.rate_limited, 1);
+  });
+
   test("the first-datagram filter admits only matching flows, later datagrams are free", () => {
     const { core, l } = setup({
       limits: null,

@@ -20,7 +20,7 @@
  * @module
  */
 
-import { KernelFilters } from "./kernel_filter.ts";
+import { KernelFilters, type KernelFilterStatus } from "./kernel_filter.ts";
 import type { SocketAddress } from "../../core/address.ts";
 import { type Flow, FlowState } from "../../core/flow.ts";
 import type { Listener } from "../../core/listener.ts";
@@ -102,6 +102,8 @@ export interface NativeListenerStats {
   readonly batch: number;
   /** Whether runs of one flow's datagrams go out as UDP GSO sends. */
   readonly gso: boolean;
+  /** The kernel socket filter attached (edge protection), or null. */
+  readonly kernelFilter: KernelFilterStatus | null;
 }
 
 /** Rounds of recvmmsg per readiness event, so one busy socket cannot starve the others. */
@@ -314,6 +316,7 @@ export class NativeUdp implements UdpPath {
       reusePort: nl.reusePort,
       batch: nl.b.count,
       gso: nl.gso,
+      kernelFilter: this.kernelFilters.status(listener) ?? null,
     };
   }
 
