@@ -215,6 +215,23 @@ async function run(options: RunOptions): Promise<void> {
   // Fleet changes take their turn with the admin API's.
   const changes = new Changes(control);
   if (redis !== null) plane = new RedisPlane(config, redis, { control, changes, logger: log });
+  // Automatic bans are logged (and shared) by the fleet; outside one, they are logged here.
+  const protection = control.protection;
+  if (plane?.bans == null && protection !== undefined) {
+    const timer = setInterval(() => {
+      Promise.resolve(protection.takeAutoBans()).then((bans) => {
+        for (const b of bans) {
+          log.warning("source {cidr} banned automatically: {reason}", {
+            event: "auto_ban",
+            cidr: b.cidr,
+            reason: b.reason,
+            ttl: b.ttlSeconds,
+          });
+        }
+      }).catch(() => {});
+    }, 1000);
+    (timer as { unref?: () => void }).unref?.();
+  }
   if (running.workers > 1) {
     log.info("{workers} relay workers share each listening port", {
       event: "workers",
