@@ -114,17 +114,27 @@ export class FleetBans {
       top: (n, reset) => local.top(n, reset),
       metrics: () => local.metrics(),
       takeAutoBans: () => local.takeAutoBans(),
+      // The local change stands whether or not Redis takes it (a ban must not wait for Redis): a failed
+      // share is logged, and the other instances get the ban when it is placed again.
       addBan: async (ban: BanInput) => {
         const placed = await local.addBan(ban);
-        await this.share(placed);
+        await this.share(placed).catch((e) => this.#unshared("ban of " + placed.cidr, e));
         return placed;
       },
       removeBan: async (cidr: string) => {
         const removed = await local.removeBan(cidr);
-        await this.unshare(canonicalCidr(cidr) ?? cidr);
+        await this.unshare(canonicalCidr(cidr) ?? cidr).catch((e) => this.#unshared("lifting of " + cidr, e));
         return removed;
       },
     };
+  }
+
+  #unshared(what: string, e: unknown): void {
+    this.#log.warning("{what} not shared with the fleet: {error}", {
+      event: "fleet_ban_unshared",
+      what,
+      error: reason(e),
+    });
   }
 
   /** Writes a ban placed here to the hash and announces it. Rejects when Redis cannot take it. */
