@@ -266,6 +266,23 @@ async function run(options: RunOptions): Promise<void> {
   // Every change (API, reload, fleet, drain) takes its turn in this control's one queue.
   const control = running.control;
   if (redis !== null) plane = new RedisPlane(config, redis, { control, logger: log });
+  // Automatic bans are logged (and shared) by the fleet; outside one, they are logged here.
+  const protection = control.protection;
+  if (plane?.bans == null && protection !== undefined) {
+    const timer = setInterval(() => {
+      Promise.resolve(protection.takeAutoBans()).then((bans) => {
+        for (const b of bans) {
+          log.warning("source {cidr} banned automatically: {reason}", {
+            event: "auto_ban",
+            cidr: b.cidr,
+            reason: b.reason,
+            ttl: b.ttlSeconds,
+          });
+        }
+      }).catch(() => {});
+    }, 1000);
+    (timer as { unref?: () => void }).unref?.();
+  }
   if (running.workers > 1) {
     log.info("{workers} relay workers share each listening port", {
       event: "workers",
@@ -286,6 +303,7 @@ async function run(options: RunOptions): Promise<void> {
     const app = createAdminApp(control, {
       token: () => control.config().admin.token,
       fleet: plane?.fleet ?? null,
+      ...(plane?.bans == null ? {} : { protection: plane.bans.shared() }),
       onError: (e) => log.error("admin API error: {error}", { error: reason(e) }),
     });
     control.addHook(adminRebinder(app, () => admin, (next) => (admin = next)));

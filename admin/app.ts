@@ -20,6 +20,7 @@ import { bearerAuth } from "./auth.ts";
 import type { Control, FleetAccess } from "../core/control_api.ts";
 import { EditError } from "../core/config_edits.ts";
 import { ApiError, errorBody, type ErrorStatus } from "./errors.ts";
+import type { ProtectionControl } from "../core/protection_api.ts";
 import { collectMetrics, metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./metrics.ts";
 import { clusterRoutes } from "./routes/clusters.ts";
 import { configRoutes } from "./routes/config.ts";
@@ -28,6 +29,7 @@ import { fleetRoutes } from "./routes/fleet.ts";
 import { flowRoutes } from "./routes/flows.ts";
 import { listenerRoutes } from "./routes/listeners.ts";
 import { systemRoutes } from "./routes/system.ts";
+import { protectionRoutes } from "./routes/protection.ts";
 import { choiceOf, queryOf } from "./validate.ts";
 
 export { checkAdminBinding } from "../core/admin_binding.ts";
@@ -47,6 +49,8 @@ export interface AdminOptions {
   readonly onError?: (error: unknown) => void;
   /** The fleet (`[fleet] instance` set): `GET /fleet` and `?scope=fleet` on backend changes. */
   readonly fleet?: FleetAccess | null;
+  /** Bans and top talkers, when they differ from `control.protection` (shared with the fleet). */
+  readonly protection?: ProtectionControl;
 }
 
 /** The status of each kind of refused edit. */
@@ -61,6 +65,7 @@ export function createAdminApp(control: Control, options: AdminOptions): Hono {
   const app = new Hono();
   const changes = new Changes(control);
   const fleet = options.fleet ?? null;
+  const protection = options.protection ?? control.protection;
 
   app.use(secureHeaders({ crossOriginResourcePolicy: "same-origin", xFrameOptions: "DENY" }));
   app.use(async (c, next) => {
@@ -92,12 +97,13 @@ export function createAdminApp(control: Control, options: AdminOptions): Hono {
   );
   app.get("/metrics", async (c) => {
     const format = choiceOf(queryOf(c, ["format"]), "format", ["prometheus", "json"] as const, "prometheus");
-    const [metrics, status, ready] = await Promise.all([
+    const [metrics, status, ready, protectionMetrics] = await Promise.all([
       control.metrics(),
       control.status(),
       control.ready(),
+      protection?.metrics(),
     ]);
-    const families = collectMetrics(metrics, status, ready);
+    const families = collectMetrics(metrics, status, ready, protectionMetrics);
     if (format === "json") return c.json(metricsJson(families));
     return c.body(renderPrometheus(families), 200, { "content-type": PROMETHEUS_CONTENT_TYPE });
   });
@@ -110,6 +116,7 @@ export function createAdminApp(control: Control, options: AdminOptions): Hono {
   app.route("/api/v1", fleetRoutes(fleet));
   app.route("/api/v1", flowRoutes(control));
   app.route("/api/v1", configRoutes(control, changes));
+  app.route("/api/v1", protectionRoutes(protection));
 
   app.notFound((c) => c.json(errorBody(`no route ${c.req.method} ${c.req.path}`), 404));
   app.onError((err, c) => {

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { PROTECTION_METRICS } from "./protection_metrics.ts";
+
 /** One metric family. */
 export interface MetricDoc {
   readonly name: string;
@@ -288,7 +290,8 @@ export const METRICS: readonly MetricDoc[] = [
     type: "counter",
     labels: ["listener", "reason"],
     help:
-      "Datagrams dropped, by reason (truncated, no_backend, invalid, shed, pending_replaced, send_error, late, fd_limit: the process's descriptor budget was full).",
+      "Datagrams dropped, by reason (truncated, no_backend, invalid, shed, pending_replaced, send_error, late, " +
+      "fd_limit: the process's descriptor budget was full, rate_limited, filtered, banned, amplified).",
   },
   { name: "ferry_listener_tcp_connections_active", type: "gauge", labels: L, help: "Open TCP connections." },
   {
@@ -460,4 +463,5 @@ export const METRICS: readonly MetricDoc[] = [
   ...HISTOGRAMS,
   ...BACKEND_QUALITY_METRICS,
   ...REDIS_METRICS,
+  ...PROTECTION_METRICS,
 ];

@@ -14,6 +14,8 @@ import type {
   StatusInfo,
 } from "../core/control_api.ts";
 import { type MetricDoc, METRICS } from "./metric_names.ts";
+import { collectProtection } from "./protection_metrics.ts";
+import type { ProtectionMetrics } from "../core/protection_api.ts";
 
 /** One sample: label values by label name, and the value. */
 export interface Sample {
@@ -34,7 +36,12 @@ export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8
 const BACKEND_STATES = ["up", "down", "draining"] as const;
 
 /** Builds every family from a metrics snapshot, the status and readiness. */
-export function collectMetrics(m: MetricsSnapshot, status: StatusInfo, ready: boolean): Family[] {
+export function collectMetrics(
+  m: MetricsSnapshot,
+  status: StatusInfo,
+  ready: boolean,
+  protection?: ProtectionMetrics,
+): Family[] {
   const families = new Map<string, Family>(METRICS.map((d) => [d.name, { ...d, samples: [] }]));
   const add = (name: string, labels: Record<string, string>, value: number) => {
     const f = families.get(name);
@@ -148,6 +155,7 @@ export function collectMetrics(m: MetricsSnapshot, status: StatusInfo, ready: bo
     }
   }
   if (m.redis !== undefined) collectRedis(m.redis, add);
+  if (protection !== undefined) collectProtection(protection, add);
   return [...families.values()];
 }
 

@@ -9,6 +9,7 @@
 
 import { DASHBOARD_OPENAPI } from "./dashboard/routes.ts";
 import { SCHEMAS } from "./openapi_schemas.ts";
+import { PROTECTION_PATHS } from "./openapi_protection.ts";
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: unknown) => ({ "application/json": { schema } });
@@ -420,6 +421,7 @@ export const OPENAPI = {
         },
       },
     },
+    ...PROTECTION_PATHS,
   },
   components: {
     securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "admin.token" } },

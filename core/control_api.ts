@@ -14,6 +14,7 @@
 
 import type { ConfigError } from "./config.ts";
 import type { BackendState, FerryConfig } from "./types.ts";
+import type { ProtectionControl } from "./protection_api.ts";
 
 /** Process and runtime facts for `GET /status`. */
 export interface StatusInfo {
@@ -60,6 +61,8 @@ export interface DatapathStatus {
   /** Native path: datagrams per recvmmsg/sendmmsg, and whether UDP GSO is used. */
   readonly batch: number | null;
   readonly gso: boolean | null;
+  /** Native path: the kernel socket filter (instructions attached, rules left to user space, error). */
+  readonly kernelFilter?: { instructions: number; omitted: number; error: string | null } | null;
 }
 
 /** Drop counters, by reason. */
@@ -72,6 +75,10 @@ export interface DropSnapshot {
   readonly send_error: number;
   readonly late: number;
   readonly fd_limit: number;
+  readonly rate_limited: number;
+  readonly filtered: number;
+  readonly banned: number;
+  readonly amplified: number;
 }
 
 /** One listener's counters (summed over workers). */
@@ -361,6 +368,8 @@ export interface Control {
   closeBackendFlows(cluster: string, backend: string): Awaitable<number>;
   /** True when listeners are bound, a config is loaded and nothing is draining. */
   ready(): Awaitable<boolean>;
+  /** Bans and top talkers (absent: the routes answer 404). */
+  readonly protection?: ProtectionControl;
 }
 
 /** A relay of the fleet, as its heartbeat in Redis says. */

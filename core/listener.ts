@@ -12,6 +12,8 @@ import type { CloseReason, Flow } from "./flow.ts";
 import type { ConnectionEnd } from "./connection.ts";
 import { compileSourcePolicy } from "./source_policy.ts";
 import type { ListenerConfig } from "./types.ts";
+import { hashString } from "./hash.ts";
+import { ListenerProtection } from "./protection.ts";
 import type { SocketAddress } from "./address.ts";
 
 /** Why a datagram was dropped. Small integers, returned by `RelayCore.fromClient` instead of a flow. */
@@ -24,6 +26,12 @@ export const Drop = {
   Invalid: 2,
   /** A new client while draining or at max_flows. */
   Shed: 3,
+  /** Over a per-source or per-prefix limit (`[listeners.limits]`). */
+  RateLimited: 4,
+  /** A new flow whose first datagram does not match `[listeners.filter]`. */
+  Filtered: 5,
+  /** A new flow from a banned source. */
+  Banned: 6,
 } as const;
 /** One of the Drop codes. */
 export type Drop = typeof Drop[keyof typeof Drop];
@@ -42,6 +50,12 @@ export interface DropCounters {
   late: number;
   /** A new flow or connection refused because the process's descriptor budget was full. */
   fd_limit: number;
+  /** Edge protection: over a source limit, refused by the first-datagram filter, banned source. */
+  rate_limited: number;
+  filtered: number;
+  banned: number;
+  /** A backend reply held back by the amplification guard. */
+  amplified: number;
 }
 
 /** Counters of one listener. Datagram and byte figures are payload only (no PROXY header). */
@@ -85,6 +99,10 @@ export function newListenerCounters(): ListenerCounters {
       send_error: 0,
       late: 0,
       fd_limit: 0,
+      rate_limited: 0,
+      filtered: 0,
+      banned: 0,
+      amplified: 0,
     },
     connectionsTotal: 0,
     connectionsEnded: { closed: 0, idle: 0, refused: 0, connect_timeout: 0, error: 0, drain: 0, aborted: 0 },
@@ -109,6 +127,8 @@ export class Listener {
   removed = false;
   readonly counters: ListenerCounters = newListenerCounters();
   sources: ReturnType<typeof compileSourcePolicy>;
+  /** Limits, filter and amplification guard; null when the config turns none on. */
+  protection: ListenerProtection | null;
 
   /** A listener from its config and its cluster (null if the cluster is missing). */
   constructor(config: ListenerConfig, cluster: Cluster | null) {
@@ -116,6 +136,7 @@ export class Listener {
     this.cluster = cluster;
     this.localAddress = config.address;
     this.sources = compileSourcePolicy(config.sources);
+    this.protection = compileProtection(config, null);
   }
 
   /** Replaces the config: limits and source policy apply to new flows; existing ones are untouched. */
@@ -126,6 +147,7 @@ export class Listener {
     this.config = config;
     this.cluster = cluster;
     this.sources = compileSourcePolicy(config.sources);
+    this.protection = compileProtection(config, this.protection);
   }
 
   /** The attached flow of a client, if any. Allocation-free. */
@@ -133,4 +155,18 @@ export class Listener {
     const ports = this.table.get(ip);
     return ports === undefined ? undefined : ports.get(port);
   }
+}
+
+/**
+ * A listener's protection, or null when all of it is off. An unchanged config (same object, as a reload
+ * of kept settings passes) keeps the running buckets; a changed one starts afresh.
+ */
+function compileProtection(
+  config: ListenerConfig,
+  old: ListenerProtection | null,
+): ListenerProtection | null {
+  const p = config.protection;
+  if (p === undefined || (p.limits === null && p.filter === null && p.amplification === null)) return null;
+  if (old !== null && old.config === p) return old;
+  return new ListenerProtection(p, hashString(config.name, 0x7072_6f74));
 }

@@ -25,6 +25,9 @@ import { Rng } from "./rng.ts";
 import { checkBackendAddress } from "./backend_address.ts";
 import type { HealthChange } from "./health.ts";
 import type { BackendState, ClusterConfig, FerryConfig, ListenerConfig } from "./types.ts";
+import { BanTable } from "./ban_table.ts";
+import { TopTalkers } from "./heavy_hitters.ts";
+import { admissionGuard, overEstablishedLimit, type ProtectionState } from "./admission_guard.ts";
 
 /** Something the shell must act on, returned by `poll`. */
 export type CoreEvent =
@@ -77,6 +80,9 @@ export interface RelayCoreOptions {
   readonly descriptorBudget?: number;
 }
 
+/** The "first datagram" of a TCP connection for the admission guard: none. */
+const NO_DATA = new Uint8Array(0);
+
 /** The default flow limit for max_flows = 0 when the shell gives none. */
 export const DEFAULT_AUTO_MAX_FLOWS = 10_000;
 
@@ -98,6 +104,13 @@ export class RelayCore {
   #draining = false;
   /** The earliest end of any passive health window: admission checks it with one comparison. */
   #healthExpiry = Infinity;
+  /** Edge protection shared by every listener: bans, top talkers, automatic bans not yet shared. */
+  readonly protection: ProtectionState = {
+    bans: new BanTable(),
+    top: new TopTalkers(64, 0),
+    autoBans: [],
+    autoBanCount: 0,
+  };
 
   /** A core running `config`. */
   constructor(config: FerryConfig, options: RelayCoreOptions) {
@@ -134,6 +147,14 @@ export class RelayCore {
     const ports = listener.table.get(ip);
     const known = ports === undefined ? undefined : ports.get(port);
     if (known !== undefined) {
+      const p = listener.protection;
+      if (
+        p !== null && p.chargesEstablished &&
+        overEstablishedLimit(this.protection, listener, p, ip, size, now)
+      ) {
+        return Drop.RateLimited;
+      }
+      this.protection.top.datagram(ip, size);
       if (known.state === FlowState.Established) return this.#forwardClient(known, size, now, data);
       this.#holdPending(known, data, now);
       return known;
@@ -154,6 +175,11 @@ export class RelayCore {
       return false;
     }
     const c = flow.listener.counters;
+    const guard = flow.listener.protection;
+    if (guard !== null && guard.amplifies(flow.requests, flow.quality.bytesIn, flow.quality.bytesOut, size)) {
+      c.drops.amplified++;
+      return false;
+    }
     c.datagramsOut++;
     c.bytesOut += size;
     const b = (flow.backend as Backend).counters;
@@ -260,6 +286,8 @@ export class RelayCore {
     now: number,
   ): Flow | Drop {
     const drops = listener.counters.drops;
+    const guarded = admissionGuard(this.protection, listener, ip, data, now);
+    if (guarded !== null) return guarded;
     const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : this.#autoMaxFlows;
     // The process-wide descriptor budget first: with max_flows = 0 a listener's limit is that budget.
     if (!this.#draining && !listener.draining && !this.#descriptorsFor(FD_PER_FLOW)) {
@@ -268,12 +296,15 @@ export class RelayCore {
     }
     if (this.#draining || listener.draining || listener.flows >= limit) {
       drops.shed++;
+      this.protection.top.drops.add(ip, 1);
       return Drop.Shed;
     }
     if (listener.sources.check(ip, port) !== "ok") {
       drops.invalid++;
       return Drop.Invalid;
     }
+    this.protection.top.flows.add(ip, 1);
+    this.protection.top.datagram(ip, data.byteLength);
     const knobs = cluster.config;
     if (now >= this.#healthExpiry) this.healthTick(now);
     let backend: Backend | null = null;
@@ -433,6 +464,9 @@ export class RelayCore {
       drops.invalid++;
       return Drop.Invalid;
     }
+    // Bans and the per-source limits (new connections count as new flows; no filter on TCP).
+    const guarded = admissionGuard(this.protection, listener, ip, NO_DATA, now);
+    if (guarded !== null) return guarded;
     if (now >= this.#healthExpiry) this.healthTick(now);
     const choice = this.#choose(cluster, affinityHash(cluster.config, ip, port), now);
     if (choice === null) {

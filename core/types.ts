@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { ProtectionConfig } from "./protection.ts";
 import type { Cidr, SocketAddress } from "./address.ts";
 import type { HealthSettings } from "./health.ts";
 import type { SequenceSettings } from "./sequence.ts";
@@ -133,6 +134,8 @@ export interface ListenerConfig {
    */
   readonly recvBuffer: number | null;
   readonly sendBuffer: number | null;
+  /** Edge protection (limits, first-datagram filter, amplification guard); absent = all off. */
+  readonly protection?: ProtectionConfig;
 }
 
 /** The admin API's settings. */

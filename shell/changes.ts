@@ -10,6 +10,7 @@
  * @module
  */
 
+import type { ProtectionControl } from "../core/protection_api.ts";
 import type { ConfigError } from "../core/config.ts";
 import { configDiff, describeChanges } from "../core/config_diff.ts";
 import { toRaw } from "../core/config_raw.ts";
@@ -44,6 +45,8 @@ export interface ChangeTarget {
   disconnect(client: string, listener?: string): Awaitable<number>;
   closeBackendFlows(cluster: string, backend: string): Awaitable<number>;
   ready(): Awaitable<boolean>;
+  /** Bans and top talkers: runtime state, not config, so they pass the queue by (as disconnects do). */
+  readonly protection?: ProtectionControl;
 }
 
 /** What a hook does once a change it prepared for is applied, or abandoned. */
@@ -80,6 +83,10 @@ export class ChangeQueue implements Control {
     this.#target = target;
     this.#opts = options;
     this.#hash = configHash(target.config());
+  }
+  /** The target's bans and top talkers (see {@link ChangeTarget.protection}). */
+  get protection(): ProtectionControl | undefined {
+    return this.#target.protection;
   }
 
   /** Adds a hook every later change runs through (see {@link ChangeHook}). */

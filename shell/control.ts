@@ -24,6 +24,8 @@ import type {
 import type { Relay } from "./relay.ts";
 import type { ChangeTarget } from "./changes.ts";
 import { backendQualityInfo, flowSequence } from "./quality_view.ts";
+import type { ProtectionControl } from "../core/protection_api.ts";
+import { coreProtection } from "./protection_control.ts";
 
 /** What the control needs beyond the relay. */
 export interface RelayControlOptions {
@@ -58,11 +60,14 @@ export class RelayControl implements ChangeTarget {
   readonly #opts: RelayControlOptions;
   readonly #startedAt: number;
   #hash: string;
+  /** Bans and top talkers of this relay's core. */
+  readonly protection: ProtectionControl;
 
   /** Control of `relay`. */
   constructor(relay: Relay, options: RelayControlOptions) {
     this.#relay = relay;
     this.#opts = options;
+    this.protection = coreProtection(() => relay.core, { clock: relay.platform.clock, wall: options.now });
     this.#startedAt = options.now();
     this.#hash = configHash(relay.config);
   }
@@ -97,6 +102,7 @@ export class RelayControl implements ChangeTarget {
             recvBuffer: dp.native?.recvBuffer ?? null,
             sendBuffer: dp.native?.sendBuffer ?? null,
             pktinfo: dp.native?.pktinfo ?? null,
+            kernelFilter: dp.native?.kernelFilter ?? null,
             batch: dp.native?.batch ?? null,
             gso: dp.native?.gso ?? null,
           },

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { protectionCall } from "./protection_control.ts";
 import type { FerryConfig } from "../core/types.ts";
 import { RelayControl } from "./control.ts";
 import { log, setupLogging } from "./logging.ts";
@@ -105,6 +106,7 @@ function handlers(relay: Relay, init: WorkerInit): Handlers {
     disconnect: (client, listener) => control.disconnect(client, listener),
     closeBackendFlows: (cluster, backend) => control.closeBackendFlows(cluster, backend),
     ready: () => control.ready(),
+    protection: (op) => protectionCall(relay.core, { clock: relay.platform.clock, wall: Date.now }, op),
   };
 }
 

@@ -12,6 +12,7 @@
  */
 
 import { workerShare } from "../core/fd_budget.ts";
+import { poolProtection } from "./protection_control.ts";
 import { chooseDatapath, requestedDatapath } from "./native/select.ts";
 import type { ConfigError } from "../core/config.ts";
 import { formatSocketAddress } from "../core/address.ts";
@@ -93,6 +94,8 @@ function describeFailures(failures: readonly { index: number; error: unknown }[]
 
 /** The workers of one process, and the Control over them. */
 export class WorkerPool implements ChangeTarget {
+  /** Bans and top talkers, asked of every worker and merged. */
+  readonly protection = poolProtection((op) => this.#all("protection", op));
   readonly #links: readonly WorkerLink[];
   readonly #platform: Platform;
   readonly #opts: PoolOptions;

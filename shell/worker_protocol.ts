@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { ProtectionOp } from "./protection_control.ts";
 import type { FlowFilter, FlowInfo, MetricsSnapshot, StatusInfo } from "../core/control_api.ts";
 import type { FerryConfig } from "../core/types.ts";
 
@@ -49,6 +50,8 @@ export interface WorkerCalls {
   disconnect(client: string, listener?: string): number;
   closeBackendFlows(cluster: string, backend: string): number;
   ready(): boolean;
+  /** Bans and top talkers (shell/protection_control.ts). */
+  protection(op: ProtectionOp): unknown;
 }
 
 /** The name of a worker call. */

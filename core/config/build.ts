@@ -18,6 +18,7 @@ import type {
   ListenerConfig,
 } from "../types.ts";
 import { checkValue, type Problems, unknownKeys } from "./check.ts";
+import { buildProtection } from "./protection_schema.ts";
 import { parseDuration } from "./duration.ts";
 import {
   AdminSchema,
@@ -194,8 +195,10 @@ function buildListener(
       }
     }
   }
-  if (!ok) return undefined;
+  const protection = buildProtection(p, l, l.protocol, path);
+  if (!ok || protection === null) return undefined;
   return {
+    ...(protection === undefined ? {} : { protection }),
     name: l.name,
     protocol: l.protocol,
     address: addr(l.address),

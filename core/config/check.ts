@@ -13,6 +13,7 @@
 
 import { isPrime } from "../balancers/maglev.ts";
 import { decodeEscaped, decodeHex } from "../health.ts";
+import { parseHex } from "../first_datagram_filter.ts";
 import { parseCidr, parseSocketAddress } from "../address.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import type { Check, Schema } from "./schema.ts";
@@ -91,6 +92,17 @@ function semantic(check: Check, value: unknown, schema: Json): string | undefine
       }
       return undefined;
     }
+    case "bytes-hex": {
+      const out = parseHex(value as string);
+      return typeof out === "string" ? out : undefined;
+    }
+    case "latin1": {
+      const t = value as string;
+      if (t === "" || [...t].some((ch) => ch.charCodeAt(0) > 0xff)) {
+        return "expected a non-empty Latin-1 string";
+      }
+      return undefined;
+    }
     case "redis-url":
       if (value === "" || /^rediss?:\/\/[^\s/]+(\/\d+)?$/.test(value as string)) return undefined;
       return `${quote(value as string)} is not a redis://host:port[/db] URL`;
@@ -151,6 +163,18 @@ export function checkValue(p: Problems, schema: Schema, value: unknown, path: st
         return undefined;
       }
       return checked(p, check, value, s, path);
+    }
+    case "number": {
+      if (typeof value !== "number" || !Number.isFinite(value)) {
+        p.add(path, `expected a number, got ${describe(value)}`);
+        return undefined;
+      }
+      const min = s.minimum as number, max = s.maximum as number;
+      if (value < min || value > max) {
+        p.add(path, `${value} is out of range (${min}..${max})`);
+        return undefined;
+      }
+      return value;
     }
     case "boolean":
       if (typeof value === "boolean") return value;

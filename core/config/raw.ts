@@ -12,6 +12,7 @@ import { type Cidr, formatIp, formatSocketAddress } from "../address.ts";
 import { encodeEscaped, type HealthSettings } from "../health.ts";
 import type { FerryConfig } from "../types.ts";
 import { formatDuration } from "./duration.ts";
+import { protectionToRaw } from "./protection_schema.ts";
 import type { Filled } from "./build.ts";
 import type { RawCluster, RawConfigFile, RawHealth, RawListener } from "./schema.ts";
 
@@ -95,6 +96,7 @@ export function configToRaw(config: FerryConfig): RawConfig {
       out.datapath = l.datapath;
       if (l.recvBuffer !== null) out.recv_buffer = l.recvBuffer;
       if (l.sendBuffer !== null) out.send_buffer = l.sendBuffer;
+      Object.assign(out, protectionToRaw(l.protection));
       return out;
     }),
     clusters: Object.fromEntries(config.clusters.map((cl): [string, RawCluster] => [cl.name, {

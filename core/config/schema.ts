@@ -17,6 +17,7 @@
 
 import Type, { type Static, type TSchema } from "typebox";
 import { BALANCER_NAMES } from "../types.ts";
+import { PROTECTION_KEYS } from "./protection_schema.ts";
 
 /** The longest timeout or duration any key accepts: one day, in ms. */
 export const MAX_TIMEOUT_MS = 24 * 60 * 60 * 1000;
@@ -35,7 +36,9 @@ export type Check =
   | "regex"
   | "prime"
   | "token"
-  | "redis-url";
+  | "redis-url"
+  | "bytes-hex"
+  | "latin1";
 
 interface KeyOptions {
   /** The one doc line: what the key does, in the words an operator reads in the reference. */
@@ -222,6 +225,7 @@ export const ListenerSchema = Type.Object({
     ...meta({ doc: "UDP, native path: SO_SNDBUF to ask, bytes; unset = 4 MiB, 0 = kernel's" }),
   })),
   sources: Type.Optional(SourcesSchema),
+  ...PROTECTION_KEYS,
 }, { additionalProperties: false, description: "A listening socket and where its traffic goes." });
 
 /** One backend of a cluster. */

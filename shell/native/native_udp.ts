@@ -20,6 +20,7 @@
  * @module
  */
 
+import { KernelFilters, type KernelFilterStatus } from "./kernel_filter.ts";
 import type { SocketAddress } from "../../core/address.ts";
 import { type Flow, FlowState } from "../../core/flow.ts";
 import type { Listener } from "../../core/listener.ts";
@@ -109,6 +110,8 @@ export interface NativeListenerStats {
   readonly batch: number;
   /** Whether runs of one flow's datagrams go out as UDP GSO sends. */
   readonly gso: boolean;
+  /** The kernel socket filter attached (edge protection), or null. */
+  readonly kernelFilter: KernelFilterStatus | null;
 }
 
 /** Rounds of recvmmsg per readiness event, so one busy socket cannot starve the others. */
@@ -202,6 +205,8 @@ export class NativeUdp implements UdpPath {
   upstreams = 0;
   /** Datagrams that went out as extra segments of a UDP GSO send (syscalls saved), each way. */
   readonly gsoSaved = { up: 0, down: 0 };
+  /** Kernel socket filters of the bound listeners (shell/native/kernel_filter.ts). */
+  readonly kernelFilters: KernelFilters;
 
   /**
    * A driver for `core` over `libc`. `pump` is the runtime driver's pump (the one consumer of the core's
@@ -224,6 +229,7 @@ export class NativeUdp implements UdpPath {
     this.#onError = options.onError;
     this.#gso = options.gso ?? true;
     this.#loop = new EpollLoop(libc, clock);
+    this.kernelFilters = new KernelFilters(libc, core, clock);
     this.#scratchMem = libc.alloc(S_SIZE);
     this.#scratch = new Scratch(libc, this.#scratchMem);
     this.#scratchMm = libc.ref(this.#scratchMem, S_MM, MMSGHDR.size);
@@ -278,6 +284,7 @@ export class NativeUdp implements UdpPath {
       }
       this.#slots[index] = nl;
       this.#bound.set(listener, nl);
+      this.kernelFilters.add(listener, info.fd);
       this.#owned.add(listener);
       listener.localAddress = info.local;
       this.#loop.start({ dispatch: (n) => this.#dispatch(n), failed: (err) => this.#failed(err) });
@@ -292,6 +299,7 @@ export class NativeUdp implements UdpPath {
     const nl = this.#bound.get(listener);
     if (nl === undefined) return;
     this.#bound.delete(listener);
+    this.kernelFilters.remove(listener);
     nl.closed = true;
     this.#libc.close(nl.info.fd);
     this.#slots[nl.index] = null;
@@ -327,6 +335,7 @@ export class NativeUdp implements UdpPath {
       reusePort: nl.reusePort,
       batch: nl.b.count,
       gso: nl.gso,
+      kernelFilter: this.kernelFilters.status(listener) ?? null,
     };
   }
 
@@ -344,6 +353,7 @@ export class NativeUdp implements UdpPath {
   stop(): void {
     if (this.#stopped) return;
     this.#stopped = true;
+    this.kernelFilters.stop();
     const libc = this.#libc;
     for (const nf of this.#byFd) {
       if (nf === undefined) continue;
@@ -424,6 +434,7 @@ export class NativeUdp implements UdpPath {
 
   #onListener(nl: NativeListener): void {
     const libc = this.#libc;
+    this.kernelFilters.refresh(nl.listener);
     if (nl.listener.config.maxDatagramSize >= nl.b.slot) this.#resize(nl);
     const b = nl.b;
     for (let round = 0; round < ROUNDS; round++) {

@@ -14,6 +14,7 @@ import type { FerryConfig } from "../../core/types.ts";
 import type { RedisConnection } from "./connection.ts";
 import { DisconnectChannel } from "./disconnects.ts";
 import { Fleet } from "./fleet.ts";
+import { FleetBans } from "./fleet_bans.ts";
 import { Heartbeat, type HeartbeatStatus } from "./heartbeat.ts";
 import { connectionMetrics } from "./metrics.ts";
 
@@ -65,6 +66,8 @@ export class RedisPlane {
   readonly disconnects: DisconnectChannel | null;
   /** Null when `[fleet] instance` is empty. */
   readonly fleet: Fleet | null;
+  /** Bans shared by the fleet; null outside a fleet. */
+  readonly bans: FleetBans | null = null;
   /** `[redis]` and `[fleet]` as started, and as last applied (to warn once per change). */
   readonly #settings: string;
   #applied: string;
@@ -114,6 +117,9 @@ export class RedisPlane {
         timeout,
         log,
       );
+      if (control.protection !== undefined) {
+        this.bans = new FleetBans(connection, fleet, control.protection, Date.now, timeout, log);
+      }
     }
   }
 
@@ -144,6 +150,7 @@ export class RedisPlane {
 
   /** Leaves the fleet (its heartbeat is removed) and closes the connection. */
   async close(): Promise<void> {
+    this.bans?.stop();
     await this.fleet?.stop();
     this.connection.close();
   }

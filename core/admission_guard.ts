@@ -1,0 +1,89 @@
+/**
+ * The edge-protection steps of admission, called by the relay core before it allocates a flow: the ban
+ * table, then the listener's source limits and first-datagram filter. Kept out of relay_core.ts so the core
+ * only calls in; the counters and Drop codes are the listener's.
+ *
+ * Pure. A refusal allocates nothing (strings are built only when an automatic ban is placed).
+ *
+ * @module
+ */
+
+import type { Ban, BanTable } from "./ban_table.ts";
+import type { TopTalkers } from "./heavy_hitters.ts";
+import { Drop, type Listener } from "./listener.ts";
+import { type ListenerProtection, Verdict } from "./protection.ts";
+
+/** Protection state a core holds for all its listeners. */
+export interface ProtectionState {
+  readonly bans: BanTable;
+  readonly top: TopTalkers;
+  /** Automatic bans placed since the shell last took them (to log and share with the fleet); bounded. */
+  readonly autoBans: Ban[];
+  /** Automatic bans placed since start. */
+  autoBanCount: number;
+}
+
+/** Automatic bans kept for the shell at most; older ones are still enforced, just no longer announced. */
+export const MAX_PENDING_AUTO_BANS = 1024;
+
+/** Places the ban a protection asked for, if any. */
+function placeAutoBan(state: ProtectionState, p: ListenerProtection, now: number): void {
+  const request = p.pendingBan;
+  if (request === null) return;
+  p.pendingBan = null;
+  const ban = state.bans.add({ ...request, origin: "auto" }, now);
+  if (typeof ban === "string") return;
+  state.autoBanCount++;
+  if (state.autoBans.length >= MAX_PENDING_AUTO_BANS) state.autoBans.shift();
+  state.autoBans.push(ban);
+}
+
+/**
+ * Decides a would-be new flow from `ip` whose first datagram is `data`: a Drop code (counted on the
+ * listener and in the top-talker drops), or null to go on with admission.
+ */
+export function admissionGuard(
+  state: ProtectionState,
+  listener: Listener,
+  ip: string,
+  data: Uint8Array,
+  now: number,
+): Drop | null {
+  const drops = listener.counters.drops;
+  if (state.bans.size > 0 && state.bans.match(ip, now) !== null) {
+    drops.banned++;
+    state.top.drops.add(ip, 1);
+    return Drop.Banned;
+  }
+  const p = listener.protection;
+  if (p === null) return null;
+  const v = p.admit(ip, data, now);
+  if (v === Verdict.Ok) return null;
+  state.top.drops.add(ip, 1);
+  if (v === Verdict.Filtered) {
+    drops.filtered++;
+    return Drop.Filtered;
+  }
+  drops.rate_limited++;
+  placeAutoBan(state, p, now);
+  return Drop.RateLimited;
+}
+
+/**
+ * Charges a datagram of an established flow to its source's buckets; true when it must be dropped as
+ * `rate_limited` (counted here). Called only when the listener limits datagrams or bytes.
+ */
+export function overEstablishedLimit(
+  state: ProtectionState,
+  listener: Listener,
+  p: ListenerProtection,
+  ip: string,
+  size: number,
+  now: number,
+): boolean {
+  if (p.charge(ip, size, now) === Verdict.Ok) return false;
+  listener.counters.drops.rate_limited++;
+  state.top.drops.add(ip, 1);
+  placeAutoBan(state, p, now);
+  return true;
+}
