@@ -61,7 +61,7 @@ backends = [{ address = "127.0.0.1:9901" }]
 balancer = "maglev"         # round_robin, random, least_flows, power_of_two, rendezvous or maglev
 affinity = "ip_port"        # "ip_port": each client port picks anew; "ip": one backend per client IP
 requests = 0                # close a flow after this many client datagrams; 0 = unlimited
-responses = 0               # close a flow after this many backend replies; 0 = unlimited (DNS: 1)
+responses = 0               # close a flow once each client datagram had this many replies; 0 = off (DNS: 1)
 front_timeout = "60s"       # idle time allowed since the last client datagram; 0 = none
 back_timeout = "60s"        # idle time allowed since the last backend reply; 0 = none (not both 0)
 proxy_protocol = "off"      # PROXY v2 header to backends: "off", "first" datagram or "every" datagram
