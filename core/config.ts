@@ -11,6 +11,13 @@
 import { parse, stringify, TomlError } from "smol-toml";
 import { isPrime } from "./balancers/maglev.ts";
 import {
+  DEFAULT_DNS_PROBE,
+  type DnsProbeSettings,
+  dnsTypeName,
+  normalizeDnsName,
+  parseDnsType,
+} from "./dns_message.ts";
+import {
   decodeEscaped,
   decodeHex,
   DEFAULT_HEALTH,
@@ -130,6 +137,8 @@ const FILE_BALANCERS = [...BALANCER_NAMES, "redis"] as const;
 const FALLBACKS = [...BALANCER_NAMES, "drop"] as const;
 const REDIS_KEYS = ["url", "disconnect_channel", "timeout"] as const;
 const FLEET_KEYS = ["instance", "prefix", "heartbeat"] as const;
+/** The keys of a `dns` health probe's query. */
+const DNS_PROBE_KEYS = ["dns_name", "dns_type", "dns_transport", "dns_accept_nxdomain"] as const;
 const HEALTH_KEYS = [
   "mode",
   "interval",
@@ -146,8 +155,9 @@ const HEALTH_KEYS = [
   "max_fails",
   "fail_timeout",
   "close_flows_on_down",
+  ...DNS_PROBE_KEYS,
 ] as const;
-const HEALTH_MODES = ["off", "udp", "tcp"] as const;
+const HEALTH_MODES = ["off", "udp", "tcp", "dns"] as const;
 const BACKEND_KEYS = ["address", "weight", "state"] as const;
 
 // ---------------------------------------------------------------------------------------------------------
@@ -628,7 +638,8 @@ function checkHealth(c: Checker, value: unknown, path: string): HealthSettings |
   const maxFails = c.integer(own(t, "max_fails"), at("max_fails"), d.maxFails, 0, 1000);
   const failTimeout = c.duration(own(t, "fail_timeout"), at("fail_timeout"), d.failTimeout);
   const closeFlowsOnDown = c.boolean(own(t, "close_flows_on_down"), at("close_flows_on_down"), false);
-  let ok = true;
+  const dns = checkDnsProbe(c, t, at, mode === "dns");
+  let ok = dns !== undefined;
   const bytes = (key: string, decode: (s: string) => Uint8Array | string): Uint8Array | null | undefined => {
     const raw = own(t, key);
     if (raw === undefined) return null;
@@ -675,6 +686,10 @@ function checkHealth(c: Checker, value: unknown, path: string): HealthSettings |
   }
   if (exact) expect = { kind: "exact", bytes: exact };
   if (prefix) expect = { kind: "prefix", bytes: prefix };
+  if (mode === "dns" && (send !== null || given > 0)) {
+    c.error(path, `mode = "dns" builds its own query and checks the reply: no send or expect keys`);
+    ok = false;
+  }
   if (interval !== undefined && interval < 100) c.error(at("interval"), "must be at least 100ms");
   if (timeout === 0) c.error(at("timeout"), "must be more than 0");
   if (failTimeout === 0 && maxFails !== undefined && maxFails > 0) {
@@ -699,7 +714,54 @@ function checkHealth(c: Checker, value: unknown, path: string): HealthSettings |
     maxFails,
     failTimeout,
     closeFlowsOnDown,
+    ...(dns === null || dns === undefined ? {} : { dns }),
   };
+}
+
+/**
+ * The `dns_*` keys of a health table: the probe's query (mode "dns" only; elsewhere they are an error).
+ * null when not a dns probe, undefined after an error.
+ */
+function checkDnsProbe(
+  c: Checker,
+  t: Record<string, unknown>,
+  at: (key: string) => string,
+  isDns: boolean,
+): DnsProbeSettings | null | undefined {
+  if (!isDns) {
+    const stray = DNS_PROBE_KEYS.filter((k) => own(t, k) !== undefined);
+    for (const k of stray) c.error(at(k), `only for mode = "dns"`);
+    return stray.length > 0 ? undefined : null;
+  }
+  const d = DEFAULT_DNS_PROBE;
+  let ok = true;
+  let name = d.name;
+  const rawName = own(t, "dns_name");
+  if (rawName !== undefined) {
+    const s = c.string(rawName, at("dns_name"), ".");
+    const n = s === undefined ? "no string" : normalizeDnsName(s);
+    if (typeof n === "string") {
+      if (s !== undefined) c.error(at("dns_name"), n);
+      ok = false;
+    } else name = n.name;
+  }
+  let type = d.type;
+  const rawType = own(t, "dns_type");
+  if (rawType !== undefined) {
+    const parsed = typeof rawType === "string" || typeof rawType === "number" ? parseDnsType(rawType) : null;
+    if (typeof parsed !== "number") {
+      c.error(at("dns_type"), parsed ?? `expected a type name or number, got ${describe(rawType)}`);
+      ok = false;
+    } else type = parsed;
+  }
+  const transport = c.choice(own(t, "dns_transport"), at("dns_transport"), PROTOCOLS, d.transport);
+  const acceptNxdomain = c.boolean(
+    own(t, "dns_accept_nxdomain"),
+    at("dns_accept_nxdomain"),
+    d.acceptNxdomain,
+  );
+  if (!ok || transport === undefined || acceptNxdomain === undefined) return undefined;
+  return { name, type, transport, acceptNxdomain };
 }
 
 function checkBackend(c: Checker, value: unknown, path: string): BackendConfig | undefined {
@@ -1010,6 +1072,12 @@ function healthToToml(h: HealthSettings): Record<string, unknown> {
   out.max_fails = h.maxFails;
   out.fail_timeout = formatDuration(h.failTimeout);
   out.close_flows_on_down = h.closeFlowsOnDown;
+  if (h.mode === "dns" && h.dns !== undefined) {
+    out.dns_name = h.dns.name === "" ? "." : h.dns.name;
+    out.dns_type = dnsTypeName(h.dns.type);
+    out.dns_transport = h.dns.transport;
+    out.dns_accept_nxdomain = h.dns.acceptNxdomain;
+  }
   return out;
 }
 

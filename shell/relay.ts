@@ -82,6 +82,7 @@ export class Relay {
       platform.tcp,
       platform.clock,
       () => this.udp.pump(),
+      options.seed,
     );
   }
 
