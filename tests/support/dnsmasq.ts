@@ -1,6 +1,6 @@
 /**
  * A real dnsmasq for the DNS tests, started by the test on a free loopback port (UDP and TCP), with no
- * config file, no upstream and no hosts file: `ferry.test` (and its subdomains) answer 127.0.0.1, names
+ * config file, no upstream and no hosts file: `ferry.test` (and its subdomains) answer 127.0.0.1 and ::1, names
  * under `nx.test` are NXDOMAIN, anything else REFUSED. Missing dnsmasq: `dnsmasqMissing` says so in one line.
  *
  * @module
@@ -103,6 +103,7 @@ export async function startDnsmasq(): Promise<Dnsmasq> {
       "--no-resolv",
       "--no-hosts",
       "--address=/ferry.test/127.0.0.1",
+      "--address=/ferry.test/::1",
       "--local=/nx.test/",
       "--cache-size=0",
       "--user=nobody",
