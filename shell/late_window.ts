@@ -15,24 +15,30 @@
  */
 
 /** How long a closed flow's upstream socket keeps listening for late replies. */
-export const LATE_WINDOW_MS = 500;
-/** At most this many such sockets per data path; past it the oldest is released early. */
-export const LATE_WINDOW_MAX = 512;
+export const LATE_WINDOW_MS = 250;
+/**
+ * At most this many such sockets per data path; past it the oldest is released early. 4096 holds a full
+ * window up to ~16k flows/s, within the file descriptor budget (max_flows' automatic 10k + this).
+ */
+export const LATE_WINDOW_MAX = 4096;
 
 /** Closed flows' upstream sockets waiting out the late-reply window. */
 export class LateWindow<T> {
   readonly #items: (T | undefined)[];
   readonly #at: Float64Array;
-  readonly #release: (item: T) => void;
+  readonly #release: (item: T, early: boolean) => void;
   readonly #clock: () => number;
   readonly #ms: number;
   #head = 0;
   #size = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
 
-  /** A window of `ms` holding at most `capacity` items; `release` closes one for good. */
+  /**
+   * A window of `ms` holding at most `capacity` items; `release` closes one for good (`early`: before its
+   * window ended, to make room).
+   */
   constructor(
-    release: (item: T) => void,
+    release: (item: T, early: boolean) => void,
     clock: () => number,
     ms = LATE_WINDOW_MS,
     capacity = LATE_WINDOW_MAX,
@@ -52,8 +58,8 @@ export class LateWindow<T> {
   /** Holds `item` (closed at `now`) until the window ends; with no room, releases the oldest first. */
   add(item: T, now: number): void {
     const cap = this.#items.length;
-    if (cap === 0 || this.#ms <= 0) return this.#release(item);
-    if (this.#size === cap) this.#pop();
+    if (cap === 0 || this.#ms <= 0) return this.#release(item, true);
+    if (this.#size === cap) this.#pop(true);
     const i = (this.#head + this.#size) % cap;
     this.#items[i] = item;
     this.#at[i] = now + this.#ms;
@@ -63,22 +69,22 @@ export class LateWindow<T> {
 
   /** Releases every item whose window ended by `now`. */
   sweep(now: number): void {
-    while (this.#size > 0 && this.#at[this.#head] <= now) this.#pop();
+    while (this.#size > 0 && this.#at[this.#head] <= now) this.#pop(false);
   }
 
   /** Releases everything now (shutdown). */
   releaseAll(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    while (this.#size > 0) this.#pop();
+    while (this.#size > 0) this.#pop(true);
   }
 
-  #pop(): void {
+  #pop(early: boolean): void {
     const item = this.#items[this.#head] as T;
     this.#items[this.#head] = undefined;
     this.#head = (this.#head + 1) % this.#items.length;
     this.#size--;
-    this.#release(item);
+    this.#release(item, early);
   }
 
   #arm(now: number): void {
