@@ -18,8 +18,7 @@
 export const LATE_WINDOW_MS = 100;
 /**
  * At most this many such sockets per data path; past it the oldest is released early. 4096 holds a full
- * window up to ~40k flows/s (a socket released early is never kept spare on the native path), within the
- * file descriptor budget (max_flows' automatic 10k + this).
+ * window up to ~40k flows/s, within the file descriptor budget (max_flows' automatic 10k + this).
  */
 export const LATE_WINDOW_MAX = 4096;
 
@@ -27,19 +26,16 @@ export const LATE_WINDOW_MAX = 4096;
 export class LateWindow<T> {
   readonly #items: (T | undefined)[];
   readonly #at: Float64Array;
-  readonly #release: (item: T, early: boolean) => void;
+  readonly #release: (item: T) => void;
   readonly #clock: () => number;
   readonly #ms: number;
   #head = 0;
   #size = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
 
-  /**
-   * A window of `ms` holding at most `capacity` items; `release` closes one for good (`early`: before its
-   * window ended, to make room).
-   */
+  /** A window of `ms` holding at most `capacity` items; `release` closes one for good. */
   constructor(
-    release: (item: T, early: boolean) => void,
+    release: (item: T) => void,
     clock: () => number,
     ms = LATE_WINDOW_MS,
     capacity = LATE_WINDOW_MAX,
@@ -59,8 +55,8 @@ export class LateWindow<T> {
   /** Holds `item` (closed at `now`) until the window ends; with no room, releases the oldest first. */
   add(item: T, now: number): void {
     const cap = this.#items.length;
-    if (cap === 0 || this.#ms <= 0) return this.#release(item, true);
-    if (this.#size === cap) this.#pop(true);
+    if (cap === 0 || this.#ms <= 0) return this.#release(item);
+    if (this.#size === cap) this.#pop();
     const i = (this.#head + this.#size) % cap;
     this.#items[i] = item;
     this.#at[i] = now + this.#ms;
@@ -70,22 +66,22 @@ export class LateWindow<T> {
 
   /** Releases every item whose window ended by `now`. */
   sweep(now: number): void {
-    while (this.#size > 0 && this.#at[this.#head] <= now) this.#pop(false);
+    while (this.#size > 0 && this.#at[this.#head] <= now) this.#pop();
   }
 
   /** Releases everything now (shutdown). */
   releaseAll(): void {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
-    while (this.#size > 0) this.#pop(true);
+    while (this.#size > 0) this.#pop();
   }
 
-  #pop(early: boolean): void {
+  #pop(): void {
     const item = this.#items[this.#head] as T;
     this.#items[this.#head] = undefined;
     this.#head = (this.#head + 1) % this.#items.length;
     this.#size--;
-    this.#release(item, early);
+    this.#release(item);
   }
 
   #arm(now: number): void {

@@ -18,7 +18,6 @@ import type { UdpSockets } from "../shell/udp_sockets.ts";
 import { bunUdpSockets } from "../shell/bun/udp.ts";
 import { denoUdpSockets } from "../shell/deno/udp.ts";
 import { type NativeListenerKnobs, NativeUdp, type NativeUdpOptions } from "../shell/native/native_udp.ts";
-import { LATE_WINDOW_MS } from "../shell/late_window.ts";
 import type { Libc } from "../shell/native/ffi.ts";
 import { Errno } from "../shell/native/errno.ts";
 import {
@@ -368,31 +367,6 @@ describe("native data path specifics", { skip }, () => {
     clearInterval(tick);
     assert.ok(r.l.counters.datagramsIn > 0);
     assert.ok(worst < 250, `a 5 ms timer was held up ${worst.toFixed(1)} ms`);
-  });
-
-  test("a flow that had all its replies and stayed quiet hands its socket to the next flow (spare)", async () => {
-    const r = await nativeRig({ responses: 1 });
-    const a = await r.client();
-    assert.equal(await a.ask("one", r.port), "one");
-    await sleep(LATE_WINDOW_MS + 150); // its late-reply window ends quietly: the socket is kept spare
-    assert.equal(r.native.spare.size, 1);
-    const b = await r.client();
-    assert.equal(await b.ask("two", r.port), "two");
-    assert.equal(r.native.spare.reused, 1);
-    const ports = r.backends[0].received.map((x) => x.port);
-    assert.equal(ports[0], ports[1], "the same upstream socket");
-    // A backend that answers twice: the duplicate is counted late, and that socket is never handed on.
-    r.backends[0].copies = 2;
-    assert.equal(await a.ask("three", r.port), "three");
-    const dupPort = r.backends[0].received.at(-1)?.port;
-    assert.notEqual(dupPort, ports[0], "a fresh socket: the spare one is in its window again");
-    await sleep(LATE_WINDOW_MS + 150);
-    assert.equal(r.l.counters.drops.late, 1);
-    assert.equal(r.native.spare.size, 1, "two's socket came back, three's did not");
-    r.backends[0].copies = 1;
-    assert.equal(await b.ask("four", r.port), "four");
-    assert.equal(r.native.spare.reused, 2);
-    assert.equal(r.backends[0].received.at(-1)?.port, ports[0]);
   });
 
   test("stop closes every socket and frees the loop", async () => {

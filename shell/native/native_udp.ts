@@ -27,7 +27,6 @@ import type { CoreEvent, RelayCore } from "../../core/relay_core.ts";
 import type { ListenerConfig } from "../../core/types.ts";
 import type { Clock, Resolver, UdpPath, UdpRelayHooks } from "../udp_relay.ts";
 import { LateWindow } from "../late_window.ts";
-import { SpareSockets } from "./spare_sockets.ts";
 import { Batches, HEADER_ROOM } from "./batches.ts";
 import { EpollLoop, LISTENER_TAG, WAKE_TAG } from "./epoll_loop.ts";
 import { Errno, ErrnoCounts, NativeError } from "./errno.ts";
@@ -146,8 +145,6 @@ class NativeFlow {
   pkt: Uint8Array | null = null;
   /** The kernel refused a GSO send of this flow: send its datagrams one by one. */
   noGso = false;
-  /** Something arrived after its flow closed: the socket is not reused (spare_sockets.ts). */
-  sawLate = false;
   constructor(
     readonly flow: Flow,
     readonly nl: NativeListener,
@@ -196,8 +193,6 @@ export class NativeUdp implements UdpPath {
   upstreams = 0;
   /** Closed flows' upstream sockets, still read for a while so late replies are counted (late_window.ts). */
   readonly #late: LateWindow<NativeFlow>;
-  /** Quiet sockets of flows that had all their replies, for the next flow to the same backend. */
-  readonly spare = new SpareSockets<NativeFlow>();
   /** Datagrams that went out as extra segments of a UDP GSO send (syscalls saved), each way. */
   readonly gsoSaved = { up: 0, down: 0 };
 
@@ -227,7 +222,7 @@ export class NativeUdp implements UdpPath {
     this.#scratchMm = libc.ref(this.#scratchMem, S_MM, MMSGHDR.size);
     const base = this.#scratchMem.addr;
     writeMsghdr(this.#scratchMem.dv, S_MM, 0, 0, base + S_IOV, 1, 0, 0);
-    this.#late = new LateWindow((nf, early) => this.#release(nf, early), clock);
+    this.#late = new LateWindow((nf) => this.#release(nf), clock);
   }
 
   // ---- the driver surface (as UdpRelay's) ----------------------------------------------------------------
@@ -340,7 +335,6 @@ export class NativeUdp implements UdpPath {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#late.releaseAll();
-    this.spare.drain(); // their fds are in byFd: closed below
     const libc = this.#libc;
     for (const nf of this.#byFd) {
       if (nf === undefined) continue;
@@ -389,18 +383,9 @@ export class NativeUdp implements UdpPath {
     this.#late.add(nf, this.#clock());
   }
 
-  /** A closed flow's late-reply window ended: its socket is kept spare if it qualifies, else closed. */
-  #release(nf: NativeFlow, early: boolean): void {
+  /** Closes a closed flow's socket for good (its late-reply window ended). */
+  #release(nf: NativeFlow): void {
     if (this.#byFd[nf.fd] !== nf) return; // stop() already closed it
-    const b = nf.flow.backend;
-    if (!early && !this.#stopped && b !== null && nf.flow.closeReason === "responses") {
-      if (this.spare.offer(b.key, nf)) return; // still in epoll and byFd: a datagram now marks it sawLate
-    }
-    this.#close(nf);
-  }
-
-  #close(nf: NativeFlow): void {
-    if (this.#byFd[nf.fd] !== nf) return;
     this.#byFd[nf.fd] = undefined;
     this.#libc.close(nf.fd);
   }
@@ -563,10 +548,7 @@ export class NativeUdp implements UdpPath {
   }
 
   #open(f: Flow, nl: NativeListener, name: Uint8Array, now: number): NativeFlow | null {
-    const backend = f.backend as NonNullable<Flow["backend"]>;
-    const spare = this.spare.take(backend.key, (old) => this.#close(old));
-    if (spare !== undefined) return this.#adopt(f, nl, spare.fd, name);
-    const address = backend.address;
+    const address = (f.backend as NonNullable<Flow["backend"]>).address;
     const fd = openUpstreamSocket(this.#scratch, address);
     if (fd < 0) return this.#openFailed(f, "socket/connect", -fd, now);
     const e = this.#loop.add(fd, fd);
@@ -574,11 +556,6 @@ export class NativeUdp implements UdpPath {
       this.#libc.close(fd);
       return this.#openFailed(f, "epoll_ctl", e, now);
     }
-    return this.#adopt(f, nl, fd, name);
-  }
-
-  /** Makes `fd` (connected to the flow's backend, watched by epoll) the flow's upstream socket. */
-  #adopt(f: Flow, nl: NativeListener, fd: number, name: Uint8Array): NativeFlow {
     const nf = new NativeFlow(f, nl, fd, name);
     this.#byFd[fd] = nf;
     f.handle = nf;
@@ -632,10 +609,7 @@ export class NativeUdp implements UdpPath {
           core.replyTruncated(flow);
           continue;
         }
-        if (!core.fromBackend(flow, len, now)) {
-          nf.sawLate = true; // read after the reply that closed its flow: counted late, never reused
-          continue;
-        }
+        if (!core.fromBackend(flow, len, now)) continue;
         if (at !== slot) {
           const from = b.r.txData + slot * b.slot;
           b.u8.copyWithin(b.r.txData + at * b.slot, from, from + len);
@@ -731,8 +705,6 @@ export class NativeUdp implements UdpPath {
     const libc = this.#libc;
     const mem = this.#scratchMem;
     writeIovec(mem.dv, S_IOV, mem.addr + S_DATA, 65_536);
-    // Readable (or an error) after its flow closed: whatever it was, this socket is not handed on.
-    if (nf.closed) nf.sawLate = true;
     // While the socket is ours (a pump below may close the flow, which keeps the socket a while).
     for (let k = 0; k < 64 && this.#byFd[nf.fd] === nf; k++) {
       const n = libc.recvmmsg(nf.fd, this.#scratchMm, 1, MSG_DONTWAIT | MSG_TRUNC);
