@@ -137,24 +137,37 @@ function describeTarget(target: FerryTarget): void {
       T,
       async () => {
         server = await startDnsmasq();
-        const [native, runtime] = await freePorts("udp", 2);
         const at = (p: number) => `"127.0.0.1:${p}"`;
-        const toml = `[relay]\ngrace_period = "200ms"\n\n[admin]\nlisten = "127.0.0.1:0"\n\n` +
-          `[[listeners]]\nname = "native"\naddress = ${
-            at(native)
-          }\ncluster = "dns"\ndatapath = "native"\n\n` +
-          `[[listeners]]\nname = "runtime"\naddress = ${
-            at(runtime)
-          }\ncluster = "dns"\ndatapath = "runtime"\n\n` +
-          `[[listeners]]\nname = "tcp"\nprotocol = "tcp"\naddress = ${at(native)}\ncluster = "dnstcp"\n\n` +
-          `[clusters.dns]\nresponses = 1\nfront_timeout = "5s"\nbackends = [{ address = ${
-            at(server.port)
-          } }]\n` +
-          `[clusters.dns.health]\nmode = "dns"\ninterval = "200ms"\ndns_name = "ferry.test"\ndns_type = "A"\n\n` +
-          `[clusters.dnstcp]\nbackends = [{ address = ${at(server.port)} }]\n` +
-          `[clusters.dnstcp.health]\nmode = "dns"\ninterval = "200ms"\ndns_name = "ferry.test"\n` +
-          `dns_type = "A"\ndns_transport = "tcp"\n`;
-        ferry = await FerryProcess.start(target, toml, { timeoutMs: 20_000 });
+        // The TCP listener shares the native UDP port, which was only checked free for UDP: another test
+        // running at the same time may hold it for TCP, so a failed start tries fresh ports (3 times).
+        for (let attempt = 1;; attempt++) {
+          try {
+            const [native, runtime] = await freePorts("udp", 2);
+            ferry = await FerryProcess.start(target, relayConfig(native, runtime), {
+              timeoutMs: 20_000,
+            });
+            break;
+          } catch (e) {
+            if (attempt === 3) throw e;
+          }
+        }
+        function relayConfig(native: number, runtime: number): string {
+          return `[relay]\ngrace_period = "200ms"\n\n[admin]\nlisten = "127.0.0.1:0"\n\n` +
+            `[[listeners]]\nname = "native"\naddress = ${
+              at(native)
+            }\ncluster = "dns"\ndatapath = "native"\n\n` +
+            `[[listeners]]\nname = "runtime"\naddress = ${
+              at(runtime)
+            }\ncluster = "dns"\ndatapath = "runtime"\n\n` +
+            `[[listeners]]\nname = "tcp"\nprotocol = "tcp"\naddress = ${at(native)}\ncluster = "dnstcp"\n\n` +
+            `[clusters.dns]\nresponses = 1\nfront_timeout = "5s"\nbackends = [{ address = ${
+              at(server.port)
+            } }]\n` +
+            `[clusters.dns.health]\nmode = "dns"\ninterval = "200ms"\ndns_name = "ferry.test"\ndns_type = "A"\n\n` +
+            `[clusters.dnstcp]\nbackends = [{ address = ${at(server.port)} }]\n` +
+            `[clusters.dnstcp.health]\nmode = "dns"\ninterval = "200ms"\ndns_name = "ferry.test"\n` +
+            `dns_type = "A"\ndns_transport = "tcp"\n`;
+        }
         for (const [name, path] of [["native", "native"], ["runtime", "runtime"]]) {
           assert.equal(
             await ferry.metric("ferry_listener_datapath_info", { listener: name, datapath: path }),
