@@ -4,7 +4,8 @@
  * Lifecycle: AwaitingBackend (an external resolver is choosing; the newest client datagram waits in a
  * one-slot buffer) → Established (forwarding both ways) → Closing (its `requests` cap was reached: it no
  * longer takes client datagrams, and the next one from that client opens a new flow, but replies still come
- * back until the `responses` cap or the idle deadline) → Closed (the shell releases its socket).
+ * back until every forwarded datagram had its `responses` replies, or the idle deadline) → Closed (the shell
+ * releases its socket).
  *
  * @module
  */
@@ -53,9 +54,14 @@ export class Flow {
   state: FlowState = FlowState.Established as FlowState;
   /** The pinned backend; null only while AwaitingBackend. */
   backend: Backend | null = null;
-  /** Client datagrams accepted and replies accepted, for the `requests` and `responses` caps. */
+  /** Client datagrams accepted (for the `requests` cap) and replies accepted (shown, not a cap). */
   requests = 0;
   responses = 0;
+  /**
+   * Replies still expected under the `responses` rule: `responses` per forwarded client datagram, less the
+   * replies accepted. The flow closes when a reply brings it to 0 (unused when `responses` is 0).
+   */
+  outstanding = 0;
   lastClientAt: number;
   lastBackendAt: number;
   /** When the flow entered Closing, or -1. */

@@ -14,6 +14,8 @@
  * @module
  */
 
+import type { DnsProbeSettings } from "./dns_message.ts";
+
 /** What a UDP or TCP probe reply must look like. */
 export type HealthExpect =
   | { readonly kind: "exact"; readonly bytes: Uint8Array }
@@ -22,7 +24,7 @@ export type HealthExpect =
 
 /** A cluster's health settings, validated. Times in ms. */
 export interface HealthSettings {
-  readonly mode: "off" | "udp" | "tcp";
+  readonly mode: "off" | "udp" | "tcp" | "dns";
   readonly interval: number;
   readonly timeout: number;
   readonly rise: number;
@@ -40,6 +42,8 @@ export interface HealthSettings {
   readonly failTimeout: number;
   /** Close a backend's flows when it goes down (default: pinned flows stay). */
   readonly closeFlowsOnDown: boolean;
+  /** mode "dns": the query and how its reply is judged (core/dns_message.ts); absent = its defaults. */
+  readonly dns?: DnsProbeSettings;
 }
 
 /** Health checks off, passive detection as nginx's defaults (1 failure within 10 s). */

@@ -82,6 +82,8 @@ export interface RelayCoreOptions {
 
 /** The "first datagram" of a TCP connection for the admission guard: none. */
 const NO_DATA = new Uint8Array(0);
+/** Where a flow's count of expected replies stops growing (a flow that far ahead ends by its idle deadline). */
+const MAX_OUTSTANDING = 2 ** 52;
 
 /** The default flow limit for max_flows = 0 when the shell gives none. */
 export const DEFAULT_AUTO_MAX_FLOWS = 10_000;
@@ -164,9 +166,10 @@ export class RelayCore {
 
   /**
    * A backend reply of `size` bytes arrived on `flow`'s upstream. Returns true when the shell should send
-   * it to the client (from the listener socket), false to drop it (the flow is gone). May close the flow
-   * (its `responses` cap): forward first, then `poll`. `data` from offset `at` is the reply's payload
-   * (no copy: the shell's receive buffer), read only when the cluster names a sequence number.
+   * it to the client (from the listener socket), false to drop it (the flow is gone, counted as `late`). May
+   * close the flow (every forwarded datagram had its `responses` replies): forward first, then `poll`.
+   * `data` from offset `at` is the reply's payload (no copy: the shell's receive buffer), read only when the
+   * cluster names a sequence number.
    */
   fromBackend(flow: Flow, size: number, now: number, data?: Uint8Array, at = 0): boolean {
     const state = flow.state;
@@ -187,8 +190,9 @@ export class RelayCore {
     b.bytesFrom += size;
     flow.quality.onBackend(size, now, data, at);
     flow.lastBackendAt = now;
-    const cap = flow.knobs.responses;
-    if (++flow.responses >= cap && cap > 0) this.close(flow, "responses");
+    flow.responses++;
+    // `responses` is per forwarded datagram (as nginx's proxy_responses): pipelined queries all get answers.
+    if (flow.knobs.responses > 0 && --flow.outstanding <= 0) this.close(flow, "responses");
     return true;
   }
 
@@ -270,6 +274,8 @@ export class RelayCore {
     const n = ++flow.requests;
     const knobs = flow.knobs;
     flow.headerDue = flow.proxyHeader !== null && (n === 1 || knobs.proxyProtocol === "every");
+    // Saturates far below 2^53, so the count stays an exact integer however long the flow lives.
+    if (knobs.responses > 0 && flow.outstanding < MAX_OUTSTANDING) flow.outstanding += knobs.responses;
     if (knobs.requests > 0 && n >= knobs.requests) this.#detach(flow, now);
     return flow;
   }

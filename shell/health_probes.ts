@@ -7,12 +7,17 @@
  * A UDP probe sends the payload from a fresh socket connected to the backend (where the runtime can) and
  * needs a reply matching `expect` within `timeout`; no reply, an ICMP refusal or a mismatch is a failure.
  * A TCP probe needs the connect to succeed within `timeout` and, with `send`/`expect`, the reply to match.
+ * A DNS probe sends a real query (core/dns_message.ts; a fresh ID from a seeded Rng each time) over UDP or
+ * TCP and needs, within `timeout`, a reply with that ID, the QR bit, the question echoed and an accepted
+ * RCODE; over UDP, replies that do not match (a stale answer, another ID) are ignored until one does.
  *
  * @module
  */
 
 import type { SocketAddress } from "../core/address.ts";
 import { type HealthSettings, matchesExpect } from "../core/health.ts";
+import { checkDnsReply, DEFAULT_DNS_PROBE, dnsTcpMessage, encodeDnsQuery } from "../core/dns_message.ts";
+import { Rng } from "../core/rng.ts";
 import type { RelayCore } from "../core/relay_core.ts";
 import type { TcpSockets, TcpStream } from "./tcp_sockets.ts";
 import { isRefused } from "./tcp_sockets.ts";
@@ -37,10 +42,23 @@ export class HealthProber {
   readonly #clock: Clock;
   readonly #reported: () => void;
   readonly #tasks = new Map<string, Task>();
+  /** DNS query IDs. */
+  readonly #rng: Rng;
   #stopped = false;
 
-  /** `reported` runs after each result reaches the core (the owner pumps the core's events there). */
-  constructor(core: RelayCore, udp: UdpSockets, tcp: TcpSockets, clock: Clock, reported: () => void) {
+  /**
+   * `reported` runs after each result reaches the core (the owner pumps the core's events there); `seed`
+   * seeds the DNS query IDs.
+   */
+  constructor(
+    core: RelayCore,
+    udp: UdpSockets,
+    tcp: TcpSockets,
+    clock: Clock,
+    reported: () => void,
+    seed = 0x5eed,
+  ) {
+    this.#rng = new Rng(seed ^ 0x0d45);
     this.#core = core;
     this.#udp = udp;
     this.#tcp = tcp;
@@ -114,7 +132,12 @@ export class HealthProber {
   async #run(task: Task): Promise<void> {
     let error: string | null;
     try {
-      error = task.settings.mode === "udp" ? await this.#probeUdp(task) : await this.#probeTcp(task);
+      const mode = task.settings.mode;
+      error = mode === "udp"
+        ? await this.#probeUdp(task)
+        : mode === "dns"
+        ? await this.#probeDns(task)
+        : await this.#probeTcp(task);
     } catch (e) {
       error = e instanceof Error ? e.message : String(e);
     }
@@ -126,7 +149,36 @@ export class HealthProber {
   }
 
   /** Resolves to null on success, else why it failed. */
-  #probeUdp(task: Task): Promise<string | null> {
+  #probeDns(task: Task): Promise<string | null> {
+    const dns = task.settings.dns ?? DEFAULT_DNS_PROBE;
+    const id = this.#rng.nextInt(65536);
+    const query = encodeDnsQuery(id, dns);
+    if (dns.transport === "tcp") {
+      return this.#probeTcp(task, query, (data) => {
+        const m = dnsTcpMessage(data);
+        return m === null ? undefined : checkDnsReply(m, id, dns);
+      });
+    }
+    let last: string | null = null;
+    return this.#probeUdp(task, query, (data) => {
+      // A reply to an earlier query (or anything else) on this socket is not this probe's answer: wait on.
+      const why = checkDnsReply(data, id, dns);
+      if (why === null || why.startsWith("RCODE")) return why;
+      last = why;
+      return undefined;
+    }, () => last);
+  }
+
+  /**
+   * Resolves to null on success, else why it failed. `judge` (DNS) decides a reply: null passes, a string
+   * fails, undefined waits for another; `lastWhy` adds the last ignored reply's fault to a timeout.
+   */
+  #probeUdp(
+    task: Task,
+    payload?: Uint8Array,
+    judge?: (data: Uint8Array) => string | null | undefined,
+    lastWhy?: () => string | null,
+  ): Promise<string | null> {
     const s = task.settings;
     return new Promise((resolve) => {
       let settled = false;
@@ -138,25 +190,41 @@ export class HealthProber {
         socket?.close();
         resolve(error);
       };
-      const timer = setTimeout(() => finish(`no reply within ${s.timeout} ms`), s.timeout);
+      const timer = setTimeout(() => {
+        const why = lastWhy?.() ?? null;
+        finish(`no reply within ${s.timeout} ms` + (why === null ? "" : ` (ignored: ${why})`));
+      }, s.timeout);
       this.#udp.openUpstream(task.target, 65507, {
-        reply: (data) =>
-          finish(matchesExpect(s.expect, data) ? null : `unexpected reply (${data.length} bytes)`),
+        reply: (data) => {
+          if (judge === undefined) {
+            return finish(matchesExpect(s.expect, data) ? null : `unexpected reply (${data.length} bytes)`);
+          }
+          const verdict = judge(data);
+          if (verdict !== undefined) finish(verdict);
+        },
         truncated: () => finish("reply too large"),
         error: (refused) => finish(refused ? "refused (ICMP port unreachable)" : "receive error"),
       }).then((up) => {
         socket = up;
         if (settled) return up.close();
-        const sent = up.send(s.send ?? new Uint8Array(0));
+        const sent = up.send(payload ?? s.send ?? new Uint8Array(0));
         if (sent === Sent.Refused) finish("refused (ICMP port unreachable)");
         else if (sent !== Sent.Ok) finish("send failed");
       }, (e) => finish(`socket: ${e instanceof Error ? e.message : e}`));
     });
   }
 
-  /** Resolves to null on success, else why it failed. */
-  #probeTcp(task: Task): Promise<string | null> {
+  /**
+   * Resolves to null on success, else why it failed. `payload` and `judge` (DNS) replace send/expect:
+   * `judge` sees every byte received so far and passes (null), fails (a string) or waits (undefined).
+   */
+  #probeTcp(
+    task: Task,
+    payload?: Uint8Array,
+    judge?: (received: Uint8Array) => string | null | undefined,
+  ): Promise<string | null> {
     const s = task.settings;
+    const send = payload ?? s.send;
     return new Promise((resolve) => {
       let settled = false;
       let stream: TcpStream | null = null;
@@ -189,18 +257,27 @@ export class HealthProber {
       this.#tcp.connect(task.target, {
         data: (d) => {
           chunks.push(d.slice());
-          if (s.expect !== null && matchesExpect(s.expect, received())) finish(null);
+          if (judge !== undefined) {
+            const verdict = judge(received());
+            if (verdict !== undefined) finish(verdict);
+          } else if (s.expect !== null && matchesExpect(s.expect, received())) finish(null);
         },
         end: () =>
-          finish(s.expect === null || matchesExpect(s.expect, received()) ? null : "unexpected reply"),
+          finish(
+            judge !== undefined
+              ? "closed before a whole reply"
+              : s.expect === null || matchesExpect(s.expect, received())
+              ? null
+              : "unexpected reply",
+          ),
         drain: () => {},
         closed: (e) => finish(e === undefined ? "closed before a reply" : `connection error: ${String(e)}`),
       }, abort.signal).then(
         (st) => {
           stream = st;
           if (settled) return st.close();
-          if (s.send !== null) st.write(s.send);
-          if (s.expect === null) finish(null);
+          if (send !== null) st.write(send);
+          if (judge === undefined && s.expect === null) finish(null);
         },
         (e) =>
           finish(isRefused(e) ? "connect refused" : `connect failed: ${e instanceof Error ? e.message : e}`),

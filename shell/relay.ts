@@ -98,6 +98,7 @@ export class Relay {
       platform.tcp,
       platform.clock,
       () => this.udp.pump(),
+      options.seed,
     );
   }
 

@@ -15,6 +15,7 @@ import type { Listener } from "../core/listener.ts";
 import type { HealthChange } from "../core/health.ts";
 import { type CoreEvent, eventListener, type RelayCore } from "../core/relay_core.ts";
 import { type ListenerSocket, Sent, type UdpSockets, type UpstreamSocket } from "./udp_sockets.ts";
+import { LateWindow } from "./late_window.ts";
 
 /** A monotonic clock in milliseconds. */
 export type Clock = () => number;
@@ -72,6 +73,8 @@ export class UdpRelay {
   #timer: ReturnType<typeof setTimeout> | null = null;
   #armedAt = Infinity;
   #stopped = false;
+  /** Closed flows' upstream sockets, still read for a while so late replies are counted (late_window.ts). */
+  readonly #late: LateWindow<FlowLink>;
 
   /** A driver for `core` over `sockets`. */
   constructor(core: RelayCore, sockets: UdpSockets, clock: Clock, hooks: UdpRelayHooks = {}) {
@@ -79,6 +82,7 @@ export class UdpRelay {
     this.#sockets = sockets;
     this.#clock = clock;
     this.#hooks = hooks;
+    this.#late = new LateWindow((link) => link.up?.close(), clock);
   }
 
   /** Who closes removed TCP listeners (the core's events arrive here, the TCP relay owns those sockets). */
@@ -157,9 +161,8 @@ export class UdpRelay {
     const maxReply = flow.listener.config.maxDatagramSize;
     this.#sockets.openUpstream(backend.address, maxReply, {
       reply: (data) => this.#fromBackend(link, data),
-      truncated: () => {
-        if (!link.closed) this.#core.replyTruncated(flow);
-      },
+      // Counted after the flow closed too (the socket is in its late-reply window).
+      truncated: () => this.#core.replyTruncated(flow),
       error: (refused) => {
         if (!link.closed) this.#core.sendFailed(flow, true, refused, this.#clock());
       },
@@ -206,10 +209,11 @@ export class UdpRelay {
         path.event(e);
       } else if (e.kind === "closed") {
         const link = e.flow.handle;
-        if (link instanceof FlowLink) {
+        if (link instanceof FlowLink && !link.closed) {
           link.closed = true;
           link.queue = null;
-          link.up?.close();
+          // Replies still on their way are read (and counted `late` by the core) until the window ends.
+          if (link.up !== null) this.#late.add(link, this.#clock());
         }
       } else if (e.kind === "resolve") this.#resolve(e.flow);
       else if (e.kind === "health") this.#hooks.health?.(e.cluster, e.backend.key, e.change);
@@ -259,11 +263,17 @@ export class UdpRelay {
     }, Math.max(0, Math.ceil(at - this.#clock())));
   }
 
+  /** Closed flows' upstream sockets still open for late replies. */
+  get lingering(): number {
+    return this.#late.size;
+  }
+
   /** Closes every socket and the timer. Flows are not closed in the core: the owner decides how they end. */
   stop(): void {
     this.#stopped = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
+    this.#late.releaseAll();
     for (const flow of this.#core.flows()) {
       const link = flow.handle;
       if (link instanceof FlowLink) {

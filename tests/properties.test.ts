@@ -400,7 +400,11 @@ class World {
       assert.notEqual(f.state, FlowState.Closed, "a Closed flow in core.flows()");
       assert.ok(!this.closed.has(f), "a closed flow reappeared in core.flows()");
       if (f.knobs.requests > 0) assert.ok(f.requests <= f.knobs.requests, "past its requests cap");
-      if (f.knobs.responses > 0) assert.ok(f.responses < f.knobs.responses, "live at its responses cap");
+      if (f.knobs.responses > 0 && f.state !== FlowState.AwaitingBackend) {
+        // Live only while some forwarded datagram still waits for one of its `responses` replies.
+        assert.ok(f.responses < f.requests * f.knobs.responses, "live with every request answered");
+        assert.equal(f.outstanding, f.requests * f.knobs.responses - f.responses, "outstanding count");
+      }
       assert.equal(
         f.listener.lookup(f.clientIp, f.clientPort) === f,
         f.state !== FlowState.Closing,
@@ -439,6 +443,49 @@ function assertNonNegative(obj: object): void {
     else if (v !== null && typeof v === "object") assertNonNegative(v);
   }
 }
+
+describe("core: responses per request", () => {
+  test("any interleaving of queries and replies: every reply is forwarded until each query had its replies", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 3 }),
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 60 }),
+        (per, script) => {
+          const core = new RelayCore(
+            config([cluster({ responses: per, frontTimeout: 0, backTimeout: 0 })], [listener()]),
+            { seed: 1 },
+          );
+          const l = core.listener("l") as Listener;
+          const f = core.fromClient(l, "10.0.0.1", 53, bytes(30), 0) as Flow;
+          let sent = 1;
+          let replies = 0;
+          let t = 1;
+          // true = the client sends one more query on its port, false = the backend sends one reply.
+          for (const query of script) {
+            if (f.state === FlowState.Closed) break;
+            if (query) {
+              assert.equal(core.fromClient(l, "10.0.0.1", 53, bytes(30), t++), f, "a query joins its flow");
+              sent++;
+            } else {
+              assert.equal(core.fromBackend(f, 40, t++), true, "a reply owed to a live flow is forwarded");
+              replies++;
+            }
+            const owed = sent * per - replies;
+            assert.equal(
+              f.state as number === FlowState.Closed,
+              owed === 0,
+              `closed iff nothing owed (${owed})`,
+            );
+          }
+          assert.equal(l.counters.datagramsOut, replies);
+          assert.equal(l.counters.flowsClosed.responses, f.state === FlowState.Closed ? 1 : 0);
+          assert.equal(l.counters.drops.late, 0);
+        },
+      ),
+      params(300),
+    );
+  });
+});
 
 describe("core: random operation sequences", () => {
   test("every invariant holds after every operation", () => {

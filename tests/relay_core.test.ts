@@ -254,15 +254,59 @@ describe("teardown knobs and close reasons", () => {
     assert.equal(core.flowCount, 0);
   });
 
-  test("requests and responses caps together: the reply closes it as responses", () => {
+  test("requests and responses together: the flow closes once both datagrams had both replies", () => {
     const { core, l } = setup({ requests: 2, responses: 2 });
     const f = flowOf(core.fromClient(l, "1.1.1.1", 1, D, 0));
     core.fromClient(l, "1.1.1.1", 1, D, 1);
     assert.equal(f.state, FlowState.Closing);
-    core.fromBackend(f, 1, 2);
-    core.fromBackend(f, 1, 3);
+    for (let t = 2; t < 5; t++) {
+      assert.equal(core.fromBackend(f, 1, t), true);
+      assert.equal(f.state, FlowState.Closing, `after reply ${t - 1} of 4`);
+    }
+    assert.equal(core.fromBackend(f, 1, 5), true);
     assert.equal(f.closeReason, "responses");
-    assert.ok(f.requests <= 2 && f.responses <= 2);
+    assert.equal(f.requests, 2);
+    assert.equal(f.responses, 4);
+  });
+
+  test("responses = 1 is per request: pipelined queries from one port all get their answers", () => {
+    const { core, l } = setup({ responses: 1 });
+    const f = flowOf(core.fromClient(l, "1.1.1.1", 1, D, 0));
+    assert.equal(core.fromClient(l, "1.1.1.1", 1, D, 1), f); // A and AAAA from one socket
+    assert.equal(core.fromClient(l, "1.1.1.1", 1, D, 2), f); // and a retransmission
+    assert.equal(f.outstanding, 3);
+    assert.equal(core.fromBackend(f, 10, 3), true);
+    assert.equal(core.fromBackend(f, 10, 4), true);
+    assert.equal(f.state, FlowState.Established);
+    assert.equal(core.fromClient(l, "1.1.1.1", 1, D, 5), f); // a fourth before the third answer
+    assert.equal(core.fromBackend(f, 10, 6), true);
+    assert.equal(f.state, FlowState.Established);
+    assert.equal(core.fromBackend(f, 10, 7), true);
+    assert.equal(f.closeReason, "responses");
+    assert.equal(l.counters.datagramsOut, 4);
+    assert.equal(l.counters.flowsClosed.responses, 1);
+    assert.equal(core.fromBackend(f, 10, 8), false); // a fifth reply has no flow left: counted
+    assert.equal(l.counters.drops.late, 1);
+  });
+
+  test("responses = 2: each datagram waits for two replies, whatever order they come in", () => {
+    const { core, l } = setup({ responses: 2 });
+    const f = flowOf(core.fromClient(l, "1.1.1.1", 1, D, 0));
+    core.fromBackend(f, 1, 1);
+    core.fromClient(l, "1.1.1.1", 1, D, 2);
+    core.fromBackend(f, 1, 3);
+    core.fromBackend(f, 1, 4);
+    assert.equal(f.state, FlowState.Established);
+    core.fromBackend(f, 1, 5);
+    assert.equal(f.closeReason, "responses");
+  });
+
+  test("responses = 0: replies never close a flow", () => {
+    const { core, l } = setup({ responses: 0 });
+    const f = flowOf(core.fromClient(l, "1.1.1.1", 1, D, 0));
+    for (let t = 1; t < 10; t++) assert.equal(core.fromBackend(f, 1, t), true);
+    assert.equal(f.state, FlowState.Established);
+    assert.equal(f.outstanding, 0);
   });
 
   test("aborted, disconnected, drain; closing is idempotent", () => {

@@ -496,8 +496,18 @@ class Sim {
           assert.fail(`${describeFlow(f)}: reached requests cap ${k.requests} but not Closing`);
         }
       }
-      if (k.responses > 0 && f.responses >= k.responses) {
-        assert.fail(`${describeFlow(f)}: ${f.responses} responses, cap ${k.responses}, still live`);
+      // No forwarded request loses its reply while its flow is live: a flow with `responses` set stays up
+      // until every forwarded datagram had its replies, and its own count of them agrees with the model.
+      if (k.responses > 0 && f.state !== FlowState.AwaitingBackend) {
+        const owed = f.requests * k.responses - f.responses;
+        if (owed <= 0) {
+          assert.fail(
+            `${describeFlow(f)}: ${f.responses} replies to ${f.requests} requests × ${k.responses}, live`,
+          );
+        }
+        if (f.outstanding !== owed) {
+          assert.fail(`${describeFlow(f)}: outstanding ${f.outstanding}, the model says ${owed}`);
+        }
       }
       const attached = f.listener.lookup(f.clientIp, f.clientPort) === f;
       if (attached !== (f.state !== FlowState.Closing)) {
@@ -868,7 +878,9 @@ class Sim {
     this.hit("reply:accepted");
     eq(f.responses, responses + 1);
     const cap = f.knobs.responses;
-    const closes = cap > 0 && f.responses >= cap;
+    // Per request: the reply that leaves no forwarded datagram waiting closes the flow, and no other.
+    const closes = cap > 0 && f.responses >= f.requests * cap;
+    if (cap > 0) this.hit(closes ? "reply:last-owed" : "reply:more-owed");
     delta(what, before, {
       datagramsOut: 1,
       bytesOut: size,
@@ -1055,8 +1067,10 @@ class Sim {
     const name = this.pick(CLUSTER_NAMES);
     const c = this.core.cluster(name);
     if (c === undefined || c.backends.length === 0) return;
-    const b = this.pick(c.backends);
-    const error = this.chance(0.5) ? null : "timeout";
+    // Half the time a down backend, if any, so `rise` successes in a row (probe:up) happen often enough.
+    const down = c.backends.filter((x) => x.health.status === "down");
+    const b = down.length > 0 && this.chance(0.5) ? this.pick(down) : this.pick(c.backends);
+    const error = this.chance(b.health.status === "down" ? 0.8 : 0.5) ? null : "timeout";
     this.label(`probeResult ${name} ${b.key} ${error ?? "ok"}`);
     const status = b.health.status;
     const h = c.config.health;
@@ -1296,6 +1310,8 @@ const MUST_HIT = [
   "client:requests-cap",
   "reply:accepted",
   "reply:late",
+  "reply:last-owed",
+  "reply:more-owed",
   "timeout:fired",
   "resolve:address",
   "resolve:fallback",

@@ -18,6 +18,7 @@ import type {
   ListenerConfig,
 } from "../types.ts";
 import { checkValue, type Problems, unknownKeys } from "./check.ts";
+import { DEFAULT_DNS_PROBE, type DnsProbeSettings, normalizeDnsName, parseDnsType } from "../dns_message.ts";
 import { buildProtection } from "./protection_schema.ts";
 import { parseDuration } from "./duration.ts";
 import {
@@ -73,6 +74,25 @@ function buildHealth(p: Problems, h: Filled<RawHealth>, path: string): HealthSet
     expect = { kind: "prefix", bytes: decodeEscaped(h.expect_prefix) as Uint8Array };
   }
   if (h.expect_regex !== "") expect = { kind: "regex", source: h.expect_regex };
+  const dnsKeys = (["dns_name", "dns_type", "dns_transport", "dns_accept_nxdomain"] as const)
+    .filter((k) => h[k] !== undefined);
+  let dns: DnsProbeSettings | undefined;
+  if (h.mode !== "dns") {
+    for (const k of dnsKeys) p.add(`${path}.${k}`, 'only for mode = "dns"');
+    if (dnsKeys.length > 0) ok = false;
+  } else {
+    if (payload !== null || given > 0) {
+      p.add(path, 'mode = "dns" builds its own query and checks the reply: no send or expect keys');
+      ok = false;
+    }
+    const d = DEFAULT_DNS_PROBE;
+    dns = {
+      name: h.dns_name === undefined ? d.name : (normalizeDnsName(h.dns_name) as { name: string }).name,
+      type: h.dns_type === undefined ? d.type : parseDnsType(h.dns_type) as number,
+      transport: h.dns_transport ?? d.transport,
+      acceptNxdomain: h.dns_accept_nxdomain ?? d.acceptNxdomain,
+    };
+  }
   const failTimeout = ms(h.fail_timeout);
   if (failTimeout === 0 && h.max_fails > 0) {
     p.add(`${path}.fail_timeout`, "must be more than 0 while max_fails is above 0");
@@ -92,6 +112,7 @@ function buildHealth(p: Problems, h: Filled<RawHealth>, path: string): HealthSet
     maxFails: h.max_fails,
     failTimeout,
     closeFlowsOnDown: h.close_flows_on_down,
+    ...(dns === undefined ? {} : { dns }),
   };
 }
 

@@ -14,6 +14,7 @@
 import { isPrime } from "../balancers/maglev.ts";
 import { decodeEscaped, decodeHex } from "../health.ts";
 import { parseHex } from "../first_datagram_filter.ts";
+import { normalizeDnsName, parseDnsType } from "../dns_message.ts";
 import { parseCidr, parseSocketAddress } from "../address.ts";
 import { formatDuration, parseDuration } from "./duration.ts";
 import type { Check, Schema } from "./schema.ts";
@@ -103,6 +104,14 @@ function semantic(check: Check, value: unknown, schema: Json): string | undefine
       }
       return undefined;
     }
+    case "dns-name": {
+      const n = normalizeDnsName(value as string);
+      return typeof n === "string" ? n : undefined;
+    }
+    case "dns-type": {
+      const t = parseDnsType(value as string | number);
+      return typeof t === "string" ? t : undefined;
+    }
     case "redis-url":
       if (value === "" || /^rediss?:\/\/[^\s/]+(\/\d+)?$/.test(value as string)) return undefined;
       return `${quote(value as string)} is not a redis://host:port[/db] URL`;
@@ -124,14 +133,20 @@ function semantic(check: Check, value: unknown, schema: Json): string | undefine
 export function checkValue(p: Problems, schema: Schema, value: unknown, path: string): unknown {
   const s = S(schema);
   const check = s["x-check"] as Check | undefined;
-  if (check === "duration") {
+  if (check === "duration" || check === "dns-type") {
+    // Text or an integer, read by the semantic check alone.
     if (typeof value === "string" || (typeof value === "number" && Number.isInteger(value))) {
       const problem = semantic(check, value, s);
       if (problem === undefined) return value;
       p.add(path, problem);
       return undefined;
     }
-    p.add(path, `expected a duration ("30s") or integer milliseconds, got ${describe(value)}`);
+    p.add(
+      path,
+      check === "duration"
+        ? `expected a duration ("30s") or integer milliseconds, got ${describe(value)}`
+        : `expected a type name or number, got ${describe(value)}`,
+    );
     return undefined;
   }
   if (Array.isArray(s.anyOf)) return checkLiterals(p, s.anyOf as Json[], value, path);

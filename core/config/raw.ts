@@ -12,6 +12,7 @@ import { type Cidr, formatIp, formatSocketAddress } from "../address.ts";
 import { encodeEscaped, type HealthSettings } from "../health.ts";
 import type { FerryConfig } from "../types.ts";
 import { formatDuration } from "./duration.ts";
+import { dnsTypeName } from "../dns_message.ts";
 import { protectionToRaw } from "./protection_schema.ts";
 import type { Filled } from "./build.ts";
 import type { RawCluster, RawConfigFile, RawHealth, RawListener } from "./schema.ts";
@@ -45,7 +46,15 @@ function healthToRaw(h: HealthSettings): Filled<RawHealth> {
     max_fails: h.maxFails,
     fail_timeout: formatDuration(h.failTimeout),
     close_flows_on_down: h.closeFlowsOnDown,
-  };
+    ...(h.mode === "dns" && h.dns !== undefined
+      ? {
+        dns_name: h.dns.name === "" ? "." : h.dns.name,
+        dns_type: dnsTypeName(h.dns.type),
+        dns_transport: h.dns.transport,
+        dns_accept_nxdomain: h.dns.acceptNxdomain,
+      }
+      : {}),
+  } as Filled<RawHealth>;
 }
 
 /** The config in file shape (a fresh object each call; callers may edit it). */

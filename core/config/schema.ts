@@ -38,7 +38,9 @@ export type Check =
   | "token"
   | "redis-url"
   | "bytes-hex"
-  | "latin1";
+  | "latin1"
+  | "dns-name"
+  | "dns-type";
 
 interface KeyOptions {
   /** The one doc line: what the key does, in the words an operator reads in the reference. */
@@ -239,7 +241,7 @@ export const BackendSchema = Type.Object({
 
 /** `[clusters.NAME.health]`: active probes and passive detection. */
 export const HealthSchema = Type.Object({
-  mode: choice(["off", "udp", "tcp"] as const, "off", { doc: "off | udp | tcp" }),
+  mode: choice(["off", "udp", "tcp", "dns"] as const, "off", { doc: "off | udp | tcp | dns" }),
   interval: duration("5s", { doc: "between probes of one backend, plus up to `jitter`", min: 100 }),
   timeout: duration("2s", { doc: "no reply (udp) or no connect (tcp) within this is a failure", min: 1 }),
   rise: integer(2, 1, 100, { doc: "successes in a row that bring a down backend up" }),
@@ -254,6 +256,25 @@ export const HealthSchema = Type.Object({
   expect: text("", { doc: 'the reply must be exactly this (escaped text); "" = any reply' }, "escaped"),
   expect_prefix: text("", { doc: 'or start with this; "" = any reply' }, "escaped"),
   expect_regex: text("", { doc: 'or match this regex (over the reply as Latin-1); "" = any reply' }, "regex"),
+  dns_name: Type.Optional(Type.String({
+    examples: ["."],
+    ...meta({ doc: 'mode = "dns": the name asked (default ".", the root)' }, "dns-name"),
+  })),
+  dns_type: Type.Optional(Type.Union([Type.String(), Type.Integer({ minimum: 1, maximum: 65535 })], {
+    examples: ["NS"],
+    ...meta(
+      { doc: "... its type: A, AAAA, NS, SOA, MX, TXT, PTR, CNAME, SRV, ANY or 1..65535 (NS)" },
+      "dns-type",
+    ),
+  })),
+  dns_transport: Type.Optional(oneOf(["udp", "tcp"] as const, {
+    examples: ["udp"],
+    ...meta({ doc: "... over udp, or tcp with the two-byte length prefix (udp)" }),
+  })),
+  dns_accept_nxdomain: Type.Optional(Type.Boolean({
+    examples: [false],
+    ...meta({ doc: "... and whether NXDOMAIN counts as an answer (NOERROR always does)" }),
+  })),
   port: integer(0, 0, 65535, { doc: "probe port; 0 = the backend's own" }),
   max_fails: integer(1, 0, 1000, {
     doc: "passive: this many failures within fail_timeout take a backend down; 0 = off",

@@ -10,6 +10,9 @@
 #                         lost datagrams (100 ms timeout)
 #   tcp rr 64 B           CONNS connections x 1 request in flight: round trips/s, p50/p99/p99.9
 #   tcp bulk              one connection streaming 64 KiB writes, echoed back: MB/s
+#   churn same/fresh port DNS-shaped: FLOWS clients x 1 request in flight, every request a new flow (Ferry
+#                         `responses = 1`, nginx `proxy_responses 1`; the C relay has no such rule and is
+#                         left out), from the same port or a fresh one each time: flows/s, p50/p99, lost
 # After each run: the relay's RSS (VmRSS summed over its process tree), its CPU use during the run, and the
 # CPU used by everything else on the machine ("bg"). The relays of one protocol run side by side and each
 # round of a test visits them in turn; a row shows the best clean run (bg <= --max-bg) of --repeat rounds,
@@ -26,7 +29,7 @@ usage() {
   cat <<'USAGE'
 usage: bash scripts/bench.sh [options]
   --quick               3 s per test instead of 10 (warm-up stays 1 s)
-  --only udp|tcp        run only the UDP or only the TCP tests
+  --only udp|tcp|churn  run only the UDP, the TCP or the churn (one flow per request) tests
   --runtimes LIST       Ferry runtimes, comma-separated from bun,deno,binary (default: all); "none" for none
   --relays LIST         reference relays, comma-separated from nginx,c (default: both)
   --duration S          seconds measured per test (default 10; --quick: 3)
@@ -73,7 +76,7 @@ while (($#)); do
   shift
 done
 [[ -z $DURATION ]] && DURATION=$((QUICK ? 3 : 10))
-case "$ONLY" in "" | udp | tcp) ;; *) echo "--only must be udp or tcp" >&2; exit 2 ;; esac
+case "$ONLY" in "" | udp | tcp | churn) ;; *) echo "--only must be udp, tcp or churn" >&2; exit 2 ;; esac
 [[ $RUNTIMES == none ]] && RUNTIMES=""
 
 log() { printf '[bench] %s\n' "$*" >&2; }
@@ -112,7 +115,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- build the C tools ------------------------------------------------------------------------------
-for tool in loadgen echo relay; do
+for tool in loadgen echo relay churn; do
   cc -O2 -Wall -o "$BUILD/$tool" "$HERE/$tool.c"
 done
 LG="$BUILD/loadgen"
@@ -216,6 +219,11 @@ start_relay() {
   local name=$1 proto=$2 port=$3 logf="$RUN/$1-$2.log" cmd=()
   local ferry=(--"$proto" "127.0.0.1:$port" --to "127.0.0.1:$ECHO_PORT" ${BALANCER:+--balancer "$BALANCER"}
     --log-level warning)
+  if [[ $proto == churn ]]; then # one flow per request: a config file says responses = 1
+    printf '[admin]\nlisten = "127.0.0.1:0"\n\n[[listeners]]\nname = "churn"\naddress = "127.0.0.1:%s"\ncluster = "echo"\n\n[clusters.echo]\n%sresponses = 1\nbackends = [{ address = "127.0.0.1:%s" }]\n' \
+      "$port" "${BALANCER:+balancer = \"$BALANCER\"\n}" "$ECHO_PORT" >"$RUN/$name-churn.toml"
+    ferry=(--config "$RUN/$name-churn.toml" --log-level warning)
+  fi
   case "$name" in
     ferry-bun) cmd=("$BUN" main.ts "${ferry[@]}") ;;
     ferry-deno) cmd=("$DENO" run -A main.ts "${ferry[@]}") ;;
@@ -226,7 +234,8 @@ start_relay() {
       mkdir -p "$dir"
       sed -e "s|@LOAD_MODULE@|$NGINX_LOAD|" -e "s|@DIR@|$dir|g" -e "s|@PORT@|$port|g" \
         -e "s|@PROTO@|$proto|g" -e "s|@BACKEND@|$ECHO_PORT|g" \
-        -e "s|@LISTEN_FLAGS@|$([[ $proto == udp ]] && echo udp)|" "$HERE/nginx.conf.tmpl" >"$dir/nginx.conf"
+        -e "s|@LISTEN_FLAGS@|$([[ $proto != tcp ]] && echo udp)|" \
+        -e "s|@SESSION@|$([[ $proto == churn ]] && echo 'proxy_responses 1;')|" "$HERE/nginx.conf.tmpl" >"$dir/nginx.conf"
       cmd=("$NGINX" -e "$dir/nginx-error.log" -p "$dir" -c "$dir/nginx.conf")
       ;;
   esac
@@ -272,7 +281,7 @@ ensure_relay() {
   [[ -n ${RPID[$relay]:-} ]] && return 0
   port=$("$LG" freeport)
   start_relay "$relay" "$proto" "$port"
-  if ! "$LG" probe "$proto" "127.0.0.1:$port" 60; then
+  if ! "$LG" probe "$([[ $proto == tcp ]] && echo tcp || echo udp)" "127.0.0.1:$port" 60; then
     log "$relay ($proto) did not relay an echo within 60 s; log: $RUN/$relay-$proto.log"
     tail -n 5 "$RUN/$relay-$proto.log" >&2 || true
     stop_relay "$RELAY_PID"
@@ -285,17 +294,19 @@ ensure_relay() {
 
 # measure RELAY TEST RUN_NO: one run of TEST against RELAY (already running), appended to runs.tsv
 measure() {
-  local relay=$1 test=$2 no=$3 args=() out score note="" pid=${RPID[$1]} port=${RPORT[$1]}
+  local relay=$1 test=$2 no=$3 args=() tool=$LG out score note="" pid=${RPID[$1]} port=${RPORT[$1]}
   local c0 c1 e0 e1 b0 b1 t0 t1 rcpu bg
   case "$test" in
     "udp 64 B") args=(udp -f "$FLOWS" -w "$INFLIGHT" -s 64) ;;
     "udp 1200 B") args=(udp -f "$FLOWS" -w "$INFLIGHT" -s 1200) ;;
     "tcp rr 64 B") args=(tcprr -c "$FLOWS" -w 1 -s 64) ;;
     "tcp bulk") args=(tcpbulk -b 65536) ;;
+    "churn same port") tool="$BUILD/churn" args=(-c "$FLOWS" -s 64 -p same) ;;
+    "churn fresh port") tool="$BUILD/churn" args=(-c "$FLOWS" -s 64 -p fresh) ;;
   esac
   ((QUIET_WAIT > 0)) && wait_quiet
   c0=$(cpu_ticks "$pid") e0=$(cpu_ticks "$ECHO_PID") b0=$(busy_ticks) t0=$(date +%s.%N)
-  out=$("${PIN1[@]}" "$LG" "${args[@]}" -a "127.0.0.1:$port" -d "$DURATION" -W "$WARMUP" 2>>"$RUN/loadgen.log") || true
+  out=$("${PIN1[@]}" "$tool" "${args[@]}" -a "127.0.0.1:$port" -d "$DURATION" -W "$WARMUP" 2>>"$RUN/loadgen.log") || true
   c1=$(cpu_ticks "$pid") e1=$(cpu_ticks "$ECHO_PID") b1=$(busy_ticks) t1=$(date +%s.%N)
   echo "$relay / $test / run $no: $out" >>"$RUN/loadgen.log"
   # relay CPU: % of one core; bg: everything but relay, echo and load generator, % of the 2 cores
@@ -330,20 +341,30 @@ for r in bun deno binary; do
 done
 has "$RELAYS" nginx && [[ -n $NGINX ]] && RELAY_LIST+=(nginx)
 has "$RELAYS" c && RELAY_LIST+=(c)
-PROTOS=(udp tcp)
+PROTOS=(udp tcp churn)
 [[ -n $ONLY ]] && PROTOS=("$ONLY")
+tests_of() { # the tests of one protocol group, one per line
+  case "$1" in
+    udp) printf '%s\n' "udp 64 B" "udp 1200 B" ;;
+    tcp) printf '%s\n' "tcp rr 64 B" "tcp bulk" ;;
+    churn) printf '%s\n' "churn same port" "churn fresh port" ;;
+  esac
+}
 NR=${#RELAY_LIST[@]}
 
 # All relays of one protocol run side by side (idle but for the one under load); each round of a test
 # visits them in turn, starting one further each round, so a noisy spell hits no relay alone.
 for proto in "${PROTOS[@]}"; do
-  if [[ $proto == udp ]]; then tests=("udp 64 B" "udp 1200 B"); else tests=("tcp rr 64 B" "tcp bulk"); fi
+  mapfile -t tests < <(tests_of "$proto")
   RPID=() RPORT=() RNOTE=() RFAILED=()
-  for relay in "${RELAY_LIST[@]}"; do ensure_relay "$relay" "$proto" || true; done
+  # The C relay has no "close after the reply" rule: a churn row for it would measure something else.
+  [[ $proto == churn ]] && RFAILED[c]=1
+  for relay in "${RELAY_LIST[@]}"; do [[ -z ${RFAILED[$relay]:-} ]] && { ensure_relay "$relay" "$proto" || true; }; done
   for t in "${tests[@]}"; do
     for ((rep = 1; rep <= REPEAT; rep++)); do
       for ((k = 0; k < NR; k++)); do
         relay=${RELAY_LIST[$(((k + rep - 1) % NR))]}
+        [[ $proto == churn && $relay == c ]] && continue
         if ensure_relay "$relay" "$proto"; then
           measure "$relay" "$t" "$rep"
         else
@@ -367,7 +388,7 @@ done
 # best run (highest score) of each relay and test, in test order then relay order
 : >"$ROWS"
 for proto in "${PROTOS[@]}"; do
-  if [[ $proto == udp ]]; then tests=("udp 64 B" "udp 1200 B"); else tests=("tcp rr 64 B" "tcp bulk"); fi
+  mapfile -t tests < <(tests_of "$proto")
   for t in "${tests[@]}"; do
     for relay in "${RELAY_LIST[@]}"; do
       # the best clean run (bg <= MAX_BG); without one, the best run, flagged
@@ -395,7 +416,8 @@ done
     [[ -n $(git -C "$ROOT" status --porcelain -- '*.ts' 2>/dev/null) ]] && echo ' + uncommitted .ts changes in the work tree')"
   echo "- Pinning: relay on CPU 0; load generator + echo backend on CPU 1. All traffic on 127.0.0.1."
   echo "- Load: UDP $FLOWS flows x $INFLIGHT datagrams in flight (lost = no reply within 100 ms, re-sent);" \
-    "TCP rr $FLOWS connections x 1 request in flight, 64 B; TCP bulk 1 connection, 64 KiB writes."
+    "TCP rr $FLOWS connections x 1 request in flight, 64 B; TCP bulk 1 connection, 64 KiB writes;" \
+    "churn $FLOWS clients x 1 request in flight, 64 B, a new flow per request (lost = no reply within 200 ms)."
   echo "- ${DURATION} s measured per test after ${WARMUP} s warm-up; best clean run (bg <= ${MAX_BG}%) of $REPEAT (up to $((2 * REPEAT)) when none was clean), relays taken in turn$( ((NICE > 0)) && echo "; relay, echo and load generator at nice -$NICE")."
   [[ -n $FERRY_NOTE ]] && echo "- $FERRY_NOTE"
   [[ -n $BINARY_NOTE ]] && echo "- Ferry $BINARY_NOTE"

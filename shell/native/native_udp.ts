@@ -27,6 +27,7 @@ import type { Listener } from "../../core/listener.ts";
 import type { CoreEvent, RelayCore } from "../../core/relay_core.ts";
 import type { ListenerConfig } from "../../core/types.ts";
 import type { Clock, Resolver, UdpPath, UdpRelayHooks } from "../udp_relay.ts";
+import { LateWindow } from "../late_window.ts";
 import { Batches, HEADER_ROOM } from "./batches.ts";
 import { EpollLoop, LISTENER_TAG, WAKE_TAG } from "./epoll_loop.ts";
 import { Errno, ErrnoCounts, NativeError } from "./errno.ts";
@@ -201,8 +202,10 @@ export class NativeUdp implements UdpPath {
   readonly #seen: ControlSeen = { overflows: -1, pktinfo: -1 };
   /** Failed syscalls by call and errno. */
   readonly errors: ErrnoCounts = new ErrnoCounts();
-  /** Upstream sockets open now. */
+  /** Upstream sockets of live flows (closed flows' sockets in the late-reply window are `lingering`). */
   upstreams = 0;
+  /** Closed flows' upstream sockets, still read for a while so late replies are counted (late_window.ts). */
+  readonly #late: LateWindow<NativeFlow>;
   /** Datagrams that went out as extra segments of a UDP GSO send (syscalls saved), each way. */
   readonly gsoSaved = { up: 0, down: 0 };
   /** Kernel socket filters of the bound listeners (shell/native/kernel_filter.ts). */
@@ -235,6 +238,7 @@ export class NativeUdp implements UdpPath {
     this.#scratchMm = libc.ref(this.#scratchMem, S_MM, MMSGHDR.size);
     const base = this.#scratchMem.addr;
     writeMsghdr(this.#scratchMem.dv, S_MM, 0, 0, base + S_IOV, 1, 0, 0);
+    this.#late = new LateWindow((nf) => this.#release(nf), clock);
   }
 
   // ---- the driver surface (as UdpRelay's) ----------------------------------------------------------------
@@ -339,6 +343,11 @@ export class NativeUdp implements UdpPath {
     };
   }
 
+  /** Closed flows' upstream sockets still open for late replies. */
+  get lingering(): number {
+    return this.#late.size;
+  }
+
   /** Rounds dispatched and times the loop slept off-thread (tests, diagnostics). */
   get loopStats(): { rounds: number; sleeps: number } {
     return { rounds: this.#loop.rounds, sleeps: this.#loop.sleeps };
@@ -354,6 +363,7 @@ export class NativeUdp implements UdpPath {
     if (this.#stopped) return;
     this.#stopped = true;
     this.kernelFilters.stop();
+    this.#late.releaseAll();
     const libc = this.#libc;
     for (const nf of this.#byFd) {
       if (nf === undefined) continue;
@@ -397,11 +407,19 @@ export class NativeUdp implements UdpPath {
     if (this.#runFlow === nf) this.#flushUp(this.#clock());
     nf.closed = true;
     if (this.#stopped) return;
+    this.upstreams--;
+    // The socket stays in epoll a while: replies still on their way are read and counted `late`.
+    this.#late.add(nf, this.#clock());
+  }
+
+  /** Closes a closed flow's socket for good (its late-reply window ended). */
+  #release(nf: NativeFlow): void {
+    if (this.#byFd[nf.fd] !== nf) return; // stop() already closed it
+    this.#byFd[nf.fd] = undefined;
+    // The kernel's drops at this socket are counted before it goes (SO_MEMINFO).
     const drops = this.#scratch.drops(nf.fd);
     if (drops > 0) nf.nl.upstreamDropsClosed += drops;
     this.#libc.close(nf.fd);
-    if (this.#byFd[nf.fd] === nf) this.#byFd[nf.fd] = undefined;
-    this.upstreams--;
   }
 
   // ---- the loop ------------------------------------------------------------------------------------------
@@ -592,7 +610,7 @@ export class NativeUdp implements UdpPath {
 
   #onUpstream(nf: NativeFlow): void {
     const nl = nf.nl;
-    if (nl.closed) return this.#drainOrphan(nf);
+    if (nl.closed || nf.closed) return this.#drainOrphan(nf);
     const core = this.#core;
     const libc = this.#libc;
     const flow = nf.flow;
@@ -632,8 +650,7 @@ export class NativeUdp implements UdpPath {
         }
         this.#queueReply(nl, b, at, nf, len);
         at++;
-        // The runtime path closes the socket here, so later replies are never read: discard them alike.
-        if (flow.state === FlowState.Closed) break;
+        // Replies read after the one that closed the flow reach `fromBackend` above: counted as late.
       }
       b.txCount = at;
       if (at > start && !nl.dirty) {
@@ -714,14 +731,16 @@ export class NativeUdp implements UdpPath {
   }
 
   /**
-   * Replies of a flow whose listener was unbound: read (so the socket does not stay readable) and counted
-   * as the runtime path counts a send on a closed listener socket.
+   * Replies of a closed flow (its socket in the late-reply window: counted `late` by the core) or of a flow
+   * whose listener was unbound (counted as the runtime path counts a send on a closed listener socket).
+   * Read either way, so the socket does not stay readable.
    */
   #drainOrphan(nf: NativeFlow): void {
     const libc = this.#libc;
     const mem = this.#scratchMem;
     writeIovec(mem.dv, S_IOV, mem.addr + S_DATA, 65_536);
-    for (let k = 0; k < 64 && !nf.closed; k++) {
+    // While the socket is ours (a pump below may close the flow, which keeps the socket a while).
+    for (let k = 0; k < 64 && this.#byFd[nf.fd] === nf; k++) {
       const n = libc.recvmmsg(nf.fd, this.#scratchMm, 1, MSG_DONTWAIT | MSG_TRUNC);
       if (n <= 0) {
         if (n < 0) this.#recvError("recv", libc.errno());
@@ -729,7 +748,7 @@ export class NativeUdp implements UdpPath {
       }
       const len = mem.dv.getUint32(S_MM + MMSGHDR.len, true);
       const now = this.#clock();
-      if (len > nf.nl.listener.config.maxDatagramSize) this.#core.replyTruncated(nf.flow);
+      if (len > nf.nl.listener.config.maxDatagramSize && !nf.closed) this.#core.replyTruncated(nf.flow);
       else if (this.#core.fromBackend(nf.flow, len, now)) this.#core.sendFailed(nf.flow, false, false, now);
       if (this.#core.hasEvents) this.#pump();
     }

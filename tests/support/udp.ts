@@ -28,6 +28,11 @@ export class EchoBackend {
   readonly received: Received[] = [];
   /** Reply with this instead of echoing, if set. */
   reply: ((data: Uint8Array) => Uint8Array | null) | null = null;
+  /** Answer each datagram this many times (a duplicating backend) ... */
+  copies = 1;
+  /** ... this many milliseconds after it arrived (0: at once), the copies this far apart. */
+  delayMs = 0;
+  copyGapMs = 0;
   readonly #host: string;
   #socket: dgram.Socket;
   port = 0;
@@ -44,7 +49,15 @@ export class EchoBackend {
       const data = new Uint8Array(m);
       this.received.push({ data, port: r.port });
       const out = this.reply === null ? data : this.reply(data);
-      if (out !== null) this.#socket.send(out, r.port, r.address);
+      if (out === null) return;
+      const send = () => {
+        for (let i = 0; i < this.copies; i++) {
+          if (i === 0 || this.copyGapMs === 0) this.#socket.send(out, r.port, r.address);
+          else setTimeout(() => this.#socket.send(out, r.port, r.address), i * this.copyGapMs);
+        }
+      };
+      if (this.delayMs > 0) setTimeout(send, this.delayMs);
+      else send();
     });
     await new Promise<void>((res) => this.#socket.bind(0, this.#host, () => res()));
     this.port = this.#socket.address().port;

@@ -135,6 +135,36 @@ export function udpDriverSuite(o: SuiteOptions): void {
       assert.notEqual(ports[0], ports[1]); // a new upstream socket
     });
 
+    test("responses = 1 per request: three pipelined queries from one socket all get answers", async () => {
+      const r = await make(1, { responses: 1 });
+      r.backends[0].delayMs = 50; // every query is in before the first answer leaves
+      const c = await r.client();
+      for (const q of ["q1", "q2", "q3"]) c.send(new TextEncoder().encode(q), r.port);
+      const got = [await c.next(2000), await c.next(2000), await c.next(2000)].map((d) =>
+        d === null ? null : new TextDecoder().decode(d)
+      );
+      assert.deepEqual(got.sort(), ["q1", "q2", "q3"]);
+      assert.equal(r.l.counters.flowsCreated, 1);
+      assert.ok(await until(() => r.core.flowCount === 0));
+      assert.equal(r.l.counters.flowsClosed.responses, 1);
+      assert.equal(r.l.counters.drops.late, 0);
+    });
+
+    test("a reply after its flow closed is counted late, not lost silently", async () => {
+      const r = await make(1, { responses: 1 });
+      r.backends[0].copies = 2; // a backend that answers twice: the second answer has no flow left
+      const c = await r.client();
+      assert.equal(await c.ask("dup", r.port), "dup");
+      assert.ok(await until(() => r.l.counters.drops.late === 1), `late ${r.l.counters.drops.late}`);
+      assert.equal(r.l.counters.datagramsOut, 1);
+      assert.equal(await c.next(200), null); // the client never saw the duplicate
+      // The same 50 ms after the flow closed (not in the batch that closed it): still counted.
+      r.backends[0].copyGapMs = 50;
+      assert.equal(await c.ask("dup2", r.port), "dup2");
+      assert.ok(await until(() => r.l.counters.drops.late === 2), `late ${r.l.counters.drops.late}`);
+      assert.equal(r.l.counters.datagramsOut, 2);
+    });
+
     test("requests = 1: replies still return; each datagram opens a new flow", async () => {
       const r = await make(1, { requests: 1, backTimeout: 300, frontTimeout: 300 });
       const c = await r.client();
