@@ -190,6 +190,8 @@ async function run(options: RunOptions): Promise<void> {
     return exit(Exit.Failure);
   }
   let config: FerryConfig = first.config;
+  /** systemd's notify socket (Type=notify), open once every listener is bound. */
+  let notify: Awaited<ReturnType<typeof openNotifier>> = null;
   /** What was started: keys the declaration marks x-restart keep these values until the next start. */
   const started = first.config;
   // A temp file a crash left mid-persist is not a config: remove it.
@@ -238,6 +240,9 @@ async function run(options: RunOptions): Promise<void> {
         processFacts: processFacts(new LagMonitor().start()),
         redis: () => plane?.metrics(),
         onReloaded: () => plane?.reloaded(),
+        // SIGHUP and POST /reload alike tell systemd (once it has been told READY).
+        reloading: () => notify?.reloading(),
+        reloadDone: (ok) => notify?.reloaded(ok ? "reloaded" : "reload failed; running the previous config"),
         // The change queue logs each change once, with who asked and what changed.
         onApplied: (_hash, _persisted, applied) => {
           config = applied;
@@ -325,7 +330,7 @@ async function run(options: RunOptions): Promise<void> {
   }
 
   // systemd (Type=notify): everything is bound now.
-  const notify = await openNotifier((m) => log.warning(m, { event: "sd_notify" }));
+  notify = await openNotifier((m) => log.warning(m, { event: "sd_notify" }));
   notify?.ready(`serving ${config.listeners.length} listeners`);
   notify?.startWatchdog();
 
@@ -364,9 +369,7 @@ async function run(options: RunOptions): Promise<void> {
     }
     log.info("SIGHUP: reloading {file}", { event: "reloading", file: first.file });
     const before = listenerKeys(await control.status());
-    await notify?.reloading();
     const result = await control.reload();
-    notify?.reloaded(result.ok ? "reloaded" : "reload failed; running the previous config");
     if (!result.ok) {
       for (const e of result.errors.filter((e) => e.path === "")) {
         log.error("reload failed: {error}", { event: "reload_failed", error: e.message });

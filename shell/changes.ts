@@ -127,12 +127,19 @@ export class ChangeQueue implements Control {
       if (this.#opts.configPath === null) {
         return failed("refused", "no config file to reload (started without --config)");
       }
-      const loaded = await this.#opts.load();
-      if (!loaded.ok) return { ok: false, errors: loaded.errors, failure: "refused" };
-      const r = await this.#commit(this.#target.config(), loaded.config, false, "reload");
-      if (!r.ok) return r;
-      this.#opts.onReloaded?.();
-      return { ok: true, configHash: r.configHash, persisted: false };
+      await this.#opts.reloading?.();
+      let ok = false;
+      try {
+        const loaded = await this.#opts.load();
+        if (!loaded.ok) return { ok: false, errors: loaded.errors, failure: "refused" };
+        const r = await this.#commit(this.#target.config(), loaded.config, false, "reload");
+        if (!r.ok) return r;
+        ok = true;
+        this.#opts.onReloaded?.();
+        return { ok: true, configHash: r.configHash, persisted: false };
+      } finally {
+        this.#opts.reloadDone?.(ok);
+      }
     });
   }
 

@@ -43,6 +43,12 @@ export interface RelayControlOptions {
   readonly onApplied?: (hash: string, persisted: boolean, config: FerryConfig) => void;
   /** Called after a successful reload from the config file (the fleet then puts its state back). */
   readonly onReloaded?: () => void;
+  /**
+   * Around every reload from the config file, whoever asked (SIGHUP or `POST /reload`): `reloading` before
+   * the file is read, `reloadDone` after, applied or not (systemd's RELOADING=1 … READY=1).
+   */
+  readonly reloading?: () => Promise<void> | void;
+  readonly reloadDone?: (ok: boolean) => void;
   /** Redis figures to add to the metrics (routing, the main thread's connection, disconnects, fleet). */
   readonly redis?: () => RedisMetrics | undefined;
   /** CPU, descriptors and event-loop lag of the process (shell/process_stats.ts), for /metrics. */

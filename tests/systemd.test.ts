@@ -94,40 +94,51 @@ describe("systemd unit", () => {
 
 describe("sd_notify", () => {
   for (const target of ferryTargets()) {
-    test(`${target.name}: READY, WATCHDOG, RELOADING/READY and STOPPING reach NOTIFY_SOCKET`, T, async () => {
-      const dir = mkdtempSync(`${tmpdir()}/ferry-notify-`);
-      const socket = await FakeNotifySocket.bind(`${dir}/notify`);
-      try {
-        const [udp] = await freePorts("udp", 1);
-        const f = await FerryProcess.start(
-          target,
-          `[admin]\nlisten = "127.0.0.1:0"\n[[listeners]]\nname = "g"\nprotocol = "udp"\n` +
-            `address = "127.0.0.1:${udp}"\ncluster = "g"\n[clusters.g]\n` +
-            `backends = [{ address = "127.0.0.1:9" }]\n`,
-          { env: { NOTIFY_SOCKET: socket.path, WATCHDOG_USEC: "200000" } },
-        );
-        const ready = await socket.waitFor((m) => m.startsWith("READY=1"));
-        assert.match(ready, /^STATUS=serving 1 listeners$/m);
-        // The admin API answers by the time READY is sent, and the listener is bound.
-        assert.equal((await f.api("/readyz")).status, 200);
-        await socket.waitFor((m) => m === "WATCHDOG=1");
-        const pings = socket.messages().filter((m) => m === "WATCHDOG=1").length;
-        await new Promise((r) => setTimeout(r, 450)); // 100 ms apart: at least 3 more
-        assert.ok(socket.messages().filter((m) => m === "WATCHDOG=1").length >= pings + 3);
+    test(
+      `${target.name}: READY, WATCHDOG, RELOADING/READY (SIGHUP and POST /reload) and STOPPING reach NOTIFY_SOCKET`,
+      T,
+      async () => {
+        const dir = mkdtempSync(`${tmpdir()}/ferry-notify-`);
+        const socket = await FakeNotifySocket.bind(`${dir}/notify`);
+        try {
+          const [udp] = await freePorts("udp", 1);
+          const f = await FerryProcess.start(
+            target,
+            `[admin]\nlisten = "127.0.0.1:0"\n[[listeners]]\nname = "g"\nprotocol = "udp"\n` +
+              `address = "127.0.0.1:${udp}"\ncluster = "g"\n[clusters.g]\n` +
+              `backends = [{ address = "127.0.0.1:9" }]\n`,
+            { env: { NOTIFY_SOCKET: socket.path, WATCHDOG_USEC: "200000" } },
+          );
+          const ready = await socket.waitFor((m) => m.startsWith("READY=1"));
+          assert.match(ready, /^STATUS=serving 1 listeners$/m);
+          // The admin API answers by the time READY is sent, and the listener is bound.
+          assert.equal((await f.api("/readyz")).status, 200);
+          await socket.waitFor((m) => m === "WATCHDOG=1");
+          const pings = socket.messages().filter((m) => m === "WATCHDOG=1").length;
+          await new Promise((r) => setTimeout(r, 450)); // 100 ms apart: at least 3 more
+          assert.ok(socket.messages().filter((m) => m === "WATCHDOG=1").length >= pings + 3);
 
-        process.kill(f.child.pid!, "SIGHUP");
-        const reloading = await socket.waitFor((m) => m.startsWith("RELOADING=1"));
-        assert.match(reloading, /^MONOTONIC_USEC=\d+$/m);
-        const at = socket.received.indexOf(reloading);
-        await socket.waitFor((m) => m.startsWith("READY=1") && socket.received.indexOf(m) > at);
+          process.kill(f.child.pid!, "SIGHUP");
+          const reloading = await socket.waitFor((m) => m.startsWith("RELOADING=1"));
+          assert.match(reloading, /^MONOTONIC_USEC=\d+$/m);
+          const at = socket.received.indexOf(reloading);
+          await socket.waitFor((m) => m.startsWith("READY=1") && socket.received.indexOf(m) > at);
 
-        assert.equal(await f.stop(), 0);
-        assert.ok(socket.messages().includes("STOPPING=1"));
-      } finally {
-        socket.close();
-        rmSync(dir, { recursive: true, force: true });
-      }
-    });
+          // POST /reload is a reload too: systemd hears of it the same way.
+          const count = (p: string) => socket.messages().filter((m) => m.startsWith(p)).length;
+          const reloads = count("RELOADING=1"), readies = count("READY=1");
+          const r = await f.api("/api/v1/reload", { method: "POST" });
+          assert.equal(r.status, 200, await r.text());
+          await socket.waitFor(() => count("RELOADING=1") > reloads && count("READY=1") > readies);
+
+          assert.equal(await f.stop(), 0);
+          assert.ok(socket.messages().includes("STOPPING=1"));
+        } finally {
+          socket.close();
+          rmSync(dir, { recursive: true, force: true });
+        }
+      },
+    );
   }
 
   test("a NOTIFY_SOCKET nobody listens on is reported once and the relay runs on", T, async () => {
