@@ -31,23 +31,29 @@ import { configHash, type RelayControlOptions } from "./control.ts";
 import { log } from "./logging.ts";
 import { type PendingWrite, persistedText, prepareWrite, readConfigFile } from "./persist.ts";
 
-/** What runs the relay: reads, and applying a whole config. Only the queue holds one. */
-export interface ChangeTarget {
-  status(): Awaitable<StatusInfo>;
-  config(): FerryConfig;
-  /** Applies `config` everywhere, all or nothing; throws to refuse (the previous config keeps running). */
-  apply(config: FerryConfig): Promise<void>;
-  /** Why `config` cannot be applied here, before trying (e.g. a listener workers cannot share). */
-  refusals?(config: FerryConfig): Promise<ConfigError[]>;
-  drain(listener?: string): Awaitable<void>;
-  metrics(): Awaitable<MetricsSnapshot>;
-  flows(filter: FlowFilter): Awaitable<FlowInfo[]>;
-  disconnect(client: string, listener?: string): Awaitable<number>;
-  closeBackendFlows(cluster: string, backend: string): Awaitable<number>;
-  ready(): Awaitable<boolean>;
-  /** Bans and top talkers: runtime state, not config, so they pass the queue by (as disconnects do). */
-  readonly protection?: ProtectionControl;
-}
+/**
+ * What runs the relay: the Control's reads and runtime actions (the queue passes them through; drains it
+ * takes in turn), and applying a whole config. Only the queue holds one.
+ */
+export type ChangeTarget =
+  & Pick<
+    Control,
+    | "status"
+    | "config"
+    | "drain"
+    | "metrics"
+    | "flows"
+    | "disconnect"
+    | "closeBackendFlows"
+    | "ready"
+    | "protection"
+  >
+  & {
+    /** Applies `config` everywhere, all or nothing; throws to refuse (the previous config keeps running). */
+    apply(config: FerryConfig): Promise<void>;
+    /** Why `config` cannot be applied here, before trying (e.g. a listener workers cannot share). */
+    refusals?(config: FerryConfig): Promise<ConfigError[]>;
+  };
 
 /** What a hook does once a change it prepared for is applied, or abandoned. */
 export interface PreparedHook {

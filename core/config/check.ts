@@ -167,9 +167,11 @@ export function checkValue(p: Problems, schema: Schema, value: unknown, path: st
       }
       return checked(p, check, value, s, path);
     }
-    case "integer": {
-      if (typeof value !== "number" || !Number.isInteger(value)) {
-        p.add(path, `expected an integer, got ${describe(value)}`);
+    case "integer":
+    case "number": {
+      const integer = s.type === "integer";
+      if (typeof value !== "number" || !(integer ? Number.isInteger(value) : Number.isFinite(value))) {
+        p.add(path, `expected ${integer ? "an integer" : "a number"}, got ${describe(value)}`);
         return undefined;
       }
       const min = s.minimum as number, max = s.maximum as number;
@@ -178,18 +180,6 @@ export function checkValue(p: Problems, schema: Schema, value: unknown, path: st
         return undefined;
       }
       return checked(p, check, value, s, path);
-    }
-    case "number": {
-      if (typeof value !== "number" || !Number.isFinite(value)) {
-        p.add(path, `expected a number, got ${describe(value)}`);
-        return undefined;
-      }
-      const min = s.minimum as number, max = s.maximum as number;
-      if (value < min || value > max) {
-        p.add(path, `${value} is out of range (${min}..${max})`);
-        return undefined;
-      }
-      return value;
     }
     case "boolean":
       if (typeof value === "boolean") return value;
