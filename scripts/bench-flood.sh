@@ -3,7 +3,7 @@
 # the same listener from many 127.x.y.z sources, with protection off, in user space only, and with the
 # kernel filter. Run it under the shared lock, on an otherwise idle machine:
 #
-#   flock -x /tmp/ferry-heavy.lock bash scripts/bench-flood.sh [--seconds 3] [--sources 200000] [--runtime bun|deno]
+#   bash scripts/bench-flood.sh [--seconds 3] [--sources 200000] [--runtime bun|deno]
 #
 # Ferry is pinned to CPU 0; the echo backend, the flood and the legitimate flow share CPU 1 (scripts/bench/
 # flood.c has the details of both generators). Modes (the listener's config):
@@ -67,5 +67,5 @@ for mode in off user kernel; do
   echo "| $mode | $sent | $lost | ${pct//[()%]/} | $p50 | $p99 | $max | $rate |"
 done
 echo
-echo "command: flock -x /tmp/ferry-heavy.lock bash scripts/bench-flood.sh --seconds $SECONDS_ --sources $SOURCES --runtime $RUNTIME"
+echo "command: bash scripts/bench-flood.sh --seconds $SECONDS_ --sources $SOURCES --runtime $RUNTIME"
 echo "logs: $OUT"

@@ -2,8 +2,8 @@
  * Micro-benchmark of edge protection in the core (no sockets): what a refused datagram costs by reason,
  * what established flows pay with limits on, and the limiter's memory at 1M distinct sources.
  *
- *   flock -x /tmp/ferry-heavy.lock deno run -A scripts/bench-protection.ts [--quick]
- *   flock -x /tmp/ferry-heavy.lock bun scripts/bench-protection.ts [--quick]
+ *   deno run -A scripts/bench-protection.ts [--quick]
+ *   bun scripts/bench-protection.ts [--quick]
  *
  * Rows: ns per `fromClient` call (median of 5 rounds), for
  * - shed by a ban, by the new-flows limit, by the first-datagram filter, and at max_flows: each datagram

@@ -3,7 +3,7 @@
 # idle flow, new flows/s per data path, config fuzzing through check / PUT /config / SIGHUP, admin API
 # abuse, and the fault cases (listener re-add, oversized replies, descriptor exhaustion, a hung Redis).
 # Loopback only; prints one table and exits 1 if anything crashed or was lost. Heavy: run it under the lock.
-#   flock -x /tmp/ferry-heavy.lock bash scripts/torture.sh [--short]     (--short: under two minutes)
+#   bash scripts/torture.sh [--short]     (--short: under two minutes)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DENO=./node_modules/.bin/deno
