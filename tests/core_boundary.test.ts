@@ -201,6 +201,28 @@ describe("the core's boundary", () => {
     assert.deepEqual(cyclesOf(runtime).map((c) => c.map((f) => relative(CORE, f))), []);
   });
 
+  /*
+   * Type-only cycles are harmless at run time but show modules that know each other; the known ones are
+   * listed, so a new one fails here:
+   * - flow.ts ↔ listener.ts: a flow names its listener and a listener's table holds its flows, one
+   *   association seen from both ends (the drop codes, reasons and counters that also tied flow.ts,
+   *   listener.ts and connection.ts together live in the leaves drops.ts, reasons.ts, counters.ts).
+   * - control_api.ts ↔ protection_api.ts: each names a type of the other (Awaitable, ProtectionControl).
+   * - any cycle within core/config/: the config declaration, being rewritten as one declaration per
+   *   section (issue 10); its own tests own its shape.
+   */
+  test("no type-only import cycle in core/ beyond the known ones", () => {
+    const graph = importGraph(files);
+    const all = new Map([...graph].map(([f, es]) => [f, es.map((e) => e.specifier)]));
+    const known = [["flow.ts", "listener.ts"], ["control_api.ts", "protection_api.ts"]].map((c) =>
+      c.join(" ")
+    );
+    const unknown = cyclesOf(all)
+      .map((c) => c.map((f) => relative(CORE, f)))
+      .filter((c) => !known.includes(c.join(" ")) && !c.every((f) => f.startsWith("config/")));
+    assert.deepEqual(unknown, []);
+  });
+
   test("the cycle check finds a cycle, a self-import, and none in a chain", () => {
     assert.deepEqual(cyclesOf(new Map([["a", ["b"]], ["b", ["c"]], ["c", ["a"]]])), [["a", "b", "c"]]);
     assert.deepEqual(cyclesOf(new Map([["a", ["a"]]])), [["a"]]);
