@@ -26,6 +26,7 @@ import { FD_PER_CONNECTION, FD_PER_FLOW, FD_REARM, fits } from "./fd_budget.ts";
 import { Rng } from "./rng.ts";
 import { checkBackendAddress } from "./backend_address.ts";
 import { CoreHealth } from "./core_health.ts";
+import { admitConnection, endConnectionIn, type TcpAdmissionHost } from "./tcp_admission.ts";
 import {
   applyConfigTo,
   type CoreTables,
@@ -63,8 +64,6 @@ export interface RelayCoreOptions {
   readonly descriptorBudget?: number;
 }
 
-/** The "first datagram" of a TCP connection for the admission guard: none. */
-const NO_DATA = new Uint8Array(0);
 /** Where a flow's count of expected replies stops growing (a flow that far ahead ends by its idle deadline). */
 const MAX_OUTSTANDING = 2 ** 52;
 
@@ -104,11 +103,24 @@ export class RelayCore {
     autoBans: [],
     autoBanCount: 0,
   };
+  /** The view TCP admission (core/tcp_admission.ts) has of this core. */
+  readonly #tcp: TcpAdmissionHost;
 
   /** A core running `config`. */
   constructor(config: FerryConfig, options: RelayCoreOptions) {
     this.#rng = new Rng(options.seed);
     this.#autoMaxFlows = options.autoMaxFlows ?? DEFAULT_AUTO_MAX_FLOWS;
+    this.#tcp = {
+      protection: this.protection,
+      health: this.#health,
+      connections: this.#connections,
+      autoMaxFlows: this.#autoMaxFlows,
+      draining: () => this.#draining,
+      descriptorsFor: (cost) => this.#descriptorsFor(cost),
+      choose: (cluster, keyHash, now) => this.#choose(cluster, keyHash, now),
+      nextId: () => this.#nextId++,
+      forgetListener: (l) => this.#forgetListener(l),
+    };
     this.#fdBudget = options.descriptorBudget ?? Infinity;
     this.applyConfig(config);
   }
@@ -413,42 +425,7 @@ export class RelayCore {
    * shell then connects to `connection.backend` and calls `endConnection` when either side is done.
    */
   openConnection(listener: Listener, ip: string, port: number, now: number): Connection | Drop {
-    const drops = listener.counters.drops;
-    const cluster = listener.cluster;
-    if (cluster === null || cluster.backends.length === 0) {
-      drops.no_backend++;
-      return Drop.NoBackend;
-    }
-    const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : this.#autoMaxFlows;
-    // The process-wide descriptor budget first: with max_flows = 0 a listener's limit is that budget.
-    if (!this.#draining && !listener.draining && !this.#descriptorsFor(FD_PER_CONNECTION)) {
-      drops.fd_limit++;
-      return Drop.Shed;
-    }
-    if (this.#draining || listener.draining || listener.flows >= limit) {
-      drops.shed++;
-      return Drop.Shed;
-    }
-    if (listener.sources.check(ip, port) !== "ok") {
-      drops.invalid++;
-      return Drop.Invalid;
-    }
-    // Bans and the per-source limits (new connections count as new flows; no filter on TCP).
-    const guarded = admissionGuard(this.protection, listener, ip, NO_DATA, now);
-    if (guarded !== null) return guarded;
-    if (now >= this.#health.expiry) this.healthTick(now);
-    const choice = this.#choose(cluster, affinityHash(cluster.config, ip, port), now);
-    if (choice === null) {
-      drops.no_backend++;
-      return Drop.NoBackend;
-    }
-    const conn = new Connection(this.#nextId++, listener, ip, port, choice.backend, cluster.config.name, now);
-    listener.flows++;
-    listener.counters.connectionsTotal++;
-    choice.backend.flows++;
-    choice.backend.counters.flowsTotal++;
-    this.#connections.add(conn);
-    return conn;
+    return admitConnection(this.#tcp, listener, ip, port, now);
   }
 
   /**
@@ -456,24 +433,7 @@ export class RelayCore {
    * backend connect counts as a passive health failure.
    */
   endConnection(conn: Connection, end: ConnectionEnd, now: number): boolean {
-    if (conn.end !== null) return false;
-    conn.end = end;
-    const l = conn.listener;
-    l.flows--;
-    l.counters.connectionsEnded[end]++;
-    conn.backend.flows--;
-    if (end === "refused") conn.backend.counters.refusals++;
-    if (end === "refused" || end === "connect_timeout") {
-      this.#health.passiveFailure(
-        conn.cluster,
-        conn.backend,
-        end === "refused" ? "connect refused" : "connect timeout",
-        now,
-      );
-    }
-    this.#connections.delete(conn);
-    if (l.removed && l.flows === 0) this.#forgetListener(l);
-    return true;
+    return endConnectionIn(this.#tcp, conn, end, now);
   }
 
   /** Every open TCP connection. */
