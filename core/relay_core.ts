@@ -12,7 +12,7 @@
  */
 
 import { type SocketAddress } from "./address.ts";
-import { Backend } from "./backend.ts";
+import type { Backend } from "./backend.ts";
 import { type Choice, Cluster } from "./cluster.ts";
 import { DeadlineHeap } from "./deadlines.ts";
 import { Flow, FlowState } from "./flow.ts";
@@ -24,8 +24,8 @@ import { Listener } from "./listener.ts";
 import { encodeProxyV2 } from "./proxy_v2.ts";
 import { FD_PER_CONNECTION, FD_PER_FLOW, FD_REARM, fits } from "./fd_budget.ts";
 import { Rng } from "./rng.ts";
-import { checkBackendAddress } from "./backend_address.ts";
 import { CoreHealth } from "./core_health.ts";
+import { externalBackend } from "./external_resolution.ts";
 import { admitConnection, endConnectionIn, type TcpAdmissionHost } from "./tcp_admission.ts";
 import {
   applyConfigTo,
@@ -384,21 +384,12 @@ export class RelayCore {
     if (flow.state !== FlowState.AwaitingBackend) return null;
     // The cluster the flow was admitted under, not whatever the listener points at by now.
     const cluster = this.#clusters.get(flow.knobs.name) ?? null;
-    let backend: Backend | null = null;
-    if (address !== null && checkBackendAddress(address) === null) {
-      backend = cluster?.backends.find((b) =>
-        b.address.ip === address.ip && b.address.port === address.port
-      ) ??
-        null;
-      if (backend === null && cluster !== null) {
-        const probe = new Backend(address, 1, "up");
-        backend = cluster.external.get(probe.key) ?? probe;
-        cluster.external.set(backend.key, backend);
-      }
-    } else if (cluster !== null && cluster.backends.length > 0) {
-      backend =
-        this.#choose(cluster, affinityHash(flow.knobs, flow.clientIp, flow.clientPort), now)?.backend ?? null;
-    }
+    // A valid answer always names a backend while the cluster exists; otherwise the cluster's own balancer.
+    const backend = externalBackend(cluster, address) ??
+      (cluster !== null && cluster.backends.length > 0
+        ? this.#choose(cluster, affinityHash(flow.knobs, flow.clientIp, flow.clientPort), now)?.backend ??
+          null
+        : null);
     if (backend === null) {
       flow.listener.counters.drops.no_backend++;
       this.close(flow, "aborted");
