@@ -37,10 +37,11 @@ import type { ListenerConfig } from "../../core/types.ts";
 import type { Clock, Resolver, UdpPath, UdpRelayHooks } from "../udp_relay.ts";
 import { LateWindow } from "../late_window.ts";
 import { ReplyTx } from "./reply_tx.ts";
-import { Batches, HEADER_ROOM } from "./batches.ts";
+import { ScratchIo } from "./scratch_io.ts";
+import { Batches } from "./batches.ts";
 import { EpollLoop, LISTENER_TAG, WAKE_TAG } from "./epoll_loop.ts";
 import { Errno, ErrnoCounts, NativeError } from "./errno.ts";
-import type { Libc, Memory, Ptr } from "./ffi.ts";
+import type { Libc, Ptr } from "./ffi.ts";
 import {
   IOVEC,
   MMSGHDR,
@@ -50,12 +51,10 @@ import {
   RECV_CONTROL,
   SEND_CONTROL,
   SOCKADDR_MAX,
-  writeIovec,
-  writeMsghdr,
   writeSockaddr,
 } from "./layout.ts";
 import { type ControlSeen, IpText, replyPktinfo, scanControl } from "./peers.ts";
-import { isWildcard, openListenerSocket, openUpstreamSocket, Scratch, SCRATCH_CONTROL } from "./sockets.ts";
+import { isWildcard, openListenerSocket, openUpstreamSocket, type Scratch } from "./sockets.ts";
 
 /** The driver's options, knobs and stats, declared in native_records.ts; re-exported for existing importers. */
 export {
@@ -67,9 +66,6 @@ export {
 
 /** Rounds of recvmmsg per readiness event, so one busy socket cannot starve the others. */
 const ROUNDS = 4;
-/** Scratch layout after the control-call area: one mmsghdr, one iovec, then a whole datagram. */
-const S_MM = SCRATCH_CONTROL, S_IOV = S_MM + MMSGHDR.size, S_DATA = S_IOV + 2 * IOVEC.size;
-const S_SIZE = S_DATA + HEADER_ROOM + 65_536;
 
 /** Drives the native UDP listeners of one RelayCore. */
 export class NativeUdp implements UdpPath {
@@ -88,9 +84,13 @@ export class NativeUdp implements UdpPath {
   readonly #owned = new WeakSet<Listener>();
   #slots: (NativeListener | null)[] = [];
   #byFd: (NativeFlow | undefined)[] = [];
-  readonly #scratchMem: Memory;
+  /** The scratch area and its one-datagram paths (shell/native/scratch_io.ts). */
+  readonly #io: ScratchIo;
   readonly #scratch: Scratch;
-  readonly #scratchMm: Ptr;
+  /** Whether `nf`'s socket is still this driver's (made once for `ScratchIo.drainOrphan`). */
+  readonly #ours = (nf: NativeFlow): boolean => this.#byFd[nf.fd] === nf;
+  /** The pump, bound once. */
+  readonly #pumpNow = (): void => this.#pump();
   readonly #loop: EpollLoop;
   #resolver: Resolver | null = null;
   #onListenerDone: ((listener: Listener) => void) | null = null;
@@ -140,11 +140,8 @@ export class NativeUdp implements UdpPath {
     this.#gso = options.gso ?? true;
     this.#loop = new EpollLoop(libc, clock);
     this.kernelFilters = new KernelFilters(libc, core, clock);
-    this.#scratchMem = libc.alloc(S_SIZE);
-    this.#scratch = new Scratch(libc, this.#scratchMem);
-    this.#scratchMm = libc.ref(this.#scratchMem, S_MM, MMSGHDR.size);
-    const base = this.#scratchMem.addr;
-    writeMsghdr(this.#scratchMem.dv, S_MM, 0, 0, base + S_IOV, 1, 0, 0);
+    this.#io = new ScratchIo(libc, core, clock, this.errors, (call, errno) => this.#recvError(call, errno));
+    this.#scratch = this.#io.scratch;
     this.#late = new LateWindow((nf) => this.#release(nf), clock);
     this.#tx = new ReplyTx(libc, core, clock, this.errors, this.#canGso, this.gsoSaved);
   }
@@ -287,7 +284,7 @@ export class NativeUdp implements UdpPath {
     }
     this.#bound.clear();
     this.#slots = [];
-    this.#loop.later(() => libc.free(this.#scratchMem));
+    this.#loop.later(() => this.#io.free());
     this.#loop.stop();
   }
 
@@ -518,7 +515,7 @@ export class NativeUdp implements UdpPath {
 
   #onUpstream(nf: NativeFlow): void {
     const nl = nf.nl;
-    if (nl.closed || nf.closed) return this.#drainOrphan(nf);
+    if (nl.closed || nf.closed) return this.#io.drainOrphan(nf, this.#ours, this.#pumpNow);
     const core = this.#core;
     const libc = this.#libc;
     const flow = nf.flow;
@@ -591,30 +588,6 @@ export class NativeUdp implements UdpPath {
     dirty.length = 0;
   }
 
-  /**
-   * Replies of a closed flow (its socket in the late-reply window: counted `late` by the core) or of a flow
-   * whose listener was unbound (counted as the runtime path counts a send on a closed listener socket).
-   * Read either way, so the socket does not stay readable.
-   */
-  #drainOrphan(nf: NativeFlow): void {
-    const libc = this.#libc;
-    const mem = this.#scratchMem;
-    writeIovec(mem.dv, S_IOV, mem.addr + S_DATA, 65_536);
-    // While the socket is ours (a pump below may close the flow, which keeps the socket a while).
-    for (let k = 0; k < 64 && this.#byFd[nf.fd] === nf; k++) {
-      const n = libc.recvmmsg(nf.fd, this.#scratchMm, 1, MSG_DONTWAIT | MSG_TRUNC);
-      if (n <= 0) {
-        if (n < 0) this.#recvError("recv", libc.errno());
-        return;
-      }
-      const len = mem.dv.getUint32(S_MM + MMSGHDR.len, true);
-      const now = this.#clock();
-      if (len > nf.nl.listener.config.maxDatagramSize && !nf.closed) this.#core.replyTruncated(nf.flow);
-      else if (this.#core.fromBackend(nf.flow, len, now)) this.#core.sendFailed(nf.flow, false, false, now);
-      if (this.#core.hasEvents) this.#pump();
-    }
-  }
-
   // ---- external resolution -------------------------------------------------------------------------------
 
   #resolve(flow: Flow): void {
@@ -631,7 +604,7 @@ export class NativeUdp implements UdpPath {
           writeSockaddr(name, 0, { ip: f.clientIp, port: f.clientPort, family: nl.family });
           const nf = this.#open(f, nl, name.subarray(0, nl.nameLen), now);
           if (nf !== null && pending !== null) {
-            this.#sendCopy(nf, f.headerDue ? f.proxyHeader : null, pending, now);
+            this.#io.sendCopy(nf, f.headerDue ? f.proxyHeader : null, pending, now);
           }
         } else core.close(f, "aborted");
       }
@@ -641,19 +614,5 @@ export class NativeUdp implements UdpPath {
     const resolver = this.#resolver;
     if (resolver === null) return done(null);
     resolver(flow).then(done, () => done(null));
-  }
-
-  /** Sends a datagram held in JS memory (the one buffered while a flow awaited its backend) via scratch. */
-  #sendCopy(nf: NativeFlow, header: Uint8Array | null, data: Uint8Array, now: number): void {
-    const mem = this.#scratchMem;
-    const h = header?.byteLength ?? 0;
-    if (header !== null) mem.u8.set(header, S_DATA);
-    mem.u8.set(data.subarray(0, 65_536 + HEADER_ROOM - h), S_DATA + h);
-    writeIovec(mem.dv, S_IOV, mem.addr + S_DATA, h + data.byteLength);
-    if (this.#libc.sendmsg(nf.fd, this.#scratchMm, 0) < 0) {
-      const e = this.#libc.errno();
-      this.errors.add("send", e);
-      this.#core.sendFailed(nf.flow, true, e === Errno.ECONNREFUSED, now);
-    }
   }
 }
