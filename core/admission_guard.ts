@@ -10,7 +10,8 @@
 
 import type { Ban, BanTable } from "./ban_table.ts";
 import type { TopTalkers } from "./heavy_hitters.ts";
-import { Drop, type Listener } from "./listener.ts";
+import { Drop } from "./drops.ts";
+import type { Listener } from "./listener.ts";
 import { type ListenerProtection, Verdict } from "./protection.ts";
 
 /** Protection state a core holds for all its listeners. */

@@ -8,9 +8,10 @@
 
 import type { Backend } from "./backend.ts";
 import type { Listener } from "./listener.ts";
+import type { ConnectionEnd } from "./reasons.ts";
 
-/** Why a TCP connection ended. */
-export type ConnectionEnd = "closed" | "idle" | "refused" | "connect_timeout" | "error" | "drain" | "aborted";
+/** Why a connection ended, declared in the leaf core/reasons.ts; re-exported for existing importers. */
+export type { ConnectionEnd } from "./reasons.ts";
 
 /** One proxied TCP connection. */
 export class Connection {

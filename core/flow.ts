@@ -14,6 +14,7 @@ import type { Backend } from "./backend.ts";
 import type { Listener } from "./listener.ts";
 import { Quality } from "./quality.ts";
 import type { ClusterConfig } from "./types.ts";
+import type { CloseReason } from "./reasons.ts";
 
 /** Where a flow is in its life. Small integers, so the hot path compares numbers (no enum: Node strips types). */
 export const FlowState = {
@@ -25,18 +26,8 @@ export const FlowState = {
 /** One of the FlowState values. */
 export type FlowState = typeof FlowState[keyof typeof FlowState];
 
-/** Why a flow closed. */
-export type CloseReason = "idle" | "requests" | "responses" | "drain" | "aborted" | "disconnected";
-
-/** Every close reason, for counters and docs. */
-export const CLOSE_REASONS: readonly CloseReason[] = [
-  "idle",
-  "requests",
-  "responses",
-  "drain",
-  "aborted",
-  "disconnected",
-];
+/** The close reasons, declared in the leaf core/reasons.ts; re-exported for existing importers. */
+export { CLOSE_REASONS, type CloseReason } from "./reasons.ts";
 
 /** Human names of the states, for the admin API. */
 export const FLOW_STATE_NAMES = ["awaiting_backend", "established", "closing", "closed"] as const;

@@ -12,60 +12,44 @@
  */
 
 import { type SocketAddress } from "./address.ts";
-import { Backend } from "./backend.ts";
+import type { Backend } from "./backend.ts";
 import { type Choice, Cluster } from "./cluster.ts";
 import { DeadlineHeap } from "./deadlines.ts";
-import { type CloseReason, Flow, FlowState } from "./flow.ts";
-import { Connection, type ConnectionEnd } from "./connection.ts";
-import { hashCombine, hashString } from "./hash.ts";
-import { Drop, Listener } from "./listener.ts";
+import { Flow, FlowState } from "./flow.ts";
+import { Connection } from "./connection.ts";
+import type { CloseReason, ConnectionEnd } from "./reasons.ts";
+import { Drop } from "./drops.ts";
+import { affinityHash, stickyBackend } from "./affinity.ts";
+import { Listener } from "./listener.ts";
 import { encodeProxyV2 } from "./proxy_v2.ts";
 import { FD_PER_CONNECTION, FD_PER_FLOW, FD_REARM, fits } from "./fd_budget.ts";
 import { Rng } from "./rng.ts";
-import { checkBackendAddress } from "./backend_address.ts";
-import type { HealthChange } from "./health.ts";
+import { CoreHealth } from "./core_health.ts";
+import { externalBackend } from "./external_resolution.ts";
+import { admitConnection, endConnectionIn, type TcpAdmissionHost } from "./tcp_admission.ts";
+import {
+  applyConfigTo,
+  type CoreTables,
+  removeClusterFrom,
+  setClusterIn,
+  setListenerIn,
+} from "./reconfigure.ts";
+import {
+  closeAllFlows,
+  closeBackendFlows as closeBackendFlowsOf,
+  closeClientFlows,
+  type CloseFlow,
+} from "./operator_actions.ts";
+import type { CoreEvent } from "./core_events.ts";
 import type { BackendState, ClusterConfig, FerryConfig, ListenerConfig } from "./types.ts";
 import { BanTable } from "./ban_table.ts";
 import { TopTalkers } from "./heavy_hitters.ts";
 import { admissionGuard, overEstablishedLimit, type ProtectionState } from "./admission_guard.ts";
 
-/** Something the shell must act on, returned by `poll`. */
-export type CoreEvent =
-  /** An `external` cluster admitted this flow: resolve its backend, then call `resolved`. */
-  | { readonly kind: "resolve"; readonly flow: Flow }
-  /** The flow closed: release its handle (close its upstream socket). */
-  | { readonly kind: "closed"; readonly flow: Flow }
-  /** A removed listener has no flows left: its socket may close. */
-  | { readonly kind: "listener_done"; readonly listener: Listener }
-  /** A cluster with no usable backend started failing open (once per episode). */
-  | { readonly kind: "fail_open"; readonly cluster: string }
-  /** The descriptor budget refused a new flow or connection (once per episode). */
-  | { readonly kind: "fd_limit"; readonly budget: number }
-  /** A backend's health status changed (logged once per transition). */
-  | {
-    readonly kind: "health";
-    readonly cluster: string;
-    readonly backend: Backend;
-    readonly change: HealthChange;
-  };
-
-/**
- * The listener an event concerns (its flow's, or the removed one), or null for cluster-wide events. A
- * shell that serves listeners on several data paths routes events by it.
- */
-export function eventListener(e: CoreEvent): Listener | null {
-  switch (e.kind) {
-    case "resolve":
-    case "closed":
-      return e.flow.listener;
-    case "listener_done":
-      return e.listener;
-    case "fail_open":
-    case "fd_limit":
-    case "health":
-      return null;
-  }
-}
+/** The core's events, declared in core/core_events.ts; re-exported for the shells that import them here. */
+export { type CoreEvent, eventListener } from "./core_events.ts";
+/** The affinity hash, declared in core/affinity.ts; re-exported for existing importers. */
+export { affinityHash } from "./affinity.ts";
 
 /** Options a shell passes in. */
 export interface RelayCoreOptions {
@@ -80,8 +64,6 @@ export interface RelayCoreOptions {
   readonly descriptorBudget?: number;
 }
 
-/** The "first datagram" of a TCP connection for the admission guard: none. */
-const NO_DATA = new Uint8Array(0);
 /** Where a flow's count of expected replies stops growing (a flow that far ahead ends by its idle deadline). */
 const MAX_OUTSTANDING = 2 ** 52;
 
@@ -97,15 +79,23 @@ export class RelayCore {
   #fdWarned = false;
   readonly #listeners = new Map<string, Listener>();
   readonly #clusters = new Map<string, Cluster>();
+  /** The two maps, for reconfiguration (core/reconfigure.ts). */
+  readonly #tables: CoreTables = { listeners: this.#listeners, clusters: this.#clusters };
   readonly #flows = new Set<Flow>();
   readonly #connections = new Set<Connection>();
   readonly #heap = new DeadlineHeap<Flow>();
+  /** `close`, bound once for the operator actions (core/operator_actions.ts). */
+  readonly #closeFlow: CloseFlow = (flow, reason) => this.close(flow, reason);
   #events: CoreEvent[] = [];
   #eventHead = 0;
   #nextId = 1;
   #draining = false;
-  /** The earliest end of any passive health window: admission checks it with one comparison. */
-  #healthExpiry = Infinity;
+  /** Health verdicts: probes, passive failures and the windows' expiry (core/core_health.ts). */
+  readonly #health = new CoreHealth(
+    this.#clusters,
+    (e) => this.#push(e),
+    (key, cluster, reason) => this.closeBackendFlows(key, cluster, reason),
+  );
   /** Edge protection shared by every listener: bans, top talkers, automatic bans not yet shared. */
   readonly protection: ProtectionState = {
     bans: new BanTable(),
@@ -113,11 +103,24 @@ export class RelayCore {
     autoBans: [],
     autoBanCount: 0,
   };
+  /** The view TCP admission (core/tcp_admission.ts) has of this core. */
+  readonly #tcp: TcpAdmissionHost;
 
   /** A core running `config`. */
   constructor(config: FerryConfig, options: RelayCoreOptions) {
     this.#rng = new Rng(options.seed);
     this.#autoMaxFlows = options.autoMaxFlows ?? DEFAULT_AUTO_MAX_FLOWS;
+    this.#tcp = {
+      protection: this.protection,
+      health: this.#health,
+      connections: this.#connections,
+      autoMaxFlows: this.#autoMaxFlows,
+      draining: () => this.#draining,
+      descriptorsFor: (cost) => this.#descriptorsFor(cost),
+      choose: (cluster, keyHash, now) => this.#choose(cluster, keyHash, now),
+      nextId: () => this.#nextId++,
+      forgetListener: (l) => this.#forgetListener(l),
+    };
     this.#fdBudget = options.descriptorBudget ?? Infinity;
     this.applyConfig(config);
   }
@@ -208,7 +211,7 @@ export class RelayCore {
       b.counters.sendErrors++;
       if (refused) {
         b.counters.refusals++;
-        this.#passiveFailure(flow.knobs.name, b, "refused (ICMP port unreachable)", now);
+        this.#health.passiveFailure(flow.knobs.name, b, "refused (ICMP port unreachable)", now);
       }
     }
   }
@@ -220,40 +223,12 @@ export class RelayCore {
    * applied at once (and reported as a "health" event).
    */
   probeResult(cluster: string, key: string, error: string | null, now: number): void {
-    const c = this.#clusters.get(cluster);
-    const b = c?.backend(key);
-    if (c === undefined || b === undefined) return;
-    this.#healthChanged(c, b, b.health.probe(error, now, c.config.health), now);
+    this.#health.probeResult(cluster, key, error, now);
   }
 
   /** Ends passive health windows that are over. Admission does it by itself; the shell may call it on a timer. */
   healthTick(now: number): void {
-    if (now < this.#healthExpiry) return;
-    this.#healthExpiry = Infinity;
-    for (const c of this.#clusters.values()) {
-      for (const b of c.backends) this.#healthChanged(c, b, b.health.expire(now, c.config.health), now);
-      const next = c.nextExpiry();
-      if (next < this.#healthExpiry) this.#healthExpiry = next;
-    }
-  }
-
-  #passiveFailure(clusterName: string, b: Backend, error: string, now: number): void {
-    const c = this.#clusters.get(clusterName);
-    // Only a configured backend has a health record that balancing reads.
-    if (c === undefined || !c.backends.includes(b)) return;
-    this.#healthChanged(c, b, b.health.passive(error, now, c.config.health), now);
-    if (b.health.passiveUntil >= 0 && b.health.passiveUntil < this.#healthExpiry) {
-      this.#healthExpiry = b.health.passiveUntil;
-    }
-  }
-
-  #healthChanged(c: Cluster, b: Backend, change: HealthChange | null, _now: number): void {
-    if (change === null) return;
-    c.refreshed(b);
-    this.#push({ kind: "health", cluster: c.config.name, backend: b, change });
-    if (change.to === "down" && c.config.health.closeFlowsOnDown) {
-      this.closeBackendFlows(b.key, c.config.name, "aborted");
-    }
+    this.#health.tick(now);
   }
 
   /** A backend reply the shell could not take whole (larger than the flow's receive buffer): dropped. */
@@ -312,7 +287,7 @@ export class RelayCore {
     this.protection.top.flows.add(ip, 1);
     this.protection.top.datagram(ip, data.byteLength);
     const knobs = cluster.config;
-    if (now >= this.#healthExpiry) this.healthTick(now);
+    if (now >= this.#health.expiry) this.healthTick(now);
     let backend: Backend | null = null;
     if (knobs.balancer !== "external") {
       backend = knobs.affinity === "ip" ? stickyBackend(ports, cluster) : null;
@@ -409,21 +384,12 @@ export class RelayCore {
     if (flow.state !== FlowState.AwaitingBackend) return null;
     // The cluster the flow was admitted under, not whatever the listener points at by now.
     const cluster = this.#clusters.get(flow.knobs.name) ?? null;
-    let backend: Backend | null = null;
-    if (address !== null && checkBackendAddress(address) === null) {
-      backend = cluster?.backends.find((b) =>
-        b.address.ip === address.ip && b.address.port === address.port
-      ) ??
-        null;
-      if (backend === null && cluster !== null) {
-        const probe = new Backend(address, 1, "up");
-        backend = cluster.external.get(probe.key) ?? probe;
-        cluster.external.set(backend.key, backend);
-      }
-    } else if (cluster !== null && cluster.backends.length > 0) {
-      backend =
-        this.#choose(cluster, affinityHash(flow.knobs, flow.clientIp, flow.clientPort), now)?.backend ?? null;
-    }
+    // A valid answer always names a backend while the cluster exists; otherwise the cluster's own balancer.
+    const backend = externalBackend(cluster, address) ??
+      (cluster !== null && cluster.backends.length > 0
+        ? this.#choose(cluster, affinityHash(flow.knobs, flow.clientIp, flow.clientPort), now)?.backend ??
+          null
+        : null);
     if (backend === null) {
       flow.listener.counters.drops.no_backend++;
       this.close(flow, "aborted");
@@ -450,42 +416,7 @@ export class RelayCore {
    * shell then connects to `connection.backend` and calls `endConnection` when either side is done.
    */
   openConnection(listener: Listener, ip: string, port: number, now: number): Connection | Drop {
-    const drops = listener.counters.drops;
-    const cluster = listener.cluster;
-    if (cluster === null || cluster.backends.length === 0) {
-      drops.no_backend++;
-      return Drop.NoBackend;
-    }
-    const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : this.#autoMaxFlows;
-    // The process-wide descriptor budget first: with max_flows = 0 a listener's limit is that budget.
-    if (!this.#draining && !listener.draining && !this.#descriptorsFor(FD_PER_CONNECTION)) {
-      drops.fd_limit++;
-      return Drop.Shed;
-    }
-    if (this.#draining || listener.draining || listener.flows >= limit) {
-      drops.shed++;
-      return Drop.Shed;
-    }
-    if (listener.sources.check(ip, port) !== "ok") {
-      drops.invalid++;
-      return Drop.Invalid;
-    }
-    // Bans and the per-source limits (new connections count as new flows; no filter on TCP).
-    const guarded = admissionGuard(this.protection, listener, ip, NO_DATA, now);
-    if (guarded !== null) return guarded;
-    if (now >= this.#healthExpiry) this.healthTick(now);
-    const choice = this.#choose(cluster, affinityHash(cluster.config, ip, port), now);
-    if (choice === null) {
-      drops.no_backend++;
-      return Drop.NoBackend;
-    }
-    const conn = new Connection(this.#nextId++, listener, ip, port, choice.backend, cluster.config.name, now);
-    listener.flows++;
-    listener.counters.connectionsTotal++;
-    choice.backend.flows++;
-    choice.backend.counters.flowsTotal++;
-    this.#connections.add(conn);
-    return conn;
+    return admitConnection(this.#tcp, listener, ip, port, now);
   }
 
   /**
@@ -493,24 +424,7 @@ export class RelayCore {
    * backend connect counts as a passive health failure.
    */
   endConnection(conn: Connection, end: ConnectionEnd, now: number): boolean {
-    if (conn.end !== null) return false;
-    conn.end = end;
-    const l = conn.listener;
-    l.flows--;
-    l.counters.connectionsEnded[end]++;
-    conn.backend.flows--;
-    if (end === "refused") conn.backend.counters.refusals++;
-    if (end === "refused" || end === "connect_timeout") {
-      this.#passiveFailure(
-        conn.cluster,
-        conn.backend,
-        end === "refused" ? "connect refused" : "connect timeout",
-        now,
-      );
-    }
-    this.#connections.delete(conn);
-    if (l.removed && l.flows === 0) this.#forgetListener(l);
-    return true;
+    return endConnectionIn(this.#tcp, conn, end, now);
   }
 
   /** Every open TCP connection. */
@@ -569,7 +483,7 @@ export class RelayCore {
    */
   nextDeadline(): number {
     const flows = this.#heap.peek();
-    return flows < this.#healthExpiry ? flows : this.#healthExpiry;
+    return flows < this.#health.expiry ? flows : this.#health.expiry;
   }
 
   /** Closes every flow whose deadline is at or before `now`, and ends passive health windows that are over. */
@@ -610,36 +524,17 @@ export class RelayCore {
    * already detached by their requests cap. Returns how many closed.
    */
   disconnect(ip: string, port?: number, listenerName?: string, reason: CloseReason = "disconnected"): number {
-    const alt = ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : `::ffff:${ip}`;
-    let n = 0;
-    for (const flow of [...this.#flows]) {
-      if (flow.clientIp !== ip && flow.clientIp !== alt) continue;
-      if (port !== undefined && flow.clientPort !== port) continue;
-      if (listenerName !== undefined && flow.listener.config.name !== listenerName) continue;
-      if (this.close(flow, reason)) n++;
-    }
-    return n;
+    return closeClientFlows(this.#flows, this.#closeFlow, ip, port, listenerName, reason);
   }
 
   /** Closes every flow pinned to backend `key` of `cluster` (or of any cluster). Returns how many closed. */
   closeBackendFlows(key: string, cluster?: string, reason: CloseReason = "disconnected"): number {
-    let n = 0;
-    for (const flow of [...this.#flows]) {
-      if (flow.backend?.key !== key) continue;
-      if (cluster !== undefined && flow.knobs.name !== cluster) continue;
-      if (this.close(flow, reason)) n++;
-    }
-    return n;
+    return closeBackendFlowsOf(this.#flows, this.#closeFlow, key, cluster, reason);
   }
 
   /** Closes every flow (of one listener, if named) for `reason`. Returns how many closed. */
   closeAll(reason: CloseReason, listenerName?: string): number {
-    let n = 0;
-    for (const flow of [...this.#flows]) {
-      if (listenerName !== undefined && flow.listener.config.name !== listenerName) continue;
-      if (this.close(flow, reason)) n++;
-    }
-    return n;
+    return closeAllFlows(this.#flows, this.#closeFlow, reason, listenerName);
   }
 
   /** Stops admitting new flows, on one listener or everywhere. Existing flows run to their teardown. */
@@ -665,24 +560,7 @@ export class RelayCore {
    * once their last flow closes (a `listener_done` event).
    */
   applyConfig(config: FerryConfig): void {
-    const seen = new Set<string>();
-    for (const cc of config.clusters) {
-      seen.add(cc.name);
-      const cluster = this.#clusters.get(cc.name);
-      if (cluster === undefined) this.#clusters.set(cc.name, new Cluster(cc));
-      else cluster.reconfigure(cc);
-    }
-    for (const name of [...this.#clusters.keys()]) if (!seen.has(name)) this.#clusters.delete(name);
-    // Draining listeners left out of the config must not keep a dropped cluster alive either.
-    for (const l of this.#listeners.values()) l.cluster = this.#clusters.get(l.config.cluster) ?? null;
-    const live = new Set<string>();
-    for (const lc of config.listeners) {
-      live.add(lc.name);
-      this.setListener(lc);
-    }
-    for (const l of [...this.#listeners.values()]) {
-      if (!live.has(l.config.name)) this.removeListener(l.config.name);
-    }
+    applyConfigTo(this.#tables, config, (lc) => this.setListener(lc), (name) => this.removeListener(name));
   }
 
   /**
@@ -691,17 +569,7 @@ export class RelayCore {
    * undoing a removal never has to bind an address the relay still holds.
    */
   setListener(config: ListenerConfig): Listener {
-    const cluster = this.#clusters.get(config.cluster) ?? null;
-    let l = this.#listeners.get(config.name);
-    if (l !== undefined && l.removed && sameBinding(l.config, config)) {
-      l.removed = false;
-      l.draining = false;
-    }
-    if (l === undefined || l.removed) {
-      l = new Listener(config, cluster);
-      this.#listeners.set(config.name, l);
-    } else l.reconfigure(config, cluster);
-    return l;
+    return setListenerIn(this.#tables, config);
   }
 
   /**
@@ -731,20 +599,12 @@ export class RelayCore {
 
   /** Adds a cluster or replaces one's knobs and backends; listeners naming it pick it up. */
   setCluster(config: ClusterConfig): Cluster {
-    let c = this.#clusters.get(config.name);
-    if (c === undefined) {
-      c = new Cluster(config);
-      this.#clusters.set(config.name, c);
-    } else c.reconfigure(config);
-    for (const l of this.#listeners.values()) if (l.config.cluster === config.name) l.cluster = c;
-    return c;
+    return setClusterIn(this.#tables, config);
   }
 
   /** Removes a cluster; its listeners drop new datagrams as NoBackend, pinned flows keep their backend. */
   removeCluster(name: string): boolean {
-    if (!this.#clusters.delete(name)) return false;
-    for (const l of this.#listeners.values()) if (l.config.cluster === name) l.cluster = null;
-    return true;
+    return removeClusterFrom(this.#tables, name);
   }
 
   /** Sets a backend's state; only `up` backends take new flows. Returns false if there is no such backend. */
@@ -788,36 +648,6 @@ export class RelayCore {
   get flowCount(): number {
     return this.#flows.size;
   }
-}
-
-/**
- * The backend other live flows of this client IP already use in `cluster`, for `ip` affinity: only while
- * it is still one of the cluster's backends and usable, so a reconfiguration or a health change is obeyed.
- */
-function stickyBackend(ports: Map<number, Flow> | undefined, cluster: Cluster): Backend | null {
-  if (ports === undefined) return null;
-  for (const f of ports.values()) {
-    const b = f.backend;
-    if (b !== null && f.knobs.name === cluster.config.name && b.usable && cluster.backends.includes(b)) {
-      return b;
-    }
-  }
-  return null;
-}
-
-/**
- * The seeded hash of a client's affinity key. An IPv4-mapped IPv6 address hashes as its IPv4 form, so a
- * dual-stack listener and an IPv4 one agree.
- */
-export function affinityHash(knobs: ClusterConfig, ip: string, port: number): number {
-  const key = ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip;
-  const h = hashString(key, knobs.hashSeed);
-  return knobs.affinity === "ip" ? h : hashCombine(h, port);
-}
-
-/** Same protocol and address: one socket can serve both. */
-function sameBinding(a: ListenerConfig, b: ListenerConfig): boolean {
-  return a.protocol === b.protocol && a.address.ip === b.address.ip && a.address.port === b.address.port;
 }
 
 function familyOf(ip: string): 4 | 6 {

@@ -20,7 +20,15 @@
  * @module
  */
 
-import { KernelFilters, type KernelFilterStatus } from "./kernel_filter.ts";
+import { KernelFilters } from "./kernel_filter.ts";
+import {
+  DEFAULT_SOCKET_BUFFER,
+  NativeFlow,
+  NativeListener,
+  type NativeListenerKnobs,
+  type NativeListenerStats,
+  type NativeUdpOptions,
+} from "./native_records.ts";
 import type { SocketAddress } from "../../core/address.ts";
 import { type Flow, FlowState } from "../../core/flow.ts";
 import type { Listener } from "../../core/listener.ts";
@@ -28,10 +36,12 @@ import type { CoreEvent, RelayCore } from "../../core/relay_core.ts";
 import type { ListenerConfig } from "../../core/types.ts";
 import type { Clock, Resolver, UdpPath, UdpRelayHooks } from "../udp_relay.ts";
 import { LateWindow } from "../late_window.ts";
-import { Batches, HEADER_ROOM } from "./batches.ts";
+import { ReplyTx } from "./reply_tx.ts";
+import { ScratchIo } from "./scratch_io.ts";
+import { Batches } from "./batches.ts";
 import { EpollLoop, LISTENER_TAG, WAKE_TAG } from "./epoll_loop.ts";
 import { Errno, ErrnoCounts, NativeError } from "./errno.ts";
-import type { Libc, Memory, Ptr } from "./ffi.ts";
+import type { Libc, Ptr } from "./ffi.ts";
 import {
   IOVEC,
   MMSGHDR,
@@ -40,131 +50,22 @@ import {
   MSGHDR,
   RECV_CONTROL,
   SEND_CONTROL,
-  SOCKADDR_IN,
-  SOCKADDR_IN6,
   SOCKADDR_MAX,
-  writeIovec,
-  writeMsghdr,
   writeSockaddr,
 } from "./layout.ts";
 import { type ControlSeen, IpText, replyPktinfo, scanControl } from "./peers.ts";
-import {
-  isWildcard,
-  type ListenerSocketInfo,
-  openListenerSocket,
-  openUpstreamSocket,
-  Scratch,
-  SCRATCH_CONTROL,
-} from "./sockets.ts";
+import { isWildcard, openListenerSocket, openUpstreamSocket, type Scratch } from "./sockets.ts";
 
-/**
- * Knobs only the native path reads; `core/config.ts` may add them to ListenerConfig: SO_RCVBUF/SO_SNDBUF
- * in bytes, 0 = the kernel's default, unset = DEFAULT_SOCKET_BUFFER.
- */
-export interface NativeListenerKnobs {
-  readonly recvBuffer?: number;
-  readonly sendBuffer?: number;
-}
-
-/**
- * SO_RCVBUF/SO_SNDBUF asked for when the config says nothing: 4 MiB, as the benchmark's C relay does. The
- * kernel caps it at net.core.rmem_max/wmem_max (often 208 KiB, where this changes nothing); where those
- * allow it, it absorbs bursts the default queue drops (measured: 1200 B, 16 × 8 in flight, the default
- * queue lost ~250 datagrams in 5 s).
- */
-export const DEFAULT_SOCKET_BUFFER = 4 << 20;
-
-/** Options of the driver. */
-export interface NativeUdpOptions {
-  /** PKTINFO on replies: on wildcard listeners only ("auto", the default), on every listener, or never. */
-  readonly pktinfo?: "auto" | "always" | "never";
-  /**
-   * UDP GSO where the kernel offers it (default true): a run of one flow's equal-sized datagrams goes out
-   * in one sendmsg, upstream and back to the client. Measured on loopback: ~12% less relay CPU per round
-   * trip. A flow whose GSO send the kernel refuses (say, segments above the path MTU) stops using it.
-   */
-  readonly gso?: boolean;
-  /** A failure inside the loop (a bug): reported here, and the loop carries on. Default: console.error. */
-  readonly onError?: (error: unknown) => void;
-}
-
-/** What the status endpoint and metrics show of a native listener. */
-export interface NativeListenerStats {
-  readonly local: SocketAddress;
-  /** SO_RCVBUF / SO_SNDBUF the kernel granted (bytes, as getsockopt reports them). */
-  readonly recvBuffer: number;
-  readonly sendBuffer: number;
-  /**
-   * Datagrams the kernel dropped because the receive queue was full, read when asked (SO_MEMINFO; where
-   * that is missing, what SO_RXQ_OVFL said with the last datagram), or null if the kernel tells neither.
-   */
-  readonly rxqOverflows: number | null;
-  /**
-   * Replies the kernel dropped at the upstream sockets of this listener's flows (their receive queues were
-   * full: the data path's thread stalled), live flows read when asked plus closed ones; null if unknown.
-   */
-  readonly upstreamRxqOverflows: number | null;
-  /** Whether replies carry PKTINFO (leave from the address the datagram arrived on). */
-  readonly pktinfo: boolean;
-  readonly reusePort: boolean;
-  /** Datagrams per recvmmsg/sendmmsg. */
-  readonly batch: number;
-  /** Whether runs of one flow's datagrams go out as UDP GSO sends. */
-  readonly gso: boolean;
-  /** The kernel socket filter attached (edge protection), or null. */
-  readonly kernelFilter: KernelFilterStatus | null;
-}
+/** The driver's options, knobs and stats, declared in native_records.ts; re-exported for existing importers. */
+export {
+  DEFAULT_SOCKET_BUFFER,
+  type NativeListenerKnobs,
+  type NativeListenerStats,
+  type NativeUdpOptions,
+} from "./native_records.ts";
 
 /** Rounds of recvmmsg per readiness event, so one busy socket cannot starve the others. */
 const ROUNDS = 4;
-/** Scratch layout after the control-call area: one mmsghdr, one iovec, then a whole datagram. */
-const S_MM = SCRATCH_CONTROL, S_IOV = S_MM + MMSGHDR.size, S_DATA = S_IOV + 2 * IOVEC.size;
-const S_SIZE = S_DATA + HEADER_ROOM + 65_536;
-
-/** A listener bound by this driver. */
-class NativeListener {
-  closed = false;
-  /** SO_RXQ_OVFL: the kernel's cumulative count, as the last datagram carrying it said. */
-  rxqOverflows = 0;
-  /** rx slots the last recvmmsg used (their lengths need resetting). */
-  lastRx = 0;
-  /** Has replies queued in its tx slots. */
-  dirty = false;
-  /** Kernel drops at the upstream sockets of its flows already closed (read at each close). */
-  upstreamDropsClosed = 0;
-  readonly family: 4 | 6;
-  readonly nameLen: number;
-  /** GSO is on for this listener's flows (asked for, and the kernel has it). */
-  readonly gso: boolean;
-
-  constructor(
-    readonly listener: Listener,
-    readonly info: ListenerSocketInfo,
-    public b: Batches,
-    readonly index: number,
-    readonly reusePort: boolean,
-    gso: boolean,
-  ) {
-    this.gso = gso && info.gso;
-    this.family = info.local.family;
-    this.nameLen = this.family === 4 ? SOCKADDR_IN.size : SOCKADDR_IN6.size;
-  }
-}
-
-/** A flow's native resources: its connected upstream socket and its client's sockaddr. */
-class NativeFlow {
-  closed = false;
-  /** The PKTINFO cmsg its replies carry (listeners with PKTINFO), built from its datagrams' local address. */
-  pkt: Uint8Array | null = null;
-  /** The kernel refused a GSO send of this flow: send its datagrams one by one. */
-  noGso = false;
-  constructor(
-    readonly flow: Flow,
-    readonly nl: NativeListener,
-    readonly fd: number,
-    readonly name: Uint8Array,
-  ) {}
-}
 
 /** Drives the native UDP listeners of one RelayCore. */
 export class NativeUdp implements UdpPath {
@@ -183,9 +84,13 @@ export class NativeUdp implements UdpPath {
   readonly #owned = new WeakSet<Listener>();
   #slots: (NativeListener | null)[] = [];
   #byFd: (NativeFlow | undefined)[] = [];
-  readonly #scratchMem: Memory;
+  /** The scratch area and its one-datagram paths (shell/native/scratch_io.ts). */
+  readonly #io: ScratchIo;
   readonly #scratch: Scratch;
-  readonly #scratchMm: Ptr;
+  /** Whether `nf`'s socket is still this driver's (made once for `ScratchIo.drainOrphan`). */
+  readonly #ours = (nf: NativeFlow): boolean => this.#byFd[nf.fd] === nf;
+  /** The pump, bound once. */
+  readonly #pumpNow = (): void => this.#pump();
   readonly #loop: EpollLoop;
   #resolver: Resolver | null = null;
   #onListenerDone: ((listener: Listener) => void) | null = null;
@@ -210,6 +115,8 @@ export class NativeUdp implements UdpPath {
   readonly gsoSaved = { up: 0, down: 0 };
   /** Kernel socket filters of the bound listeners (shell/native/kernel_filter.ts). */
   readonly kernelFilters: KernelFilters;
+  /** The replies' way out (shell/native/reply_tx.ts). */
+  readonly #tx: ReplyTx;
 
   /**
    * A driver for `core` over `libc`. `pump` is the runtime driver's pump (the one consumer of the core's
@@ -233,12 +140,10 @@ export class NativeUdp implements UdpPath {
     this.#gso = options.gso ?? true;
     this.#loop = new EpollLoop(libc, clock);
     this.kernelFilters = new KernelFilters(libc, core, clock);
-    this.#scratchMem = libc.alloc(S_SIZE);
-    this.#scratch = new Scratch(libc, this.#scratchMem);
-    this.#scratchMm = libc.ref(this.#scratchMem, S_MM, MMSGHDR.size);
-    const base = this.#scratchMem.addr;
-    writeMsghdr(this.#scratchMem.dv, S_MM, 0, 0, base + S_IOV, 1, 0, 0);
+    this.#io = new ScratchIo(libc, core, clock, this.errors, (call, errno) => this.#recvError(call, errno));
+    this.#scratch = this.#io.scratch;
     this.#late = new LateWindow((nf) => this.#release(nf), clock);
+    this.#tx = new ReplyTx(libc, core, clock, this.errors, this.#canGso, this.gsoSaved);
   }
 
   // ---- the driver surface (as UdpRelay's) ----------------------------------------------------------------
@@ -379,7 +284,7 @@ export class NativeUdp implements UdpPath {
     }
     this.#bound.clear();
     this.#slots = [];
-    this.#loop.later(() => libc.free(this.#scratchMem));
+    this.#loop.later(() => this.#io.free());
     this.#loop.stop();
   }
 
@@ -610,14 +515,14 @@ export class NativeUdp implements UdpPath {
 
   #onUpstream(nf: NativeFlow): void {
     const nl = nf.nl;
-    if (nl.closed || nf.closed) return this.#drainOrphan(nf);
+    if (nl.closed || nf.closed) return this.#io.drainOrphan(nf, this.#ours, this.#pumpNow);
     const core = this.#core;
     const libc = this.#libc;
     const flow = nf.flow;
     const max = nl.listener.config.maxDatagramSize;
     for (let round = 0; round < ROUNDS && !nf.closed && !nl.closed; round++) {
       const b = nl.b;
-      if (b.txCount === b.count) this.#flushTx(nl);
+      if (b.txCount === b.count) this.#tx.flush(nl);
       const start = b.txCount;
       const room = b.count - start;
       const n = libc.recvmmsg(nf.fd, b.urxMm[start], room, MSG_DONTWAIT | MSG_TRUNC);
@@ -678,80 +583,9 @@ export class NativeUdp implements UdpPath {
     for (let i = 0; i < dirty.length; i++) {
       const nl = dirty[i];
       nl.dirty = false;
-      this.#flushTx(nl);
+      this.#tx.flush(nl);
     }
     dirty.length = 0;
-  }
-
-  /**
-   * Sends a listener's queued replies with sendmmsg (runs to one flow as GSO messages); a reply that
-   * cannot go is counted against its flow.
-   */
-  #flushTx(nl: NativeListener): void {
-    const b = nl.b;
-    const n = b.txCount;
-    if (n === 0) return;
-    b.txCount = 0;
-    const libc = this.#libc;
-    const m = b.packReplies(n, nl.nameLen, nl.gso, this.#canGso);
-    this.gsoSaved.down += n - m;
-    let off = 0;
-    while (off < m) {
-      const k = nl.closed ? -1 : libc.sendmmsg(nl.info.fd, b.txMm[off], m - off, 0);
-      if (k > 0) {
-        off += k;
-        continue;
-      }
-      const e = nl.closed ? Errno.EBADF : libc.errno();
-      const slots = b.msgSlots[off];
-      if (slots > 1 && e !== Errno.EAGAIN && e !== Errno.ENOBUFS && e !== Errno.EBADF) {
-        // The kernel refused this GSO message (segments above the path MTU, say): its replies go one by
-        // one, and the flow stops using GSO.
-        this.errors.add("sendmmsg(gso)", e);
-        ((b.txFlow[b.msgFirst[off]] as Flow).handle as NativeFlow).noGso = true;
-        for (let i = b.msgFirst[off], end = i + slots; i < end; i++) {
-          if (libc.sendmsg(nl.info.fd, b.oneReply(i, nl.nameLen), 0) >= 0) continue;
-          this.errors.add("sendmmsg", libc.errno());
-          this.#core.sendFailed(b.txFlow[i] as Flow, false, false, this.#clock());
-        }
-        off++;
-        continue;
-      }
-      this.errors.add("sendmmsg", e);
-      const now = this.#clock();
-      // A full socket buffer (or a closed socket) takes none of the rest; any other error costs one message.
-      const last = e === Errno.EAGAIN || e === Errno.ENOBUFS || e === Errno.EBADF ? m : off + 1;
-      for (; off < last; off++) {
-        for (let i = b.msgFirst[off], end = i + b.msgSlots[off]; i < end; i++) {
-          this.#core.sendFailed(b.txFlow[i] as Flow, false, false, now);
-        }
-      }
-    }
-    b.txFlow.fill(null, 0, n);
-  }
-
-  /**
-   * Replies of a closed flow (its socket in the late-reply window: counted `late` by the core) or of a flow
-   * whose listener was unbound (counted as the runtime path counts a send on a closed listener socket).
-   * Read either way, so the socket does not stay readable.
-   */
-  #drainOrphan(nf: NativeFlow): void {
-    const libc = this.#libc;
-    const mem = this.#scratchMem;
-    writeIovec(mem.dv, S_IOV, mem.addr + S_DATA, 65_536);
-    // While the socket is ours (a pump below may close the flow, which keeps the socket a while).
-    for (let k = 0; k < 64 && this.#byFd[nf.fd] === nf; k++) {
-      const n = libc.recvmmsg(nf.fd, this.#scratchMm, 1, MSG_DONTWAIT | MSG_TRUNC);
-      if (n <= 0) {
-        if (n < 0) this.#recvError("recv", libc.errno());
-        return;
-      }
-      const len = mem.dv.getUint32(S_MM + MMSGHDR.len, true);
-      const now = this.#clock();
-      if (len > nf.nl.listener.config.maxDatagramSize && !nf.closed) this.#core.replyTruncated(nf.flow);
-      else if (this.#core.fromBackend(nf.flow, len, now)) this.#core.sendFailed(nf.flow, false, false, now);
-      if (this.#core.hasEvents) this.#pump();
-    }
   }
 
   // ---- external resolution -------------------------------------------------------------------------------
@@ -770,7 +604,7 @@ export class NativeUdp implements UdpPath {
           writeSockaddr(name, 0, { ip: f.clientIp, port: f.clientPort, family: nl.family });
           const nf = this.#open(f, nl, name.subarray(0, nl.nameLen), now);
           if (nf !== null && pending !== null) {
-            this.#sendCopy(nf, f.headerDue ? f.proxyHeader : null, pending, now);
+            this.#io.sendCopy(nf, f.headerDue ? f.proxyHeader : null, pending, now);
           }
         } else core.close(f, "aborted");
       }
@@ -780,19 +614,5 @@ export class NativeUdp implements UdpPath {
     const resolver = this.#resolver;
     if (resolver === null) return done(null);
     resolver(flow).then(done, () => done(null));
-  }
-
-  /** Sends a datagram held in JS memory (the one buffered while a flow awaited its backend) via scratch. */
-  #sendCopy(nf: NativeFlow, header: Uint8Array | null, data: Uint8Array, now: number): void {
-    const mem = this.#scratchMem;
-    const h = header?.byteLength ?? 0;
-    if (header !== null) mem.u8.set(header, S_DATA);
-    mem.u8.set(data.subarray(0, 65_536 + HEADER_ROOM - h), S_DATA + h);
-    writeIovec(mem.dv, S_IOV, mem.addr + S_DATA, h + data.byteLength);
-    if (this.#libc.sendmsg(nf.fd, this.#scratchMm, 0) < 0) {
-      const e = this.#libc.errno();
-      this.errors.add("send", e);
-      this.#core.sendFailed(nf.flow, true, e === Errno.ECONNREFUSED, now);
-    }
   }
 }
