@@ -10,6 +10,7 @@ import type { MetricDoc } from "./metric_doc.ts";
 import { BACKEND_QUALITY_METRICS } from "./metric_names_quality.ts";
 import { HISTOGRAMS, PROCESS_METRICS, REDIS_METRICS } from "./metric_names_runtime.ts";
 import { PROTECTION_METRICS } from "./protection_metrics.ts";
+import { DROP_REASONS } from "../core/drops.ts";
 
 /** The declaration of one family, in admin/metric_doc.ts; re-exported for existing importers. */
 export type { MetricDoc } from "./metric_doc.ts";
@@ -108,9 +109,7 @@ export const METRICS: readonly MetricDoc[] = [
     name: "ferry_listener_drops_total",
     type: "counter",
     labels: ["listener", "reason"],
-    help:
-      "Datagrams dropped, by reason (truncated, no_backend, invalid, shed, pending_replaced, send_error, late, " +
-      "fd_limit: the process's descriptor budget was full, rate_limited, filtered, banned, amplified).",
+    help: `Datagrams dropped, by reason (${DROP_REASONS.join(", ")}; see core/drops.ts).`,
   },
   { name: "ferry_listener_tcp_connections_active", type: "gauge", labels: L, help: "Open TCP connections." },
   {

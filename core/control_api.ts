@@ -15,6 +15,7 @@
 import type { ConfigError } from "./config.ts";
 import type { BackendState, FerryConfig } from "./types.ts";
 import type { ProtectionControl } from "./protection_api.ts";
+import type { DropCounters } from "./drops.ts";
 
 /** Process and runtime facts for `GET /status`. */
 export interface StatusInfo {
@@ -66,20 +67,7 @@ export interface DatapathStatus {
 }
 
 /** Drop counters, by reason. */
-export interface DropSnapshot {
-  readonly truncated: number;
-  readonly no_backend: number;
-  readonly invalid: number;
-  readonly shed: number;
-  readonly pending_replaced: number;
-  readonly send_error: number;
-  readonly late: number;
-  readonly fd_limit: number;
-  readonly rate_limited: number;
-  readonly filtered: number;
-  readonly banned: number;
-  readonly amplified: number;
-}
+export type DropSnapshot = Readonly<DropCounters>;
 
 /** One listener's counters (summed over workers). */
 export interface ListenerMetrics {

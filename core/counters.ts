@@ -7,7 +7,7 @@
  */
 
 import type { CloseReason, ConnectionEnd } from "./reasons.ts";
-import type { DropCounters } from "./drops.ts";
+import { type DropCounters, zeroDrops } from "./drops.ts";
 
 /** Counters of one listener. Datagram and byte figures are payload only (no PROXY header). */
 export interface ListenerCounters {
@@ -41,20 +41,7 @@ export function newListenerCounters(): ListenerCounters {
     bytesOut: 0,
     flowsCreated: 0,
     flowsClosed: { idle: 0, requests: 0, responses: 0, drain: 0, aborted: 0, disconnected: 0 },
-    drops: {
-      truncated: 0,
-      no_backend: 0,
-      invalid: 0,
-      shed: 0,
-      pending_replaced: 0,
-      send_error: 0,
-      late: 0,
-      fd_limit: 0,
-      rate_limited: 0,
-      filtered: 0,
-      banned: 0,
-      amplified: 0,
-    },
+    drops: zeroDrops(),
     connectionsTotal: 0,
     connectionsEnded: { closed: 0, idle: 0, refused: 0, connect_timeout: 0, error: 0, drain: 0, aborted: 0 },
     bytesUp: 0,

@@ -25,24 +25,39 @@ export const Drop = {
 /** One of the Drop codes. */
 export type Drop = typeof Drop[keyof typeof Drop];
 
+/**
+ * Every drop reason a listener counts, in the order snapshots and metrics list them: the one list the
+ * counters, the API's snapshot type, the metric's HELP and the test fakes derive from.
+ * - truncated, no_backend, invalid, shed: see {@link Drop};
+ * - pending_replaced: a datagram replaced in the one-slot buffer while its flow awaited a backend;
+ * - send_error: a send that failed in the shell (either direction);
+ * - late: a backend reply for a flow that had already closed;
+ * - fd_limit: a new flow or connection refused because the process's descriptor budget was full;
+ * - rate_limited, filtered, banned: edge protection (a source limit, the first-datagram filter, a ban);
+ * - amplified: a backend reply held back by the amplification guard.
+ */
+export const DROP_REASONS = [
+  "truncated",
+  "no_backend",
+  "invalid",
+  "shed",
+  "pending_replaced",
+  "send_error",
+  "late",
+  "fd_limit",
+  "rate_limited",
+  "filtered",
+  "banned",
+  "amplified",
+] as const;
+
+/** One of {@link DROP_REASONS}. */
+export type DropReason = typeof DROP_REASONS[number];
+
 /** Drop counters of a listener, by reason. */
-export interface DropCounters {
-  truncated: number;
-  no_backend: number;
-  invalid: number;
-  shed: number;
-  /** A datagram replaced in the one-slot buffer while its flow awaited a backend. */
-  pending_replaced: number;
-  /** A send that failed in the shell (either direction). */
-  send_error: number;
-  /** A backend reply for a flow that had already closed. */
-  late: number;
-  /** A new flow or connection refused because the process's descriptor budget was full. */
-  fd_limit: number;
-  /** Edge protection: over a source limit, refused by the first-datagram filter, banned source. */
-  rate_limited: number;
-  filtered: number;
-  banned: number;
-  /** A backend reply held back by the amplification guard. */
-  amplified: number;
+export type DropCounters = Record<DropReason, number>;
+
+/** Fresh drop counters, all zero. */
+export function zeroDrops(): DropCounters {
+  return Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as DropCounters;
 }

@@ -10,6 +10,7 @@
 import { type ConfigError, configToToml, parseConfigToml } from "../../core/config.ts";
 import { formatSocketAddress } from "../../core/address.ts";
 import type { FerryConfig } from "../../core/types.ts";
+import { zeroDrops } from "../../core/drops.ts";
 import type {
   ApplyResult,
   ChangeRequest,
@@ -238,20 +239,7 @@ export class FakeControl implements Control {
         activeFlows: this.flowList.filter((f) => f.listener === l.name).length,
         flowsCreated: 7,
         flowsClosed: { idle: 3, responses: 2, [this.oddReason]: 1 },
-        drops: {
-          truncated: 1,
-          no_backend: 0,
-          invalid: 0,
-          shed: 0,
-          pending_replaced: 0,
-          send_error: 0,
-          late: 0,
-          fd_limit: 0,
-          rate_limited: 0,
-          filtered: 0,
-          banned: 0,
-          amplified: 0,
-        },
+        drops: { ...zeroDrops(), truncated: 1 },
         connectionsActive: l.protocol === "tcp" ? 2 : 0,
         connectionsTotal: l.protocol === "tcp" ? 5 : 0,
         connectionsEnded: (l.protocol === "tcp" ? { client_closed: 3 } : {}) as Record<string, number>,
