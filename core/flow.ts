@@ -57,6 +57,13 @@ export class Flow {
   lastBackendAt: number;
   /** When the flow entered Closing, or -1. */
   closingAt = -1;
+  /**
+   * How much of the flow's own counters (`quality.datagramsIn`, `bytesIn`) the top-talker summaries have
+   * been charged: the core charges the rest when the flow closes or the summaries are read, so the
+   * forwarding path counts a datagram once, in the flow.
+   */
+  topDatagrams = 0;
+  topBytes = 0;
   readonly quality: Quality;
   /** The PROXY v2 header for this flow, built once at establishment; null when the cluster sends none. */
   proxyHeader: Uint8Array | null = null;

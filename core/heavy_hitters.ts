@@ -197,14 +197,6 @@ export class TopTalkers {
     this.since = now;
   }
 
-  /**
-   * One accepted client datagram of `size` bytes from `ip`. Refused ones count in `drops` only: a flood of
-   * distinct sources replaces a summary's minimum on every datagram (~0.2 µs each), paid once, not thrice.
-   */
-  datagram(ip: string, size: number): void {
-    this.datagrams.add(ip, 1);
-    this.bytes.add(ip, size);
-  }
 
   /** Resets every summary at `now`. */
   reset(now: number): void {

@@ -159,7 +159,6 @@ export class RelayCore {
       ) {
         return Drop.RateLimited;
       }
-      this.protection.top.datagram(ip, size);
       if (known.state === FlowState.Established) return this.#forwardClient(known, size, now, data);
       this.#holdPending(known, data, now);
       return known;
@@ -285,7 +284,6 @@ export class RelayCore {
       return Drop.Invalid;
     }
     this.protection.top.flows.add(ip, 1);
-    this.protection.top.datagram(ip, data.byteLength);
     const knobs = cluster.config;
     if (now >= this.#health.expiry) this.healthTick(now);
     let backend: Backend | null = null;
@@ -450,6 +448,27 @@ export class RelayCore {
     }
   }
 
+  /** Adds what `flow` forwarded since its last charge to the top-talker summaries (datagrams and bytes). */
+  #chargeTop(flow: Flow): void {
+    const q = flow.quality;
+    const d = q.datagramsIn - flow.topDatagrams;
+    if (d <= 0) return;
+    const top = this.protection.top;
+    top.datagrams.add(flow.clientIp, d);
+    top.bytes.add(flow.clientIp, q.bytesIn - flow.topBytes);
+    flow.topDatagrams = q.datagramsIn;
+    flow.topBytes = q.bytesIn;
+  }
+
+  /**
+   * The top-talker summaries, up to date: accepted datagrams and bytes are counted once, by each flow, and
+   * charged here (and at close), so reading them walks the live flows (an admin call, not the data path).
+   */
+  topTalkers(): TopTalkers {
+    for (const flow of this.#flows) this.#chargeTop(flow);
+    return this.protection.top;
+  }
+
   /** Closes a flow for `reason`. Idempotent: returns false if it was already closed. */
   close(flow: Flow, reason: CloseReason): boolean {
     if (flow.state === FlowState.Closed) return false;
@@ -462,6 +481,7 @@ export class RelayCore {
     flow.closeReason = reason;
     flow.pending = null;
     flow.timerGen++;
+    this.#chargeTop(flow);
     this.#flows.delete(flow);
     // A closed flow's heap entry keeps it reachable until its old deadline: compact once stale entries
     // outnumber live flows, so memory follows live flows, not the close rate times the timeout.

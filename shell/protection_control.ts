@@ -75,7 +75,7 @@ export function protectionCall(core: RelayCore, clocks: Clocks, op: ProtectionOp
     case "remove":
       return p.bans.remove(op.cidr);
     case "top": {
-      const t = p.top;
+      const t = core.topTalkers();
       const snapshot: TopSnapshot = {
         since: new Date(clocks.wall() - (now - t.since)).toISOString(),
         capacity: t.datagrams.k,

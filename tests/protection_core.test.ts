@@ -177,7 +177,7 @@ describe("protection in the relay core", () => {
     for (let i = 0; i < 5; i++) core.fromClient(l, "192.0.2.50", 100, bytes(100), 0);
     for (let i = 0; i < 4; i++) core.fromClient(l, "192.0.2.50", 200 + i, bytes(100), 0);
     core.fromClient(l, "192.0.2.51", 1, bytes(10), 0);
-    const top = core.protection.top;
+    const top = core.topTalkers();
     assert.deepEqual(top.datagrams.top(1), [{ key: "192.0.2.50", count: 5, error: 0 }], "accepted datagrams");
     assert.equal(top.bytes.top(1)[0].count, 500);
     assert.equal(top.drops.top(1)[0].count, 4);
