@@ -197,7 +197,6 @@ export class TopTalkers {
     this.since = now;
   }
 
-
   /** Resets every summary at `now`. */
   reset(now: number): void {
     for (const d of TOP_DIMENSIONS) this[d].reset();
