@@ -9,6 +9,8 @@
  * @module
  */
 
+import { decodeHex } from "./health.ts";
+
 /** One "these bytes at this offset" condition. */
 export interface BytesAt {
   readonly offset: number;
@@ -43,17 +45,12 @@ export interface CompiledFilter {
 }
 
 /**
- * Parses "0x1f 8b", "1f8b", or "ff:ff" style hex into bytes, or returns why it is not hex. Separators
- * (spaces, colons, dashes, underscores) are ignored so a pasted packet dump reads as it looks.
+ * Parses "0x1f 8b", "1f8b", or "ff:ff" style hex into bytes (the config's one hex reader, `decodeHex`),
+ * refusing an empty one: a match needs bytes.
  */
 export function parseHex(text: string): Uint8Array | string {
-  const clean = text.replace(/^0x/i, "").replace(/[\s:_-]/g, "");
-  if (clean.length === 0) return "empty hex string";
-  if (!/^[0-9a-fA-F]*$/.test(clean)) return `"${text}" is not hex`;
-  if (clean.length % 2 !== 0) return `"${text}" has an odd number of hex digits`;
-  const out = new Uint8Array(clean.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.slice(i * 2, i * 2 + 2), 16);
-  return out;
+  const bytes = decodeHex(text);
+  return typeof bytes !== "string" && bytes.length === 0 ? "empty hex string" : bytes;
 }
 
 /** Checks a regex source compiles; returns the reason when it does not. */

@@ -198,10 +198,14 @@ export function encodeEscaped(bytes: Uint8Array): string {
   return out;
 }
 
-/** Decodes hex ("ffff0a", spaces allowed), or returns why it cannot. */
+/**
+ * Decodes hex bytes ("ffff0a"; an optional 0x, and spaces, ":", "_" or "-" between digits allowed), or
+ * returns why it cannot. The one hex reader of the config (health payloads, first-datagram filters).
+ */
 export function decodeHex(text: string): Uint8Array | string {
-  const clean = text.replace(/\s+/g, "");
-  if (clean.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(clean)) return `"${text}" is not hex bytes`;
+  const clean = text.trim().replace(/^0x/i, "").replace(/[\s:_-]/g, "");
+  if (!/^[0-9a-fA-F]*$/.test(clean)) return `"${text}" is not hex`;
+  if (clean.length % 2 !== 0) return `"${text}" has an odd number of hex digits`;
   const out = new Uint8Array(clean.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.slice(i * 2, i * 2 + 2), 16);
   return out;

@@ -251,7 +251,7 @@ export const HealthSchema = Type.Object({
     doc: 'probe payload (udp: required); text with \\xNN, \\n, \\r, \\t, \\0, \\\\ escapes; "" = none',
   }, "escaped"),
   send_hex: text("", { doc: 'or the payload as hex ("ffffffff54..."); "" = none' }, "hex", {
-    pattern: "^([0-9a-fA-F]{2}\\s*)*$",
+    pattern: "^\\s*(0[xX])?([0-9a-fA-F][\\s:_-]*[0-9a-fA-F][\\s:_-]*)*$",
   }),
   expect: text("", { doc: 'the reply must be exactly this (escaped text); "" = any reply' }, "escaped"),
   expect_prefix: text("", { doc: 'or start with this; "" = any reply' }, "escaped"),
