@@ -9,9 +9,9 @@
  * @module
  */
 
+import { BackendSchema } from "./config/schema.ts";
 import { formatSocketAddress, parseSocketAddress } from "./address.ts";
-import { validateConfig } from "./config.ts";
-import { define, isTable, own, type RawConfig, type Table, toRaw } from "./config_raw.ts";
+import { define, isTable, own, type RawConfig, type Table } from "./config_raw.ts";
 
 /** The plain sections of a config file (a table of keys each). */
 const SECTIONS = ["relay", "admin", "redis", "fleet"] as const;
@@ -153,15 +153,14 @@ function addressKey(b: unknown): string {
   return typeof a === "string" ? text : formatSocketAddress(a);
 }
 
-/** A backend's keys the validator fills in when the file leaves them out. */
-const BACKEND_DEFAULTS: Table = (() => {
-  const r = validateConfig({
-    listeners: [{ name: "l", address: "127.0.0.1:1", cluster: "c" }],
-    clusters: { c: { backends: [{ address: "127.0.0.1:1" }] } },
-  });
-  const list = r.ok ? own(toRaw(r.config).clusters.c, "backends") : undefined;
-  return Array.isArray(list) && isTable(list[0]) ? list[0] : {};
-})();
+/** A backend's keys the validator fills in when the file leaves them out: the declaration's defaults. */
+const BACKEND_DEFAULTS: Table = Object.fromEntries(
+  Object.entries(
+    (BackendSchema as unknown as { properties: Record<string, { default?: unknown }> }).properties,
+  )
+    .filter(([, s]) => s.default !== undefined)
+    .map(([k, s]) => [k, s.default]),
+);
 
 /**
  * The file's backend list with a change of the list written in: the file's own tables for the backends
