@@ -12,7 +12,6 @@ import { parse } from "smol-toml";
 import { type ConfigError, parseConfigToml, validateConfig } from "./config.ts";
 import { formatSocketAddress, parseSocketAddress } from "./address.ts";
 import type { FerryConfig } from "./types.ts";
-import { checkAdminBinding } from "./admin_binding.ts";
 import { define, isTable, mergePatch, own, type RawConfig, type Table, toRaw } from "./config_raw.ts";
 
 /** Why an edit was refused: the value is invalid, what it names does not exist, or it clashes. */
@@ -49,13 +48,6 @@ function invalid(what: string, errors: readonly ConfigError[]): EditError {
   return new EditError("invalid", `${what}: ${where}${first.message}${more}; nothing was changed`, errors);
 }
 
-/** Validates a config; refuses one the shell would not start with. */
-function accept(config: FerryConfig, what: string): FerryConfig {
-  const binding = checkAdminBinding(config.admin.listen, config.admin.token);
-  if (binding !== null) throw invalid(what, [{ path: "admin.token", message: binding }]);
-  return config;
-}
-
 /** What `GET /config` shows instead of a token; sent back in a replacement, it keeps the running token. */
 export const REDACTED = "<redacted>";
 
@@ -86,7 +78,7 @@ function unredact(raw: unknown, current: FerryConfig | undefined): unknown {
 export function replaceConfig(raw: unknown, what = "config rejected", current?: FerryConfig): FerryConfig {
   const r = validateConfig(unredact(raw, current));
   if (!r.ok) throw invalid(what, r.errors);
-  return accept(r.config, what);
+  return r.config; // validation refuses what the shell would not start with (the admin binding too)
 }
 
 /** Parses and validates TOML text, or throws an invalid EditError with every error (`current`: as above). */
