@@ -9,7 +9,7 @@
  * @module
  */
 
-import { suggest as didYouMean } from "../core/config/words.ts";
+import { suggest as didYouMean, isTable } from "../core/config/words.ts";
 
 /** A variable that overrides one config key. */
 export interface EnvVar {
@@ -144,11 +144,6 @@ export function envOverrides(
     out.push({ path: v.path, value, source: `${v.name} (${where})` });
   }
   return out;
-}
-
-function isTable(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v) &&
-    Object.prototype.toString.call(v) === "[object Object]";
 }
 
 /**
