@@ -31,34 +31,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "measure.h"
+
 #define MAGIC 0xD45C4A11u
-#define HIST_US 2000000
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static double cpu_s(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static uint64_t *hist;
-static uint64_t hist_n;
-
-static double hist_pct(double p) {
-  if (hist_n == 0) return 0;
-  uint64_t want = (uint64_t)(p * (double)hist_n), seen = 0;
-  if (want >= hist_n) want = hist_n - 1;
-  for (uint64_t i = 0; i < HIST_US; i++) {
-    seen += hist[i];
-    if (seen > want) return (double)i;
-  }
-  return HIST_US;
-}
 
 struct hdr {
   uint32_t magic;
@@ -172,9 +147,7 @@ int main(int argc, char **argv) {
         if (k->sent_ns == 0 || h.seq != k->seq) { stale++; continue; }
         uint64_t trx = now_ns();
         if (measuring) {
-          uint64_t us = (trx - h.sent_ns) / 1000;
-          hist[us < HIST_US ? us : HIST_US - 1]++;
-          hist_n++;
+          hist_add(trx - h.sent_ns);
           matched++;
         }
         k->sent_ns = 0;

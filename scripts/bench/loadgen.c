@@ -41,23 +41,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "measure.h"
+
 #define MAGIC 0xFE44A11Cu
 #define BATCH 64
 #define MAXDGRAM 65536
-#define HIST_US 2000000
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* CPU seconds (user + system) this process used so far */
-static double cpu_s(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
 static void die(const char *what) {
   perror(what);
@@ -82,30 +70,6 @@ static struct sockaddr_in parse_addr(const char *s) {
   }
   a.sin_port = htons((uint16_t)atoi(colon + 1));
   return a;
-}
-
-/* ---- latency histogram ---------------------------------------------------------------------- */
-
-static uint64_t *hist;
-static uint64_t hist_n;
-
-static void hist_add(uint64_t ns) {
-  uint64_t us = ns / 1000;
-  if (us >= HIST_US) us = HIST_US - 1;
-  hist[us]++;
-  hist_n++;
-}
-
-static double hist_pct(double p) {
-  if (hist_n == 0) return 0;
-  uint64_t want = (uint64_t)(p * (double)hist_n);
-  if (want >= hist_n) want = hist_n - 1;
-  uint64_t seen = 0;
-  for (uint64_t i = 0; i < HIST_US; i++) {
-    seen += hist[i];
-    if (seen > want) return (double)i;
-  }
-  return HIST_US;
 }
 
 /* ---- options -------------------------------------------------------------------------------- */
