@@ -8,9 +8,10 @@
  * @module
  */
 
-/** The security policy of the page: its own script, style and API, nothing else, never framed. */
-export const DOCS_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; " +
-  "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+import { DASHBOARD_CSP } from "./dashboard/routes.ts";
+
+/** The security policy of the page: the dashboard's (its own script, style and API, nothing else, never framed). */
+export const DOCS_CSP = DASHBOARD_CSP;
 
 /** The page. */
 export const DOCS_HTML = `<!doctype html>
