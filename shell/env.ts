@@ -9,7 +9,7 @@
  * @module
  */
 
-import { suggest as didYouMean, isTable } from "../core/config/words.ts";
+import { isTable, suggest as didYouMean } from "../core/config/words.ts";
 
 /** A variable that overrides one config key. */
 export interface EnvVar {
