@@ -1,8 +1,8 @@
 /**
  * The `ferry` command: `deno run -A main.ts`, `bun main.ts`, or a `bun build --compile` binary.
  *
- * Wiring only: argument parsing and config loading live in shell/cli.ts, runtime differences in
- * shell/platform.ts, the relay in shell/relay.ts. See `ferry --help` for the surface.
+ * Wiring only: argument parsing and config loading live in shell/process/cli.ts, runtime differences in
+ * shell/process/platform.ts, the relay in shell/relay/relay.ts. See `ferry --help` for the surface.
  *
  * @module
  */
@@ -23,8 +23,8 @@ import {
   type LoadResult,
   parseArgs,
   type RunOptions,
-} from "./shell/cli.ts";
-import { log, setupLogging } from "./shell/logging.ts";
+} from "./shell/process/cli.ts";
+import { log, setupLogging } from "./shell/process/logging.ts";
 import {
   commandArgs,
   detectPlatform,
@@ -41,19 +41,19 @@ import {
   type Signal,
   writeStderr,
   writeStdout,
-} from "./shell/platform.ts";
-import { type Running, startRelay } from "./shell/start.ts";
-import type { ChangeHook } from "./shell/changes.ts";
-import { type HttpServer, serve } from "./shell/serve.ts";
+} from "./shell/process/platform.ts";
+import { type Running, startRelay } from "./shell/relay/start.ts";
+import type { ChangeHook } from "./shell/relay/changes.ts";
+import { type HttpServer, serve } from "./shell/process/serve.ts";
 import { checkAdminBinding, createAdminApp } from "./admin/app.ts";
 import type { StatusInfo } from "./core/control_api.ts";
-import { removeStaleTemp } from "./shell/persist.ts";
-import { VERSION } from "./shell/version.ts";
+import { removeStaleTemp } from "./shell/relay/persist.ts";
+import { VERSION } from "./shell/process/version.ts";
 import { RedisConnection } from "./shell/redis/connection.ts";
 import { RedisPlane } from "./shell/redis/plane.ts";
-import { openNotifier, serviceCommand } from "./shell/service_command.ts";
-import { runCtl } from "./shell/ctl.ts";
-import { LagMonitor, processFacts } from "./shell/process_stats.ts";
+import { openNotifier, serviceCommand } from "./shell/process/service_command.ts";
+import { runCtl } from "./shell/process/ctl.ts";
+import { LagMonitor, processFacts } from "./shell/process/process_stats.ts";
 
 const io: LoadIo = { readTextFile, env: getEnv, envNames };
 

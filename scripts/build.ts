@@ -73,12 +73,12 @@ const outPath = outfile.startsWith("/") ? outfile : `${root}${outfile}`;
 const localBun = `${root}node_modules/.bin/bun`;
 const bun = exists(localBun) ? localBun : "bun";
 // The worker entry is a second entrypoint: inside the binary, workers load it from the root bundle.
-const entrypoints = ["main.ts", "shell/worker_main.ts"];
+const entrypoints = ["main.ts", "shell/workers/worker_main.ts"];
 const args = [
   "build",
   "--compile",
   ...entrypoints,
-  // The binary reads .env only beside its config file (shell/cli.ts), as `deno main.ts` does: Bun's own
+  // The binary reads .env only beside its config file (shell/process/cli.ts), as `deno main.ts` does: Bun's own
   // autoload of a .env (and bunfig.toml) in the working directory is off.
   "--no-compile-autoload-dotenv",
   "--no-compile-autoload-bunfig",

@@ -21,7 +21,7 @@ import {
   type Size,
   sourceFloodCase,
 } from "./torture/cases.ts";
-import { nativeSupport } from "../shell/native/select.ts";
+import { nativeSupport } from "../shell/datapath/native/select.ts";
 
 const short = process.argv.includes("--short");
 const size: Size = short

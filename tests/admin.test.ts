@@ -13,7 +13,7 @@ import { OPENAPI } from "../admin/openapi.ts";
 import { mergePatch } from "../core/config_raw.ts";
 import { topClients } from "../admin/clients.ts";
 import { configToToml, parseConfigToml } from "../core/config.ts";
-import { serve } from "../shell/serve.ts";
+import { serve } from "../shell/process/serve.ts";
 import { configOf, FAKE_CONFIG_TOML, FakeControl, flow } from "./support/fake_control.ts";
 import { parsePrometheus } from "./support/prometheus.ts";
 import { addr } from "./support/fixtures.ts";

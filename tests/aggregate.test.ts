@@ -1,9 +1,9 @@
-// Adding up relay workers' snapshots (shell/aggregate.ts): counters summed per listener, cluster and
+// Adding up relay workers' snapshots (shell/relay/aggregate.ts): counters summed per listener, cluster and
 // backend, states from the first worker, flows listed oldest first with "worker:id" ids.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { MetricsSnapshot, StatusInfo } from "../core/control_api.ts";
-import { mergeFlows, mergeMetrics, mergeStatus, type PoolFacts } from "../shell/aggregate.ts";
+import { mergeFlows, mergeMetrics, mergeStatus, type PoolFacts } from "../shell/relay/aggregate.ts";
 import { FakeControl, flow } from "./support/fake_control.ts";
 
 const PROCESS = { residentBytes: 1, heapUsedBytes: 2, uptimeSeconds: 3, startTimeSeconds: 4 };

@@ -1,5 +1,5 @@
 /**
- * The one change queue (shell/changes.ts) over a fake relay: changes run one after another, each on the
+ * The one change queue (shell/relay/changes.ts) over a fake relay: changes run one after another, each on the
  * config it applies to, so a reload racing PATCHes neither loses one nor is overwritten; stale If-Match is
  * refused; every change is described once; `persist` writes only the change onto the file as it is
  * (comments, layout, no overrides), atomically, and a file that cannot be written changes nothing.
@@ -22,10 +22,10 @@ import { configDiff, describeChanges } from "../core/config_diff.ts";
 import { toRaw } from "../core/config_raw.ts";
 import type { ConfigResult } from "../core/config.ts";
 import type { FerryConfig } from "../core/types.ts";
-import { ChangeQueue, type ChangeTarget } from "../shell/changes.ts";
-import { unknownEnvWarnings } from "../shell/env.ts";
-import { loadConfig } from "../shell/cli.ts";
-import { tempPathOf } from "../shell/persist.ts";
+import { ChangeQueue, type ChangeTarget } from "../shell/relay/changes.ts";
+import { unknownEnvWarnings } from "../shell/process/env.ts";
+import { loadConfig } from "../shell/process/cli.ts";
+import { tempPathOf } from "../shell/relay/persist.ts";
 import { configOf, FAKE_CONFIG_TOML, FakeControl } from "./support/fake_control.ts";
 
 const dirs: string[] = [];

@@ -12,9 +12,16 @@ import {
   parseArgs,
   quickConfig,
   type RunOptions,
-} from "../shell/cli.ts";
-import { applyOverrides, CONFIG_ENV, dotEnvPath, ENV_VARS, envOverrides, parseDotEnv } from "../shell/env.ts";
-import { jsonFormatter, resolveLogFormat } from "../shell/logging.ts";
+} from "../shell/process/cli.ts";
+import {
+  applyOverrides,
+  CONFIG_ENV,
+  dotEnvPath,
+  ENV_VARS,
+  envOverrides,
+  parseDotEnv,
+} from "../shell/process/env.ts";
+import { jsonFormatter, resolveLogFormat } from "../shell/process/logging.ts";
 import { validateConfig } from "../core/config.ts";
 
 /** The run/check options of a command line, failing on anything else. */

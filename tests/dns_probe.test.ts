@@ -15,8 +15,8 @@ import {
 } from "../core/dns_message.ts";
 import { configToToml, parseConfigToml } from "../core/config.ts";
 import { DEFAULT_HEALTH, type HealthSettings } from "../core/health.ts";
-import { Relay } from "../shell/relay.ts";
-import { detectPlatform } from "../shell/platform.ts";
+import { Relay } from "../shell/relay/relay.ts";
+import { detectPlatform } from "../shell/process/platform.ts";
 import { addr, backend, cluster, config, listener } from "./support/fixtures.ts";
 import { dnsmasqMissing, startDnsmasq } from "./support/dnsmasq.ts";
 import { EchoBackend, until } from "./support/udp.ts";

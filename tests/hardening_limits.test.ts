@@ -7,8 +7,8 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createAdminApp } from "../admin/app.ts";
 import { MAX_ADMIN_IN_FLIGHT, MAX_CONFIG_BYTES } from "../core/limits.ts";
-import { loadConfig, type LoadIo, parseArgs } from "../shell/cli.ts";
-import { adminRefusals, boundedFetch } from "../shell/serve.ts";
+import { loadConfig, type LoadIo, parseArgs } from "../shell/process/cli.ts";
+import { adminRefusals, boundedFetch } from "../shell/process/serve.ts";
 import { FAKE_CONFIG_TOML, FakeControl } from "./support/fake_control.ts";
 
 /** A TOML text over the limit: valid up front, padded with a comment. */

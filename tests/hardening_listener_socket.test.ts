@@ -8,9 +8,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
-import { Relay } from "../shell/relay.ts";
-import { detectPlatform } from "../shell/platform.ts";
-import { nativeSupport } from "../shell/native/select.ts";
+import { Relay } from "../shell/relay/relay.ts";
+import { detectPlatform } from "../shell/process/platform.ts";
+import { nativeSupport } from "../shell/datapath/native/select.ts";
 import type { FerryConfig } from "../core/types.ts";
 import { addr, backend, cluster, config, listener } from "./support/fixtures.ts";
 import { Client, EchoBackend, until } from "./support/udp.ts";

@@ -7,9 +7,9 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { DEFAULT_HEALTH, type HealthSettings } from "../core/health.ts";
 import type { ClusterConfig } from "../core/types.ts";
-import { Relay } from "../shell/relay.ts";
-import { RelayControl } from "../shell/control.ts";
-import { detectPlatform } from "../shell/platform.ts";
+import { Relay } from "../shell/relay/relay.ts";
+import { RelayControl } from "../shell/relay/change_target.ts";
+import { detectPlatform } from "../shell/process/platform.ts";
 import { addr, backend, cluster, config, listener } from "./support/fixtures.ts";
 import { Client, EchoBackend, sleep, until } from "./support/udp.ts";
 

@@ -13,11 +13,11 @@ import { parseCidr } from "../core/address.ts";
 import type { Listener } from "../core/listener.ts";
 import { RelayCore } from "../core/relay_core.ts";
 import type { ListenerConfig } from "../core/types.ts";
-import { bunUdpSockets } from "../shell/bun/udp.ts";
-import { denoUdpSockets } from "../shell/deno/udp.ts";
-import { NativeUdp } from "../shell/native/native_udp.ts";
-import { nativeSupport } from "../shell/native/select.ts";
-import { UdpRelay } from "../shell/udp_relay.ts";
+import { bunUdpSockets } from "../shell/datapath/bun/udp.ts";
+import { denoUdpSockets } from "../shell/datapath/deno/udp.ts";
+import { NativeUdp } from "../shell/datapath/native/native_udp.ts";
+import { nativeSupport } from "../shell/datapath/native/select.ts";
+import { UdpRelay } from "../shell/datapath/udp_relay.ts";
 import { addr, backend, cluster, config, listener } from "./support/fixtures.ts";
 import { EchoBackend, sleep } from "./support/udp.ts";
 

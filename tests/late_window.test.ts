@@ -1,6 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { LateWindow } from "../shell/late_window.ts";
+import { LateWindow } from "../shell/datapath/late_window.ts";
 
 describe("late-reply window", () => {
   test("holds items for its window, releases them oldest first, and the oldest early when full", () => {

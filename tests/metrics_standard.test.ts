@@ -7,7 +7,7 @@ import { FerryProcess, ferryTargets, freePorts, killAll } from "./support/ferry_
 import { parsePrometheus } from "./support/prometheus.ts";
 import { Client, EchoBackend, until } from "./support/udp.ts";
 import { FlowStats, Histogram, mergeHistograms } from "../shell/records/flow_stats.ts";
-import { LagMonitor, parseMaxFds } from "../shell/process_stats.ts";
+import { LagMonitor, parseMaxFds } from "../shell/process/process_stats.ts";
 
 after(killAll);
 const T = { timeout: 30_000 };

@@ -13,12 +13,12 @@ import { readdirSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { RelayCore } from "../core/relay_core.ts";
 import type { Listener } from "../core/listener.ts";
-import { UdpRelay } from "../shell/udp_relay.ts";
-import type { UdpSockets } from "../shell/udp_sockets.ts";
-import { bunUdpSockets } from "../shell/bun/udp.ts";
-import { denoUdpSockets } from "../shell/deno/udp.ts";
-import { NativeUdp } from "../shell/native/native_udp.ts";
-import { nativeSupport } from "../shell/native/select.ts";
+import { UdpRelay } from "../shell/datapath/udp_relay.ts";
+import type { UdpSockets } from "../shell/datapath/udp_sockets.ts";
+import { bunUdpSockets } from "../shell/datapath/bun/udp.ts";
+import { denoUdpSockets } from "../shell/datapath/deno/udp.ts";
+import { NativeUdp } from "../shell/datapath/native/native_udp.ts";
+import { nativeSupport } from "../shell/datapath/native/select.ts";
 import { addr, backend, cluster, config, listener } from "./support/fixtures.ts";
 import { sleep, until } from "./support/udp.ts";
 

@@ -1,5 +1,5 @@
 /**
- * The struct layouts and constants of the native data path (shell/native/layout.ts): checked against the
+ * The struct layouts and constants of the native data path (shell/datapath/native/layout.ts): checked against the
  * C compiler's own `offsetof`/`sizeof` and <sys/socket.h> values when `cc` is installed (Linux only), and
  * the encoders round-tripped in pure JS everywhere.
  */
@@ -9,12 +9,12 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import * as L from "../shell/native/layout.ts";
-import { nativeArch } from "../shell/native/ffi.ts";
-import { type ControlSeen, IpText, replyPktinfo, scanControl } from "../shell/native/peers.ts";
-import { Errno, ErrnoCounts, errnoName, NativeError } from "../shell/native/errno.ts";
-import type { Libc } from "../shell/native/ffi.ts";
-import { chooseDatapath, requestedDatapath } from "../shell/native/select.ts";
+import * as L from "../shell/datapath/native/layout.ts";
+import { nativeArch } from "../shell/datapath/native/ffi.ts";
+import { type ControlSeen, IpText, replyPktinfo, scanControl } from "../shell/datapath/native/peers.ts";
+import { Errno, ErrnoCounts, errnoName, NativeError } from "../shell/datapath/native/errno.ts";
+import type { Libc } from "../shell/datapath/native/ffi.ts";
+import { chooseDatapath, requestedDatapath } from "../shell/datapath/native/select.ts";
 
 const isLinux =
   ("Bun" in globalThis

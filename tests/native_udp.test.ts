@@ -10,16 +10,20 @@ import process from "node:process";
 import { RelayCore } from "../core/relay_core.ts";
 import type { Listener } from "../core/listener.ts";
 import type { ClusterConfig, ListenerConfig } from "../core/types.ts";
-import { UdpRelay } from "../shell/udp_relay.ts";
-import { Relay } from "../shell/relay.ts";
+import { UdpRelay } from "../shell/datapath/udp_relay.ts";
+import { Relay } from "../shell/relay/relay.ts";
 import { decodeProxyV2 } from "../core/proxy_v2.ts";
-import { detectPlatform } from "../shell/platform.ts";
-import type { UdpSockets } from "../shell/udp_sockets.ts";
-import { bunUdpSockets } from "../shell/bun/udp.ts";
-import { denoUdpSockets } from "../shell/deno/udp.ts";
-import { type NativeListenerKnobs, NativeUdp, type NativeUdpOptions } from "../shell/native/native_udp.ts";
-import type { Libc } from "../shell/native/ffi.ts";
-import { Errno } from "../shell/native/errno.ts";
+import { detectPlatform } from "../shell/process/platform.ts";
+import type { UdpSockets } from "../shell/datapath/udp_sockets.ts";
+import { bunUdpSockets } from "../shell/datapath/bun/udp.ts";
+import { denoUdpSockets } from "../shell/datapath/deno/udp.ts";
+import {
+  type NativeListenerKnobs,
+  NativeUdp,
+  type NativeUdpOptions,
+} from "../shell/datapath/native/native_udp.ts";
+import type { Libc } from "../shell/datapath/native/ffi.ts";
+import { Errno } from "../shell/datapath/native/errno.ts";
 import {
   AF_INET,
   MSG_DONTWAIT,
@@ -28,8 +32,8 @@ import {
   writeIovec,
   writeMsghdr,
   writeSockaddr,
-} from "../shell/native/layout.ts";
-import { nativeSupport } from "../shell/native/select.ts";
+} from "../shell/datapath/native/layout.ts";
+import { nativeSupport } from "../shell/datapath/native/select.ts";
 import { cleanups, udpDriverSuite } from "./support/udp_suite.ts";
 import { addr, backend, cluster, config, listener } from "./support/fixtures.ts";
 import { Client, EchoBackend, sleep, until } from "./support/udp.ts";

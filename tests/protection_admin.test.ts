@@ -11,7 +11,12 @@ import { createAdminApp } from "../admin/app.ts";
 import type { BanInfo, TopSnapshot } from "../core/protection_api.ts";
 import { Drop } from "../core/listener.ts";
 import { RelayCore } from "../core/relay_core.ts";
-import { coreProtection, mergeBans, poolProtection, protectionCall } from "../shell/protection_control.ts";
+import {
+  coreProtection,
+  mergeBans,
+  poolProtection,
+  protectionCall,
+} from "../shell/relay/protection_control.ts";
 import { FakeControl } from "./support/fake_control.ts";
 import { bytes, cluster, config, listener } from "./support/fixtures.ts";
 import { parsePrometheus } from "./support/prometheus.ts";

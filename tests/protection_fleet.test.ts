@@ -13,7 +13,7 @@ import { Drop } from "../core/listener.ts";
 import { RelayCore } from "../core/relay_core.ts";
 import { RedisConnection } from "../shell/redis/connection.ts";
 import { FleetBans } from "../shell/redis/fleet_bans.ts";
-import { coreProtection } from "../shell/protection_control.ts";
+import { coreProtection } from "../shell/relay/protection_control.ts";
 import { bytes, cluster, config, listener } from "./support/fixtures.ts";
 import { killAllRedis, redisMissing, RedisServer } from "./support/redis.ts";
 

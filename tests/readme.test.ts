@@ -2,7 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { parse } from "smol-toml";
 import { Ajv } from "ajv";
-import { loadConfig } from "../shell/cli.ts";
+import { loadConfig } from "../shell/process/cli.ts";
 import { configJsonSchema } from "../core/config/json_schema.ts";
 import { DEFAULT_CONFIG_TOML, REFERENCE_TOML } from "../core/default_config.ts";
 import { codeBlocks, partNames, staleParts } from "./support/readme.ts";

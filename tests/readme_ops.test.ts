@@ -12,7 +12,7 @@ import { parse } from "smol-toml";
 import { validateConfig } from "../core/config.ts";
 import { RelayCore } from "../core/relay_core.ts";
 import { FlowRecorder, type SessionRecord, textRecord } from "../shell/records/recorder.ts";
-import { descriptorLimit, systemdUnit } from "../shell/systemd_unit.ts";
+import { descriptorLimit, systemdUnit } from "../shell/process/systemd_unit.ts";
 import { cluster, config as fixtureConfig, listener } from "./support/fixtures.ts";
 import { FerryProcess, ferryTargets, freePorts, killAll, ROOT } from "./support/ferry_process.ts";
 import { EchoBackend } from "./support/udp.ts";

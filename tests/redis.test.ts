@@ -10,7 +10,7 @@ import process from "node:process";
 import { Redis } from "ioredis";
 import { parseBackendValue, RedisRouter } from "../shell/redis/router.ts";
 import { RedisConnection } from "../shell/redis/connection.ts";
-import { log } from "../shell/logging.ts";
+import { log } from "../shell/process/logging.ts";
 import { parseDisconnect } from "../shell/redis/disconnects.ts";
 import { fleetValue, withFleetBackends } from "../shell/redis/fleet.ts";
 import { escapeGlob, readHeartbeat } from "../shell/redis/heartbeat.ts";

@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import process from "node:process";
 import { validateConfig } from "../core/config.ts";
 import type { FerryConfig } from "../core/types.ts";
-import { monotonicFromUptime } from "../shell/sd_notify.ts";
-import { AUTO_NOFILE, descriptorLimit, NOFILE_RESERVE, systemdUnit } from "../shell/systemd_unit.ts";
+import { monotonicFromUptime } from "../shell/process/sd_notify.ts";
+import { AUTO_NOFILE, descriptorLimit, NOFILE_RESERVE, systemdUnit } from "../shell/process/systemd_unit.ts";
 import { FerryProcess, ferryTargets, freePorts, killAll, ROOT } from "./support/ferry_process.ts";
 import { FakeNotifySocket } from "./support/notify_socket.ts";
 

@@ -11,10 +11,10 @@ import { createHash, randomBytes } from "node:crypto";
 import { RelayCore } from "../core/relay_core.ts";
 import type { Listener } from "../core/listener.ts";
 import type { ClusterConfig, ListenerConfig } from "../core/types.ts";
-import { TcpRelay } from "../shell/tcp_relay.ts";
-import type { TcpSockets } from "../shell/tcp_sockets.ts";
-import { bunTcpSockets } from "../shell/bun/tcp.ts";
-import { denoTcpSockets } from "../shell/deno/tcp.ts";
+import { TcpRelay } from "../shell/datapath/tcp_relay.ts";
+import type { TcpSockets } from "../shell/datapath/tcp_sockets.ts";
+import { bunTcpSockets } from "../shell/datapath/bun/tcp.ts";
+import { denoTcpSockets } from "../shell/datapath/deno/tcp.ts";
 import { addr, backend, cluster, config, listener } from "./support/fixtures.ts";
 
 const sockets: TcpSockets = "Bun" in globalThis ? bunTcpSockets : denoTcpSockets;

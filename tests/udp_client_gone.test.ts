@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import dgram from "node:dgram";
 import { FerryProcess, ferryTargets, freePorts, killAll } from "./support/ferry_process.ts";
 import { Client, sleep } from "./support/udp.ts";
-import { nativeSupport } from "../shell/native/select.ts";
+import { nativeSupport } from "../shell/datapath/native/select.ts";
 
 const native = await nativeSupport();
 

@@ -3,15 +3,15 @@
  * test), with real datagrams on 127.0.0.1. The same checks run over the native driver in
  * tests/native_udp.test.ts (tests/support/udp_suite.ts).
  */
-import { UdpRelay } from "../shell/udp_relay.ts";
-import type { UdpSockets } from "../shell/udp_sockets.ts";
-import { bunUdpSockets } from "../shell/bun/udp.ts";
-import { denoUdpSockets } from "../shell/deno/udp.ts";
+import { UdpRelay } from "../shell/datapath/udp_relay.ts";
+import type { UdpSockets } from "../shell/datapath/udp_sockets.ts";
+import { bunUdpSockets } from "../shell/datapath/bun/udp.ts";
+import { denoUdpSockets } from "../shell/datapath/deno/udp.ts";
 import { cleanups, rig, udpDriverSuite } from "./support/udp_suite.ts";
 import process from "node:process";
-import { Relay } from "../shell/relay.ts";
-import { detectPlatform } from "../shell/platform.ts";
-import { procUdpDrops } from "../shell/proc_udp_drops.ts";
+import { Relay } from "../shell/relay/relay.ts";
+import { detectPlatform } from "../shell/process/platform.ts";
+import { procUdpDrops } from "../shell/datapath/proc_udp_drops.ts";
 import { addr, backend, cluster, config, listener } from "./support/fixtures.ts";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";

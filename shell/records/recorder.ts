@@ -14,7 +14,7 @@
 import type { Connection, ConnectionEnd } from "../../core/connection.ts";
 import type { Flow } from "../../core/flow.ts";
 import type { RecordsSettings } from "../../core/types.ts";
-import { log } from "../logging.ts";
+import { log } from "../process/logging.ts";
 import { FlowStats } from "./flow_stats.ts";
 import { type RecordSink, rotatingFileSink, stderrSink } from "./sinks.ts";
 

@@ -7,7 +7,7 @@
  */
 
 import { closeSync, fstatSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
-import { writeStderr } from "../platform.ts";
+import { writeStderr } from "../process/platform.ts";
 
 /** How long a record may wait in the buffer. */
 export const FLUSH_MS = 200;

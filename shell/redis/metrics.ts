@@ -5,7 +5,7 @@
  * @module
  */
 
-import { sumRecords } from "../aggregate.ts";
+import { sumRecords } from "../relay/aggregate.ts";
 import type { RedisMetrics } from "../../core/control_api.ts";
 import type { RedisConnection } from "./connection.ts";
 

@@ -1,12 +1,12 @@
 /**
  * A fake systemd notify socket for tests: an AF_UNIX SOCK_DGRAM socket bound to a path, read through libc
- * (shell/native/ffi.ts) because Bun has no unix datagram sockets of its own. Nonblocking; `messages()`
+ * (shell/datapath/native/ffi.ts) because Bun has no unix datagram sockets of its own. Nonblocking; `messages()`
  * drains what arrived so far.
  *
  * @module
  */
 
-import { type Libc, loadLibc, type Memory, type Ptr } from "../../shell/native/ffi.ts";
+import { type Libc, loadLibc, type Memory, type Ptr } from "../../shell/datapath/native/ffi.ts";
 
 const AF_UNIX = 1;
 const SOCK_DGRAM = 2;

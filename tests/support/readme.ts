@@ -8,7 +8,7 @@
 
 import { REFERENCE_TOML } from "../../core/default_config.ts";
 import { METRICS } from "../../admin/metric_names.ts";
-import { CONFIG_ENV, ENV_VARS } from "../../shell/env.ts";
+import { CONFIG_ENV, ENV_VARS } from "../../shell/process/env.ts";
 
 /** The parts, by name: what each renders from. */
 export const GENERATED: Readonly<Record<string, () => string>> = {
@@ -20,7 +20,7 @@ export const GENERATED: Readonly<Record<string, () => string>> = {
       ["metric", "type", "labels", "meaning"],
       METRICS.map((m) => [`\`${m.name}\``, m.type, m.labels.join(", "), m.help.replaceAll("|", "\\|")]),
     ),
-  /** Every environment variable, from shell/env.ts. */
+  /** Every environment variable, from shell/process/env.ts. */
   env: () =>
     table(
       ["variable", "config key", "value"],

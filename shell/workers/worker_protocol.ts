@@ -1,0 +1,71 @@
+/**
+ * The messages between the main thread and a relay worker thread (shell/workers/worker_main.ts). Everything
+ * crossing is plain data (structured clone): configs, snapshots and counts, never sockets or functions.
+ *
+ * A worker gets one `WorkerInit`, answers it with one `WorkerStarted` (its listeners bound, or why not),
+ * then answers each `WorkerRequest` with a `WorkerReply` of the same id, in any order.
+ *
+ * @module
+ */
+
+import type { ProtectionOp } from "../relay/protection_control.ts";
+import type { FlowFilter, FlowInfo, MetricsSnapshot, StatusInfo } from "../../core/control_api.ts";
+import type { FerryConfig } from "../../core/types.ts";
+
+/** How the main thread's log output looks, so a worker formats its lines alike. */
+export interface WorkerLogOutput {
+  /** stderr is a terminal (text lines, coloured unless `noColor`). */
+  readonly terminal: boolean;
+  readonly noColor: boolean;
+}
+
+/** The first message to a worker: run a relay on `config`. */
+export interface WorkerInit {
+  readonly type: "init";
+  /** 0..N-1: names the worker in logs and prefixes its flow ids. */
+  readonly index: number;
+  readonly config: FerryConfig;
+  readonly seed: number;
+  readonly autoMaxFlows?: number;
+  /** This worker's share of the process's descriptor budget for flows and connections. */
+  readonly descriptorBudget?: number;
+  readonly log: WorkerLogOutput;
+}
+
+/** A worker's answer to `WorkerInit`. */
+export type WorkerStarted =
+  | { readonly type: "started"; readonly ok: true }
+  | { readonly type: "started"; readonly ok: false; readonly error: string };
+
+/** What a worker does on request; each returns plain data. */
+export interface WorkerCalls {
+  /** Applies a config whole, or throws leaving the previous one running (Relay.apply). */
+  apply(config: FerryConfig): void;
+  drain(listener?: string): void;
+  /** Drains, waits up to `graceMs`, closes everything; the worker then has no sockets left. */
+  shutdown(graceMs: number): void;
+  status(): StatusInfo;
+  metrics(): MetricsSnapshot;
+  flows(filter: FlowFilter): FlowInfo[];
+  disconnect(client: string, listener?: string): number;
+  closeBackendFlows(cluster: string, backend: string): number;
+  ready(): boolean;
+  /** Bans and top talkers (shell/relay/protection_control.ts). */
+  protection(op: ProtectionOp): unknown;
+}
+
+/** The name of a worker call. */
+export type WorkerMethod = keyof WorkerCalls;
+
+/** A call to a worker. */
+export interface WorkerRequest<M extends WorkerMethod = WorkerMethod> {
+  readonly type: "call";
+  readonly id: number;
+  readonly method: M;
+  readonly args: Parameters<WorkerCalls[M]>;
+}
+
+/** A worker's answer to the request with the same id: its value, or the message of what it threw. */
+export type WorkerReply =
+  | { readonly type: "reply"; readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly type: "reply"; readonly id: number; readonly ok: false; readonly error: string };
