@@ -73,7 +73,7 @@ function routing(relay: Relay, init: WorkerInit): RedisRouter | null {
     },
   }, logger);
   if (routesThroughRedis(init.config)) router.connect();
-  relay.udp.setResolver((flow) => router.resolve(flow));
+  relay.loop.setResolver((flow) => router.resolve(flow));
   return router;
 }
 
