@@ -103,26 +103,19 @@ export class RelayCore extends NamedTables {
   constructor(config: FerryConfig, options: RelayCoreOptions) {
     super();
     const autoMaxFlows = options.autoMaxFlows ?? DEFAULT_AUTO_MAX_FLOWS;
-    const admission = new Admission(
-      {
-        protection: this.protection,
-        health: this.#health,
-        lifecycle: this.#life,
-        connections: this.#connections,
-        events: this.#events,
-        autoMaxFlows,
-        draining: () => this.#draining,
-      },
-      options.seed,
-      options.descriptorBudget ?? Infinity,
-    );
-    this.#admission = admission;
-    this.#tcp = {
+    const state = {
       protection: this.protection,
       health: this.#health,
+      lifecycle: this.#life,
       connections: this.#connections,
+      events: this.#events,
       autoMaxFlows,
       draining: () => this.#draining,
+    };
+    const admission = new Admission(state, options.seed, options.descriptorBudget ?? Infinity);
+    this.#admission = admission;
+    this.#tcp = {
+      ...state,
       descriptorsFor: (cost) => admission.descriptorsFor(cost),
       choose: (cluster, keyHash, now) => admission.choose(cluster, keyHash, now),
       nextId: () => admission.nextId(),
