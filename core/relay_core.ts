@@ -33,18 +33,24 @@ import {
   removeClusterFrom,
   setClusterIn,
   setListenerIn,
+  undrainIn,
 } from "./reconfigure.ts";
 import {
   closeAllFlows,
+  closeBackendConnections,
   closeBackendFlows as closeBackendFlowsOf,
+  closeClientConnections,
   closeClientFlows,
+  type CloseConnection,
   type CloseFlow,
+  connectionEndOf,
 } from "./operator_actions.ts";
 import type { CoreEvent } from "./core_events.ts";
 import type { BackendState, ClusterConfig, FerryConfig, ListenerConfig } from "./types.ts";
 import { BanTable } from "./ban_table.ts";
 import { TopTalkers } from "./heavy_hitters.ts";
-import { admissionGuard, overEstablishedLimit, type ProtectionState } from "./admission_guard.ts";
+import { overEstablishedLimit, type ProtectionState } from "./admission_guard.ts";
+import { refusal } from "./admission_order.ts";
 
 /** The core's events, declared in core/core_events.ts; re-exported for the shells that import them here. */
 export { type CoreEvent, eventListener } from "./core_events.ts";
@@ -86,6 +92,13 @@ export class RelayCore {
   readonly #heap = new DeadlineHeap<Flow>();
   /** `close`, bound once for the operator actions (core/operator_actions.ts). */
   readonly #closeFlow: CloseFlow = (flow, reason) => this.close(flow, reason);
+  /** Ends a connection for an operator action; the shell closes its sockets on `connection_closed`. */
+  readonly #closeConnection: CloseConnection = (conn, end) => {
+    // The time only matters for refused and timed-out connects, which operator actions never are.
+    if (!endConnectionIn(this.#tcp, conn, end, 0)) return false;
+    this.#push({ kind: "connection_closed", connection: conn });
+    return true;
+  };
   #events: CoreEvent[] = [];
   #eventHead = 0;
   #nextId = 1;
@@ -266,24 +279,9 @@ export class RelayCore {
     now: number,
   ): Flow | Drop {
     const drops = listener.counters.drops;
-    const guarded = admissionGuard(this.protection, listener, ip, data, now);
-    if (guarded !== null) return guarded;
-    const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : this.#autoMaxFlows;
-    // The process-wide descriptor budget first: with max_flows = 0 a listener's limit is that budget.
-    if (!this.#draining && !listener.draining && !this.#descriptorsFor(FD_PER_FLOW)) {
-      drops.fd_limit++;
-      return Drop.Shed;
-    }
-    if (this.#draining || listener.draining || listener.flows >= limit) {
-      drops.shed++;
-      this.protection.top.drops.add(ip, 1);
-      return Drop.Shed;
-    }
-    if (listener.sources.check(ip, port) !== "ok") {
-      drops.invalid++;
-      return Drop.Invalid;
-    }
-    this.protection.top.flows.add(ip, 1);
+    // Bans and limits, descriptors, shed, source policy: the order TCP shares (core/admission_order.ts).
+    const refused = refusal(this.#tcp, listener, ip, port, data, FD_PER_FLOW, now);
+    if (refused !== null) return refused;
     const knobs = cluster.config;
     if (now >= this.#health.expiry) this.healthTick(now);
     let backend: Backend | null = null;
@@ -540,16 +538,20 @@ export class RelayCore {
   // ---- operator actions ----------------------------------------------------------------------------------
 
   /**
-   * Closes the flows of client `ip` (every port, or only `port`), on one listener or all, including flows
-   * already detached by their requests cap. Returns how many closed.
+   * Closes the flows and TCP connections of client `ip` (every port, or only `port`), on one listener or
+   * all, including flows already detached by their requests cap. Returns how many closed.
    */
   disconnect(ip: string, port?: number, listenerName?: string, reason: CloseReason = "disconnected"): number {
-    return closeClientFlows(this.#flows, this.#closeFlow, ip, port, listenerName, reason);
+    const end = connectionEndOf(reason);
+    return closeClientFlows(this.#flows, this.#closeFlow, ip, port, listenerName, reason) +
+      closeClientConnections(this.#connections, this.#closeConnection, ip, port, listenerName, end);
   }
 
-  /** Closes every flow pinned to backend `key` of `cluster` (or of any cluster). Returns how many closed. */
+  /** Closes every flow and connection pinned to backend `key` of `cluster` (or any). Returns how many. */
   closeBackendFlows(key: string, cluster?: string, reason: CloseReason = "disconnected"): number {
-    return closeBackendFlowsOf(this.#flows, this.#closeFlow, key, cluster, reason);
+    const end = connectionEndOf(reason);
+    return closeBackendFlowsOf(this.#flows, this.#closeFlow, key, cluster, reason) +
+      closeBackendConnections(this.#connections, this.#closeConnection, key, cluster, end);
   }
 
   /** Closes every flow (of one listener, if named) for `reason`. Returns how many closed. */
@@ -564,6 +566,15 @@ export class RelayCore {
       const l = this.#listeners.get(listenerName);
       if (l !== undefined) l.draining = true;
     }
+  }
+
+  /**
+   * Undoes `drain` of one listener, or of every listener: they admit again. A removed listener stays
+   * draining, and so does the whole core once `drain()` (a shutdown) started. False if there is no such
+   * listener.
+   */
+  undrain(listenerName?: string): boolean {
+    return undrainIn(this.#tables, listenerName);
   }
 
   /** True when the whole core is draining. */

@@ -390,6 +390,8 @@ class World {
         assert.notEqual(e.change.from, e.change.to, "a health event that changes nothing");
       } else if (e.kind === "fd_limit") {
         assert.fail("fd_limit event without a descriptor budget");
+      } else if (e.kind === "connection_closed") {
+        assert.fail("connection_closed event without TCP connections");
       } else assert.equal(e.flow.state, FlowState.AwaitingBackend, "resolve event for a flow not awaiting");
     }
     this.track();

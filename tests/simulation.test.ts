@@ -438,6 +438,8 @@ class Sim {
         this.toResolve.push(f);
       } else if (e.kind === "fd_limit") {
         assert.fail("fd_limit event without a descriptor budget");
+      } else if (e.kind === "connection_closed") {
+        assert.fail("connection_closed event without TCP connections");
       } else {
         const l = e.listener;
         if (this.done.has(l)) assert.fail(`second listener_done for ${l.config.name}`);

@@ -68,6 +68,9 @@ class Link {
   ) {}
 }
 
+/** Where an open connection is: connecting to its backend, both ways open, or one side finished (FIN). */
+export type TcpLinkState = "connecting" | "established" | "closing";
+
 /** Drives one RelayCore's TCP listeners over one runtime's sockets. */
 export class TcpRelay {
   readonly #core: RelayCore;
@@ -140,6 +143,26 @@ export class TcpRelay {
     return n;
   }
 
+  /**
+   * Closes the sockets of a connection the core already ended (its `connection_closed` event: an operator
+   * action, or its backend went down), which ends as the core said.
+   */
+  closeConnection(conn: Connection): void {
+    const link = conn.handle;
+    if (link instanceof Link) this.#finish(link, conn.end ?? "aborted");
+  }
+
+  /**
+   * What the admin API lists of an open connection beyond the core's record: where it is in its life and
+   * when a byte last moved either way (this driver's clock), or null if it is not this driver's.
+   */
+  linkState(conn: Connection): { state: TcpLinkState; lastActivity: number } | null {
+    const link = conn.handle;
+    if (!(link instanceof Link) || link.ended) return null;
+    const state = link.up === null ? "connecting" : link.clientEof || link.upEof ? "closing" : "established";
+    return { state, lastActivity: link.up === null ? conn.openedAt : link.last };
+  }
+
   /** Closes every listener and connection now; connections end as "aborted". */
   stop(): void {
     for (const socket of this.#bound.values()) socket.close();
@@ -165,6 +188,7 @@ export class TcpRelay {
       ? encodeProxyV1(client.remote, local)
       : encodeProxyV2(client.remote, local, "stream");
     const link = new Link(r, client, knobs.connectTimeout, knobs.idleTimeout, header);
+    r.handle = link;
     this.#links.add(link);
     const wait = Math.min(knobs.connectTimeout, MAX_TIMER);
     link.timer = setTimeout(() => this.#guard(link, () => this.#connectTimedOut(link)), wait);
@@ -328,7 +352,8 @@ export class TcpRelay {
     if ((end === "refused" || end === "connect_timeout") && !link.clientClosed) this.#linger(link);
     else this.#unlinger(link, true);
     this.#core.endConnection(link.conn, end, this.#clock());
-    this.#onEnded?.(link.conn, end, link.header !== null && link.up !== null);
+    // The core's word when it ended the connection first (an operator action): that is what it counted.
+    this.#onEnded?.(link.conn, link.conn.end ?? end, link.header !== null && link.up !== null);
     if (this.#core.hasEvents) {
       try {
         this.#pump?.();

@@ -10,6 +10,7 @@
  */
 
 import type { SocketAddress } from "../../core/address.ts";
+import type { Connection } from "../../core/connection.ts";
 import { type Flow, FlowState } from "../../core/flow.ts";
 import type { Listener } from "../../core/listener.ts";
 import type { HealthChange } from "../../core/health.ts";
@@ -70,6 +71,7 @@ export class UdpRelay {
   #path: UdpPath | null = null;
   #onListenerDone: ((listener: Listener) => void) | null = null;
   #onFlowClosed: ((flow: Flow) => void) | null = null;
+  #onConnectionClosed: ((conn: Connection) => void) | null = null;
   #timer: ReturnType<typeof setTimeout> | null = null;
   #armedAt = Infinity;
   #stopped = false;
@@ -88,6 +90,11 @@ export class UdpRelay {
   /** Who closes removed TCP listeners (the core's events arrive here, the TCP relay owns those sockets). */
   setListenerDone(handler: (listener: Listener) => void): void {
     this.#onListenerDone = handler;
+  }
+
+  /** Who closes the sockets of a TCP connection the core ended (`connection_closed`): the TCP driver. */
+  setConnectionClosed(handler: (conn: Connection) => void): void {
+    this.#onConnectionClosed = handler;
   }
 
   /** Told of every closed flow, whichever data path served it (session records, flow histograms). */
@@ -219,6 +226,7 @@ export class UdpRelay {
       else if (e.kind === "health") this.#hooks.health?.(e.cluster, e.backend.key, e.change);
       else if (e.kind === "fail_open") this.#hooks.failOpen?.(e.cluster);
       else if (e.kind === "fd_limit") this.#hooks.fdLimit?.(e.budget);
+      else if (e.kind === "connection_closed") this.#onConnectionClosed?.(e.connection);
       else if (e.listener.config.protocol === "udp") this.unbind(e.listener);
       else this.#onListenerDone?.(e.listener);
     }

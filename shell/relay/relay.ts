@@ -85,6 +85,7 @@ export class Relay {
     this.udp = new UdpRelay(this.core, platform.udp, platform.clock, options.hooks);
     this.tcp = new TcpRelay(this.core, platform.tcp, platform.clock);
     this.udp.setListenerDone((l) => this.tcp.unbind(l));
+    this.udp.setConnectionClosed((conn) => this.tcp.closeConnection(conn));
     // The core's events are drained by the UDP driver; TCP endings queue some (a removed listener's last
     // connection), so the TCP driver asks for a pump after them.
     this.tcp.setEventPump(() => this.udp.pump());
@@ -276,6 +277,11 @@ export class Relay {
   /** Stops admitting new flows and connections (on one listener, or everywhere). */
   drain(listener?: string): void {
     this.core.drain(listener);
+  }
+
+  /** Undoes a listener's drain (or every listener's; not a shutdown's). False if there is no such listener. */
+  undrain(listener?: string): boolean {
+    return this.core.undrain(listener);
   }
 
   /** Live UDP flows plus open TCP connections. */
