@@ -230,3 +230,48 @@ for (const target of ferryTargets()) {
     });
   }
 }
+
+for (const target of ferryTargets()) {
+  test(
+    `[${target.name}] close_flows_on_down closes a downed backend's TCP connections`,
+    { timeout: 30_000 },
+    async () => {
+      // A backend whose listening socket closes while its accepted connections stay up: probes then fail
+      // (refused) and only health can end the relayed connection.
+      const sockets = new Set<net.Socket>();
+      const server = net.createServer((s) => {
+        sockets.add(s);
+        s.on("error", () => {});
+        s.pipe(s);
+      });
+      await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+      cleanups.push(() => {
+        for (const s of sockets) s.destroy();
+        server.close();
+      });
+      const port = (server.address() as net.AddressInfo).port;
+      const [tcpPort] = await freePorts("tcp", 1);
+      const ferry = await FerryProcess.start(
+        target,
+        `[admin]\nlisten = "127.0.0.1:0"\ntoken = "${TOKEN}"\n\n` +
+          `[[listeners]]\nname = "web"\nprotocol = "tcp"\naddress = "127.0.0.1:${tcpPort}"\ncluster = "echo"\n\n` +
+          `[clusters.echo]\nbackends = [{ address = "127.0.0.1:${port}" }]\n\n` +
+          `[clusters.echo.health]\nmode = "tcp"\ninterval = "100ms"\ntimeout = "200ms"\nrise = 1\nfall = 1\n` +
+          `close_flows_on_down = true\n`,
+        { token: TOKEN, timeoutMs: 20_000 },
+      );
+      cleanups.push(() => ferry.kill());
+      const c = await connect(ferry.port("web"));
+      server.close(); // stops accepting; `c`'s backend connection stays open
+      await within(c.closed, 5000, "the downed backend's connection closed");
+      assert.equal(
+        await ferry.metric("ferry_listener_tcp_connections_closed_total", {
+          listener: "web",
+          reason: "aborted",
+        }),
+        1,
+      );
+      assert.equal(await ferry.stop(), 0, ferry.stderr);
+    },
+  );
+}
