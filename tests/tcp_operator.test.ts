@@ -17,6 +17,7 @@ import { parseConfigToml } from "../core/config.ts";
 import { addr, backend, bytes, cluster, config, listener } from "./support/fixtures.ts";
 import type { ListenerConfig } from "../core/types.ts";
 import { type Cidr, parseCidr } from "../core/address.ts";
+import type { ProtectionConfig } from "../core/protection.ts";
 
 const D = bytes(8);
 
@@ -90,6 +91,25 @@ describe("operator actions close TCP connections", () => {
   });
 });
 
+/** Protection with only a per-IP new-flow rate of `n` per second. */
+function newFlowsPerIp(n: number): ProtectionConfig {
+  const none = { newFlows: 0, datagrams: 0, bytes: 0 };
+  return {
+    limits: {
+      perIp: { ...none, newFlows: n },
+      perPrefix: none,
+      burstMs: 1000,
+      prefixV4: 24,
+      prefixV6: 64,
+      tableSize: 1024,
+      banAfterMs: 0,
+      banForMs: 60_000,
+    },
+    filter: null,
+    amplification: null,
+  };
+}
+
 describe("one admission order for UDP and TCP", () => {
   /** What a new UDP flow and a new TCP connection from `ip` get, with the counter each bumped. */
   function both(core: RelayCore, u: Listener, t: Listener, ip: string): [string, string] {
@@ -144,6 +164,15 @@ describe("one admission order for UDP and TCP", () => {
       },
       { maxFlows: 1, ...deny },
       "shed",
+    ],
+    [
+      "a source over its new-flow limit is rate_limited, not shed, at max_flows",
+      (core, u, t) => {
+        assert.equal(typeof core.fromClient(u, "10.9.0.1", 2, D, 0), "object");
+        assert.equal(typeof core.openConnection(t, "10.9.0.1", 2, 0), "object");
+      },
+      { maxFlows: 1, protection: newFlowsPerIp(1) },
+      "rate_limited",
     ],
     ["the source policy", () => {}, deny, "invalid"],
     ["nothing in the way", () => {}, {}, "admitted"],
