@@ -102,9 +102,18 @@ Unknown query parameters are refused (a misspelt \`?persist\` must not silently 
 fleet (at runtime: no instance's file is written, and an instance that starts loads the fleet's state).
 \`GET /fleet\` lists the live instances.
 
+**Flows** (\`GET /flows\`) are UDP flows and TCP connections together, told apart by \`protocol\`; a TCP
+connection shows its backend, bytes up and down, age and idle time (UDP's quality figures are UDP's only).
+\`DELETE /flows?client=\` and \`DELETE …/backends/{address}/flows\` close both.
+
 **Clients** (\`GET /clients\`) are flows grouped by client ip:port and ranked worst first: by priority (the
 highest, i.e. worst, score first), by loss (the worst of drops, unanswered and sequence loss, highest first),
-by latency (highest first) or by bandwidth (highest first).`;
+by latency (highest first) or by bandwidth (highest first). A client's TCP connections add their count and
+bytes; a client with TCP connections only scores priority 0.
+
+**Draining a listener** (\`POST /drain {"listener": …}\` or \`PATCH /listeners/{name} {"draining": true}\`) is
+undone by \`PATCH /listeners/{name} {"draining": false}\` or by a reload. A drain of everything (\`POST /drain\`
+with no listener, as at shutdown) is not undone.`;
 
 /** The OpenAPI 3.1 document. */
 export const OPENAPI = {
@@ -337,7 +346,7 @@ export const OPENAPI = {
     },
     "/api/v1/clusters/{name}/backends/{address}/flows": {
       delete: {
-        summary: "Close every flow pinned to a backend",
+        summary: "Close every flow and TCP connection pinned to a backend",
         parameters: [NAME, ADDRESS],
         responses: {
           "200": ok("Closed", { type: "object", properties: { closed: { type: "integer" } } }),
@@ -363,8 +372,12 @@ export const OPENAPI = {
     },
     "/api/v1/flows": {
       get: {
-        summary: "Flows in admission order, with quality figures, paged",
+        summary: "UDP flows (with quality figures) and TCP connections in admission order, paged",
         parameters: [
+          query("protocol", "Only UDP flows or only TCP connections", {
+            type: "string",
+            enum: ["udp", "tcp"],
+          }),
           query("listener", "Only this listener's flows"),
           query("cluster", "Only this cluster's flows"),
           query("backend", "Only flows pinned to this backend ip:port"),
@@ -380,7 +393,7 @@ export const OPENAPI = {
         responses: { "200": ok("A page of flows", ref("FlowPage")), "400": E400 },
       },
       delete: {
-        summary: "Disconnect a client: close its flows, optionally on one listener",
+        summary: "Disconnect a client: close its flows and TCP connections, optionally on one listener",
         parameters: [
           query("client", "ip (every port) or ip:port", { type: "string" }, true),
           query("listener", "Only on this listener"),

@@ -88,9 +88,10 @@ const backendLive = {
   }),
 };
 
-const flow = obj(
+const udpFlow = obj(
   {
     id: str,
+    protocol: { type: "string", const: "udp" },
     listener: str,
     cluster: str,
     client: address,
@@ -120,13 +121,48 @@ const flow = obj(
     },
     priority: { type: "number", description: "Quality score; lower is better." },
   },
-  [],
+  ["id", "protocol", "listener", "cluster", "client", "backend", "state", "ageSeconds"],
   true,
 );
 
+const tcpConnection = obj(
+  {
+    id: str,
+    protocol: { type: "string", const: "tcp" },
+    listener: str,
+    cluster: str,
+    client: address,
+    backend: { ...address, description: "The backend it is pinned to." },
+    state: { type: "string", enum: ["connecting", "established", "closing"] },
+    ageSeconds: num,
+    idleSeconds: { type: "number", description: "Since a byte last moved either way." },
+    bytesUp: { ...int, description: "Client → backend (payload)." },
+    bytesDown: { ...int, description: "Backend → client (payload)." },
+  },
+  [
+    "id",
+    "protocol",
+    "listener",
+    "cluster",
+    "client",
+    "backend",
+    "state",
+    "ageSeconds",
+    "bytesUp",
+    "bytesDown",
+  ],
+  true,
+);
+
+/** A row of `GET /flows`: a UDP flow or a TCP connection, by `protocol`. */
+const flow = { oneOf: [udpFlow, tcpConnection] };
+
 const client = obj({
   client: address,
-  flows: int,
+  flows: { ...int, description: "Its UDP flows (the quality figures are theirs)." },
+  connections: { ...int, description: "Its open TCP connections." },
+  bytesUp: { ...int, description: "Over its TCP connections, client → backend." },
+  bytesDown: { ...int, description: "Over its TCP connections, backend → client." },
   listeners: arr(str),
   backends: arr(str),
   bandwidth: { type: "number", description: "Sum over the client's flows, bytes/s." },
@@ -139,12 +175,26 @@ const client = obj({
     description: "Worst of its flows' drops, unanswered and sequence loss: what by=loss ranks on.",
   },
   priority: { type: "number", description: "Worst (highest) of its flows." },
-  ageSeconds: { type: "number", description: "Age of its oldest flow." },
+  ageSeconds: { type: "number", description: "Age of its oldest flow or connection." },
   bytesIn: int,
   bytesOut: int,
   datagramsIn: int,
   datagramsOut: int,
 });
+
+/** A listener's merge patch, plus `draining`: runtime state, not a config key (a reload undoes it too). */
+function listenerPatch(): Json {
+  const patch = mergePatch(listenerKeys);
+  return {
+    ...patch,
+    properties: {
+      ...patch.properties,
+      draining: { type: "boolean", description: "true drains the listener; false undoes a drain." },
+    },
+    description:
+      "RFC 7396 merge patch; null resets a key to its default. `draining` is not written to the file.",
+  };
+}
 
 /** The `components.schemas` of the OpenAPI document. */
 export const SCHEMAS: Record<string, unknown> = {
@@ -185,10 +235,7 @@ export const SCHEMAS: Record<string, unknown> = {
     true,
   ),
   Listener: pub(ListenerSchema),
-  ListenerPatch: {
-    ...mergePatch(listenerKeys),
-    description: "RFC 7396 merge patch; null resets a key to its default.",
-  },
+  ListenerPatch: listenerPatch(),
   ListenerView: obj({
     ...listenerKeys,
     bound: { type: ["string", "null"], description: "The address bound, or null." },

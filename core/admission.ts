@@ -20,7 +20,8 @@ import type { Listener } from "./listener.ts";
 import { encodeProxyV2 } from "./proxy_v2.ts";
 import { Rng } from "./rng.ts";
 import { affinityHash, stickyBackend } from "./affinity.ts";
-import { admissionGuard, type ProtectionState } from "./admission_guard.ts";
+import type { ProtectionState } from "./admission_guard.ts";
+import { type AdmissionOrderHost, refusal } from "./admission_order.ts";
 
 /** The parts of a core admission reads and fills. */
 export interface AdmissionState {
@@ -43,12 +44,20 @@ export class Admission {
   /** A budget refusal was reported and usage has not fallen back below FD_REARM of it since. */
   #fdWarned = false;
   #nextId = 1;
+  /** The shared refusals' view of this admission (core/admission_order.ts). */
+  readonly #order: AdmissionOrderHost;
 
   /** Admission over `state`, its random choices seeded by `seed`, within `fdBudget` descriptors. */
   constructor(state: AdmissionState, seed: number, fdBudget: number) {
     this.#s = state;
     this.#rng = new Rng(seed);
     this.#fdBudget = fdBudget;
+    this.#order = {
+      protection: state.protection,
+      autoMaxFlows: state.autoMaxFlows,
+      draining: () => state.draining(),
+      descriptorsFor: (cost) => this.descriptorsFor(cost),
+    };
   }
 
   /** The next flow or connection id. */
@@ -99,25 +108,9 @@ export class Admission {
   ): Flow | Drop {
     const s = this.#s;
     const drops = listener.counters.drops;
-    const guarded = admissionGuard(s.protection, listener, ip, data, now);
-    if (guarded !== null) return guarded;
-    const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : s.autoMaxFlows;
-    const draining = s.draining() || listener.draining;
-    // The process-wide descriptor budget first: with max_flows = 0 a listener's limit is that budget.
-    if (!draining && !this.descriptorsFor(FD_PER_FLOW)) {
-      drops.fd_limit++;
-      return Drop.Shed;
-    }
-    if (draining || listener.flows >= limit) {
-      drops.shed++;
-      s.protection.top.drops.add(ip, 1);
-      return Drop.Shed;
-    }
-    if (listener.sources.check(ip, port) !== "ok") {
-      drops.invalid++;
-      return Drop.Invalid;
-    }
-    s.protection.top.flows.add(ip, 1);
+    // Bans and limits, descriptors, shed, source policy: the order TCP shares (core/admission_order.ts).
+    const refused = refusal(this.#order, listener, ip, port, data, FD_PER_FLOW, now);
+    if (refused !== null) return refused;
     const knobs = cluster.config;
     if (now >= s.health.expiry) s.health.tick(now);
     let backend: Backend | null = null;

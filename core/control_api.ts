@@ -235,9 +235,10 @@ export interface MetricsSnapshot {
   readonly histograms?: readonly HistogramSnapshot[];
 }
 
-/** A flow as the admin API lists it. */
-export interface FlowInfo {
+/** A UDP flow as the admin API lists it. */
+export interface UdpFlowInfo {
   readonly id: string;
+  readonly protocol: "udp";
   readonly listener: string;
   readonly cluster: string;
   /** "ip:port" of the client. */
@@ -268,8 +269,33 @@ export interface FlowInfo {
   readonly priority: number;
 }
 
+/** A TCP connection as the admin API lists it, among the flows (`protocol` tells them apart). */
+export interface TcpConnectionInfo {
+  readonly id: string;
+  readonly protocol: "tcp";
+  readonly listener: string;
+  readonly cluster: string;
+  /** "ip:port" of the client. */
+  readonly client: string;
+  /** "ip:port" of the backend it is pinned to. */
+  readonly backend: string;
+  /** "connecting" (to its backend), "established", or "closing" (one side sent its FIN). */
+  readonly state: string;
+  readonly ageSeconds: number;
+  /** Since a byte last moved either way (since it opened, while connecting). */
+  readonly idleSeconds: number;
+  /** Bytes client → backend and backend → client (payload; no PROXY header). */
+  readonly bytesUp: number;
+  readonly bytesDown: number;
+}
+
+/** A flow or a connection as `GET /flows` lists it: UDP flows and TCP connections alike. */
+export type FlowInfo = UdpFlowInfo | TcpConnectionInfo;
+
 /** Which flows to list or act on. */
 export interface FlowFilter {
+  /** Only UDP flows or only TCP connections. */
+  readonly protocol?: "udp" | "tcp";
   readonly listener?: string;
   readonly cluster?: string;
   /** "ip:port" */
@@ -347,12 +373,17 @@ export interface Control {
   reload(): Promise<ApplyResult>;
   /** Stops admitting new flows and connections, everywhere or on one listener (in turn with changes). */
   drain(listener?: string): Awaitable<void>;
+  /**
+   * Undoes the drain of one listener, or of every listener (in turn with changes; a reload does it too).
+   * A process-wide drain (`drain()`, where shutdown starts) is not undone.
+   */
+  undrain(listener?: string): Awaitable<void>;
   metrics(): Awaitable<MetricsSnapshot>;
   /** Flows matching `filter`, in admission order (oldest first). */
   flows(filter: FlowFilter): Awaitable<FlowInfo[]>;
-  /** Closes the flows of a client ("ip" or "ip:port"), optionally on one listener; returns how many. */
+  /** Closes the flows and TCP connections of a client ("ip" or "ip:port"), optionally on one listener. */
   disconnect(client: string, listener?: string): Awaitable<number>;
-  /** Closes every flow pinned to backend "ip:port" of `cluster`; returns how many. */
+  /** Closes every flow and TCP connection pinned to backend "ip:port" of `cluster`; returns how many. */
   closeBackendFlows(cluster: string, backend: string): Awaitable<number>;
   /** True when listeners are bound, a config is loaded and nothing is draining. */
   ready(): Awaitable<boolean>;

@@ -6,6 +6,7 @@
  */
 
 import type { Backend } from "./backend.ts";
+import type { Connection } from "./connection.ts";
 import type { Flow } from "./flow.ts";
 import type { HealthChange } from "./health.ts";
 import type { Listener } from "./listener.ts";
@@ -28,6 +29,11 @@ export type CoreEvent =
   | { readonly kind: "resolve"; readonly flow: Flow }
   /** The flow closed: release its handle (close its upstream socket). */
   | { readonly kind: "closed"; readonly flow: Flow }
+  /**
+   * The core ended this TCP connection (an operator closed it, or its backend went down with
+   * `close_flows_on_down`): close both its sockets. `connection.end` says why; `endConnection` is a no-op now.
+   */
+  | { readonly kind: "connection_closed"; readonly connection: Connection }
   /** A removed listener has no flows left: its socket may close. */
   | { readonly kind: "listener_done"; readonly listener: Listener }
   /** A cluster with no usable backend started failing open (once per episode). */
@@ -52,6 +58,8 @@ export function eventListener(e: CoreEvent): Listener | null {
     case "resolve":
     case "closed":
       return e.flow.listener;
+    case "connection_closed":
+      return e.connection.listener;
     case "listener_done":
       return e.listener;
     case "fail_open":

@@ -21,6 +21,11 @@ export const Drop = {
   Filtered: 5,
   /** A new flow from a banned source. */
   Banned: 6,
+  /**
+   * A new flow or connection refused because the process's descriptor budget is full: not Shed, since the
+   * operator's fix differs (raise `LimitNOFILE` / `ulimit -n`, not max_flows) and the counter says so.
+   */
+  FdLimit: 7,
 } as const;
 /** One of the Drop codes. */
 export type Drop = typeof Drop[keyof typeof Drop];
@@ -53,6 +58,21 @@ export const DROP_REASONS = [
 
 /** One of {@link DROP_REASONS}. */
 export type DropReason = typeof DROP_REASONS[number];
+
+/**
+ * The counter each Drop code is counted under (checked by the type: a new code without its counter does
+ * not compile), so a shell or a test names a returned code's reason without a second list.
+ */
+export const DROP_COUNTED: { readonly [C in Drop]: DropReason } = {
+  [Drop.Truncated]: "truncated",
+  [Drop.NoBackend]: "no_backend",
+  [Drop.Invalid]: "invalid",
+  [Drop.Shed]: "shed",
+  [Drop.RateLimited]: "rate_limited",
+  [Drop.Filtered]: "filtered",
+  [Drop.Banned]: "banned",
+  [Drop.FdLimit]: "fd_limit",
+};
 
 /** Drop counters of a listener, by reason. */
 export type DropCounters = Record<DropReason, number>;

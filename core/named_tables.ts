@@ -14,6 +14,7 @@ import {
   removeClusterFrom,
   setClusterIn,
   setListenerIn,
+  undrainIn,
 } from "./reconfigure.ts";
 import type { BackendState, ClusterConfig, FerryConfig, ListenerConfig } from "./types.ts";
 
@@ -66,6 +67,15 @@ export abstract class NamedTables {
     l.draining = true;
     if (l.flows === 0) this.forgetListener(l);
     return true;
+  }
+
+  /**
+   * Undoes `drain` of one listener, or of every listener: they admit again. A removed listener stays
+   * draining, and so does a core whose shutdown (`drain()` of all) started. False if there is no such
+   * listener.
+   */
+  undrain(listenerName?: string): boolean {
+    return undrainIn(this.#tables, listenerName);
   }
 
   /** Adds a cluster or replaces one's knobs and backends; listeners naming it pick it up. */

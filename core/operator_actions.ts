@@ -1,12 +1,64 @@
 /**
- * Operator actions over a core's flows: close a client's flows, a backend's, or every flow of a listener.
- * Each takes the live flows and the core's `close`, and works on a copy (closing changes the set).
+ * Operator actions over a core's flows and TCP connections: close a client's, a backend's, or every flow
+ * of a listener. Each takes the live flows (or connections) and the core's `close`, and works on a copy
+ * (closing changes the set).
  *
  * @module
  */
 
+import type { Connection } from "./connection.ts";
 import type { Flow } from "./flow.ts";
-import type { CloseReason } from "./reasons.ts";
+import type { CloseReason, ConnectionEnd } from "./reasons.ts";
+
+/** How a core ends one TCP connection (idempotent: false if it had already ended). */
+export type CloseConnection = (conn: Connection, end: ConnectionEnd) => boolean;
+
+/** The end of a TCP connection an operator action closes for `reason` (the reasons both know, else aborted). */
+export function connectionEndOf(reason: CloseReason): ConnectionEnd {
+  return reason === "disconnected" || reason === "drain" || reason === "idle" ? reason : "aborted";
+}
+
+/** `ip` and its other spelling: "1.2.3.4" and "::ffff:1.2.3.4" name one IPv4 client. */
+function otherSpelling(ip: string): string {
+  return ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : `::ffff:${ip}`;
+}
+
+/** Closes the connections of client `ip` (every port, or only `port`), on one listener or all. */
+export function closeClientConnections(
+  conns: Iterable<Connection>,
+  close: CloseConnection,
+  ip: string,
+  port: number | undefined,
+  listenerName: string | undefined,
+  end: ConnectionEnd,
+): number {
+  const alt = otherSpelling(ip);
+  let n = 0;
+  for (const conn of [...conns]) {
+    if (conn.clientIp !== ip && conn.clientIp !== alt) continue;
+    if (port !== undefined && conn.clientPort !== port) continue;
+    if (listenerName !== undefined && conn.listener.config.name !== listenerName) continue;
+    if (close(conn, end)) n++;
+  }
+  return n;
+}
+
+/** Closes every connection pinned to backend `key` of `cluster` (or of any cluster). Returns how many. */
+export function closeBackendConnections(
+  conns: Iterable<Connection>,
+  close: CloseConnection,
+  key: string,
+  cluster: string | undefined,
+  end: ConnectionEnd,
+): number {
+  let n = 0;
+  for (const conn of [...conns]) {
+    if (conn.backend.key !== key) continue;
+    if (cluster !== undefined && conn.cluster !== cluster) continue;
+    if (close(conn, end)) n++;
+  }
+  return n;
+}
 
 /** How a core closes one flow (idempotent: false if it was already closed). */
 export type CloseFlow = (flow: Flow, reason: CloseReason) => boolean;
@@ -20,7 +72,7 @@ export function closeClientFlows(
   listenerName: string | undefined,
   reason: CloseReason,
 ): number {
-  const alt = ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : `::ffff:${ip}`;
+  const alt = otherSpelling(ip);
   let n = 0;
   for (const flow of [...flows]) {
     if (flow.clientIp !== ip && flow.clientIp !== alt) continue;

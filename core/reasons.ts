@@ -19,5 +19,16 @@ export const CLOSE_REASONS: readonly CloseReason[] = [
   "disconnected",
 ];
 
-/** Why a TCP connection ended. */
-export type ConnectionEnd = "closed" | "idle" | "refused" | "connect_timeout" | "error" | "drain" | "aborted";
+/**
+ * Why a TCP connection ended. `disconnected`: an operator closed it (by client or backend); `aborted` also
+ * covers a backend that went down under `close_flows_on_down`.
+ */
+export type ConnectionEnd =
+  | "closed"
+  | "idle"
+  | "refused"
+  | "connect_timeout"
+  | "error"
+  | "drain"
+  | "aborted"
+  | "disconnected";

@@ -60,6 +60,21 @@ export function setListenerIn(t: CoreTables, config: ListenerConfig): Listener {
   return l;
 }
 
+/**
+ * Undoes the drain of listener `name`, or of every listener: removed ones stay draining (they are on
+ * their way out). False if there is no such live listener.
+ */
+export function undrainIn(t: CoreTables, name?: string): boolean {
+  const ls = name === undefined ? [...t.listeners.values()] : [t.listeners.get(name)];
+  let found = name === undefined;
+  for (const l of ls) {
+    if (l === undefined || l.removed) continue;
+    l.draining = false;
+    found = true;
+  }
+  return found;
+}
+
 /** Adds a cluster or replaces one's knobs and backends; listeners naming it pick it up. */
 export function setClusterIn(t: CoreTables, config: ClusterConfig): Cluster {
   let c = t.clusters.get(config.name);

@@ -27,9 +27,13 @@ import { admitConnection, endConnectionIn, type TcpAdmissionHost } from "./tcp_a
 import { NamedTables } from "./named_tables.ts";
 import {
   closeAllFlows,
+  closeBackendConnections,
   closeBackendFlows as closeBackendFlowsOf,
+  closeClientConnections,
   closeClientFlows,
+  type CloseConnection,
   type CloseFlow,
+  connectionEndOf,
 } from "./operator_actions.ts";
 import type { CoreEvent } from "./core_events.ts";
 import type { FerryConfig } from "./types.ts";
@@ -73,6 +77,13 @@ export class RelayCore extends NamedTables {
   /** `close`, bound once for the operator actions (core/operator_actions.ts). */
   readonly #closeFlow: CloseFlow = (flow, reason) => this.close(flow, reason);
   readonly #events = new EventQueue();
+  /** Ends a connection for an operator action; the shell closes its sockets on `connection_closed`. */
+  readonly #closeConnection: CloseConnection = (conn, end) => {
+    // The time only matters for refused and timed-out connects, which operator actions never are.
+    if (!endConnectionIn(this.#tcp, conn, end, 0)) return false;
+    this.#events.push({ kind: "connection_closed", connection: conn });
+    return true;
+  };
   #draining = false;
   /** Health verdicts: probes, passive failures and the windows' expiry (core/core_health.ts). */
   readonly #health = new CoreHealth(
@@ -397,16 +408,20 @@ export class RelayCore extends NamedTables {
   // ---- operator actions ----------------------------------------------------------------------------------
 
   /**
-   * Closes the flows of client `ip` (every port, or only `port`), on one listener or all, including flows
-   * already detached by their requests cap. Returns how many closed.
+   * Closes the flows and TCP connections of client `ip` (every port, or only `port`), on one listener or
+   * all, including flows already detached by their requests cap. Returns how many closed.
    */
   disconnect(ip: string, port?: number, listenerName?: string, reason: CloseReason = "disconnected"): number {
-    return closeClientFlows(this.#life.flows, this.#closeFlow, ip, port, listenerName, reason);
+    const end = connectionEndOf(reason);
+    return closeClientFlows(this.#life.flows, this.#closeFlow, ip, port, listenerName, reason) +
+      closeClientConnections(this.#connections, this.#closeConnection, ip, port, listenerName, end);
   }
 
-  /** Closes every flow pinned to backend `key` of `cluster` (or of any cluster). Returns how many closed. */
+  /** Closes every flow and connection pinned to backend `key` of `cluster` (or any). Returns how many. */
   closeBackendFlows(key: string, cluster?: string, reason: CloseReason = "disconnected"): number {
-    return closeBackendFlowsOf(this.#life.flows, this.#closeFlow, key, cluster, reason);
+    const end = connectionEndOf(reason);
+    return closeBackendFlowsOf(this.#life.flows, this.#closeFlow, key, cluster, reason) +
+      closeBackendConnections(this.#connections, this.#closeConnection, key, cluster, end);
   }
 
   /** Closes every flow (of one listener, if named) for `reason`. Returns how many closed. */

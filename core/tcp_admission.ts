@@ -7,7 +7,7 @@
  */
 
 import { affinityHash } from "./affinity.ts";
-import { admissionGuard, type ProtectionState } from "./admission_guard.ts";
+import { type AdmissionOrderHost, refusal } from "./admission_order.ts";
 import type { Choice, Cluster } from "./cluster.ts";
 import { Connection } from "./connection.ts";
 import type { CoreHealth } from "./core_health.ts";
@@ -16,17 +16,10 @@ import { FD_PER_CONNECTION } from "./fd_budget.ts";
 import type { Listener } from "./listener.ts";
 import type { ConnectionEnd } from "./reasons.ts";
 
-/** What TCP admission needs of its core. */
-export interface TcpAdmissionHost {
-  readonly protection: ProtectionState;
+/** What TCP admission needs of its core (the shared checks' needs, and more). */
+export interface TcpAdmissionHost extends AdmissionOrderHost {
   readonly health: CoreHealth;
   readonly connections: Set<Connection>;
-  /** The flow limit of listeners whose max_flows is 0. */
-  readonly autoMaxFlows: number;
-  /** Whether the whole core is draining. */
-  draining(): boolean;
-  /** Whether the descriptor budget has room for `cost` more (reports a refusal episode once). */
-  descriptorsFor(cost: number): boolean;
   /** A backend of `cluster` for `keyHash` (reports a fail-open episode once), or null. */
   choose(cluster: Cluster, keyHash: number, now: number): Choice | null;
   /** The next flow or connection id. */
@@ -52,23 +45,9 @@ export function admitConnection(
     drops.no_backend++;
     return Drop.NoBackend;
   }
-  const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : host.autoMaxFlows;
-  // The process-wide descriptor budget first: with max_flows = 0 a listener's limit is that budget.
-  if (!host.draining() && !listener.draining && !host.descriptorsFor(FD_PER_CONNECTION)) {
-    drops.fd_limit++;
-    return Drop.Shed;
-  }
-  if (host.draining() || listener.draining || listener.flows >= limit) {
-    drops.shed++;
-    return Drop.Shed;
-  }
-  if (listener.sources.check(ip, port) !== "ok") {
-    drops.invalid++;
-    return Drop.Invalid;
-  }
-  // Bans and the per-source limits (new connections count as new flows; no filter on TCP).
-  const guarded = admissionGuard(host.protection, listener, ip, NO_DATA, now);
-  if (guarded !== null) return guarded;
+  // Bans and limits, descriptors, shed, source policy: the order UDP shares (core/admission_order.ts).
+  const refused = refusal(host, listener, ip, port, NO_DATA, FD_PER_CONNECTION, now);
+  if (refused !== null) return refused;
   if (now >= host.health.expiry) host.health.tick(now);
   const choice = host.choose(cluster, affinityHash(cluster.config, ip, port), now);
   if (choice === null) {

@@ -355,6 +355,36 @@ describe("listeners", () => {
     assert.equal(control.current.listeners[1].address.port, 7100);
   });
 
+  test("PATCH draining drains and undoes a drain; with config keys, the config change comes first", async () => {
+    const { control, app } = setup();
+    const before = configToToml(control.current);
+    const on = await call(app, "PATCH", "/api/v1/listeners/game", { body: { draining: true } });
+    assert.equal(on.status, 200, on.text);
+    assert.equal(on.json.listener.draining, true);
+    assert.equal(on.json.persisted, false);
+    assertUnchanged(control, before);
+    assert.equal(control.callsTo("change").length, 0, "no config change for the drain alone");
+    const off = await call(app, "PATCH", "/api/v1/listeners/game", {
+      body: { draining: false, max_flows: 7 },
+    });
+    assert.equal(off.status, 200, off.text);
+    assert.equal(off.json.listener.draining, false);
+    assert.equal(off.json.listener.max_flows, 7);
+    assert.deepEqual(control.callsTo("undrain").map((c) => c.args), [["game"]]);
+    // A refused config change leaves the drain alone; an unknown listener is a 404; a non-boolean a 400.
+    await call(app, "PATCH", "/api/v1/listeners/game", { body: { draining: true } });
+    assertError(
+      await call(app, "PATCH", "/api/v1/listeners/game", { body: { draining: false, max_flows: "x" } }),
+      400,
+      ["listeners[1].max_flows"],
+    );
+    assert.equal(control.drained.has("game"), true);
+    assertError(await call(app, "PATCH", "/api/v1/listeners/nope", { body: { draining: false } }), 404, []);
+    assertError(await call(app, "PATCH", "/api/v1/listeners/game", { body: { draining: 1 } }), 400, [
+      "draining",
+    ]);
+  });
+
   test("PATCH null resets a key; switching to tcp drops max_datagram_size", async () => {
     const { control, app } = setup();
     assert.equal(

@@ -137,6 +137,26 @@ describe("one change queue", () => {
     assert.deepEqual(order, ["edit", "drain"]);
   });
 
+  test("a listener drain is undone in turn, and by a successful reload only", async () => {
+    const target = new SlowTarget();
+    let file: ConfigResult = { ok: false, errors: [{ path: "", message: "broken file" }] };
+    const { queue } = queueOver(target, () => Promise.resolve(file));
+    await queue.drain("game");
+    assert.equal(target.drained.has("game"), true);
+    assert.equal((await queue.reload()).ok, false);
+    assert.equal(target.drained.has("game"), true, "an invalid file changes nothing, the drain included");
+    file = { ok: true, config: target.current };
+    assert.equal((await queue.reload()).ok, true);
+    assert.equal(target.drained.has("game"), false, "the reload undid it");
+    const order: string[] = [];
+    await queue.drain("dns");
+    const a = queue.change({ source: "api", persist: false, edit: (c) => (order.push("edit"), c) });
+    const u = Promise.resolve(queue.undrain("dns")).then(() => order.push("undrain"));
+    await Promise.all([a, u]);
+    assert.deepEqual(order, ["edit", "undrain"]);
+    assert.equal(target.drained.size, 0);
+  });
+
   test("every change is described briefly, secrets hidden", () => {
     const a = configOf(FAKE_CONFIG_TOML);
     const b = addBackend(patchBackend(a, "game", "10.0.1.1:7001", { weight: 5 }), "spare", {

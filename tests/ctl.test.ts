@@ -75,6 +75,13 @@ for (const target of ferryTargets()) {
           const flows = await ctl(target, ["flows", ...c]);
           assert.equal(flows.code, 0, flows.stderr);
           assert.match(flows.stdout, /^id\s+listener\s+client/);
+          const drained = await ctl(target, ["drain-relay", "game", ...c]);
+          assert.equal(drained.code, 0, drained.stderr);
+          const undrained = await ctl(target, ["undrain-relay", "game", ...c]);
+          assert.equal(undrained.code, 0, undrained.stderr);
+          assert.match(undrained.stdout, /^game admits again$/m);
+          const listeners = await f.json<{ listeners: { draining: boolean }[] }>("/api/v1/listeners");
+          assert.deepEqual(listeners.listeners.map((l) => l.draining), [false]);
           const reload = await ctl(target, ["reload", ...c]);
           assert.equal(reload.code, 0, reload.stderr);
           assert.match(reload.stdout, /^reloaded: config [0-9a-f]{12}$/m);

@@ -42,10 +42,10 @@ describe("descriptor budget", () => {
     assert.equal(typeof core.fromClient(b, "10.1.0.2", 1000, d, 0), "object");
     const conn = core.openConnection(t, "10.1.0.3", 1000, 0); // two descriptors: 4 in use
     assert.equal(typeof conn, "object");
-    assert.equal(core.openConnection(t, "10.1.0.4", 1000, 0), Drop.Shed, "a connection needs two");
+    assert.equal(core.openConnection(t, "10.1.0.4", 1000, 0), Drop.FdLimit, "a connection needs two");
     assert.equal(typeof core.fromClient(a, "10.1.0.5", 1000, d, 0), "object"); // 5 in use
-    assert.equal(core.fromClient(b, "10.1.0.6", 1000, d, 0), Drop.Shed);
-    assert.equal(core.fromClient(a, "10.1.0.7", 1000, d, 0), Drop.Shed);
+    assert.equal(core.fromClient(b, "10.1.0.6", 1000, d, 0), Drop.FdLimit);
+    assert.equal(core.fromClient(a, "10.1.0.7", 1000, d, 0), Drop.FdLimit);
     assert.deepEqual([a, b, t].map((l) => l.counters.drops.fd_limit), [1, 1, 1]);
     assert.equal(a.counters.drops.shed, 0, "not counted as an ordinary shed");
     assert.deepEqual(events(core).filter((e) => e.kind === "fd_limit"), [{ kind: "fd_limit", budget: 5 }]);
@@ -56,7 +56,7 @@ describe("descriptor budget", () => {
     if (typeof conn === "object") core.endConnection(conn, "closed", 2);
     events(core);
     for (let i = 0; i < 5; i++) assert.equal(typeof core.fromClient(a, `10.2.0.${i}`, 1, d, 3), "object");
-    assert.equal(core.fromClient(a, "10.3.0.1", 1, d, 3), Drop.Shed);
+    assert.equal(core.fromClient(a, "10.3.0.1", 1, d, 3), Drop.FdLimit);
     assert.equal(events(core).filter((e) => e.kind === "fd_limit").length, 1);
   });
 
@@ -66,7 +66,7 @@ describe("descriptor budget", () => {
     for (let i = 0; i < 2; i++) {
       assert.equal(typeof core.fromClient(l, `10.0.9.${i}`, 1, bytes(4), 0), "object");
     }
-    assert.equal(core.fromClient(l, "10.0.9.9", 1, bytes(4), 0), Drop.Shed);
+    assert.equal(core.fromClient(l, "10.0.9.9", 1, bytes(4), 0), Drop.FdLimit);
     assert.deepEqual([l.counters.drops.fd_limit, l.counters.drops.shed], [1, 0]);
   });
 });

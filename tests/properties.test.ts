@@ -400,6 +400,8 @@ class World {
       } else if (e.kind === "open") {
         assert.ok(e.flow.backend !== null, "open event for a flow without a backend");
         assert.ok(!this.closed.has(e.flow), "open event after the flow's closed event");
+      } else if (e.kind === "connection_closed") {
+        assert.fail("connection_closed event without TCP connections");
       } else assert.equal(e.flow.state, FlowState.AwaitingBackend, "resolve event for a flow not awaiting");
     }
     this.track();

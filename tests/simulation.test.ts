@@ -447,6 +447,8 @@ class Sim {
         if (e.held === null && e.withHeader) assert.fail(`open event with a header and no datagram`);
         this.opened.set(f, e.held);
         this.hit(e.held === null ? "open" : "open:held");
+      } else if (e.kind === "connection_closed") {
+        assert.fail("connection_closed event without TCP connections");
       } else {
         const l = e.listener;
         if (this.done.has(l)) assert.fail(`second listener_done for ${l.config.name}`);

@@ -4,9 +4,10 @@
 // the API is used by both workers, and SIGTERM drains both. TCP under both runtimes; UDP under Bun only
 // (Deno's UDP sockets cannot share a port, so there Ferry refuses a UDP listener with workers > 1).
 //
-// GET /flows lists UDP flows only, so for TCP "both workers" is shown by the numbers instead: with the old
-// backend draining, all 16 new connections reach the new one. Had one worker missed the change, the
-// connections the kernel gave it (about half; all 16 on one worker has odds 2^-15) would reach the old one.
+// GET /flows lists both workers' TCP connections too; that a backend change reached both is shown by the
+// numbers: with the old backend draining, all 16 new connections reach the new one. Had one worker missed
+// the change, the connections the kernel gave it (about half; all 16 on one worker has odds 2^-15) would
+// reach the old one.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import dgram from "node:dgram";
@@ -220,10 +221,13 @@ backends = [{ address = "127.0.0.1:${udpA}" }]
 
     assert.equal(echoA.accepted(), clients);
     if (withUdp) {
-      const flows = await api("GET", "/api/v1/flows?limit=1000");
+      const flows = await api("GET", "/api/v1/flows?protocol=udp&limit=1000");
       assert.equal(flows.total, clients);
       assert.deepEqual(workersOf(flows.flows), ["0", "1"]);
     }
+    const conns = await api("GET", "/api/v1/flows?protocol=tcp&limit=1000");
+    assert.equal(conns.total, clients);
+    assert.deepEqual(workersOf(conns.flows), ["0", "1"], "both workers' connections are listed");
 
     const m = await api("GET", "/metrics?format=json");
     assert.equal(value(m, "ferry_workers", {}), 2);

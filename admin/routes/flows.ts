@@ -1,6 +1,6 @@
 /**
- * Flows and clients: list flows with paging, disconnect a client (udp-gate's disconnect), close every flow
- * of a backend, and rank clients worst first.
+ * Flows and clients: list flows and TCP connections with paging, disconnect a client (udp-gate's
+ * disconnect), close every flow and connection of a backend, and rank clients worst first.
  *
  * @module
  */
@@ -11,6 +11,9 @@ import type { Control, FlowFilter } from "../../core/control_api.ts";
 import { badField } from "../errors.ts";
 import { addressOf, choiceOf, clientOf, intOf, queryOf } from "../validate.ts";
 
+/** What `GET /flows?protocol=` picks: UDP flows or TCP connections (both when absent). */
+const PROTOCOLS = ["udp", "tcp"] as const;
+
 /** Default and largest page size of `GET /flows`. */
 export const FLOW_PAGE = { default: 100, max: 10_000 } as const;
 
@@ -19,10 +22,11 @@ export function flowRoutes(control: Control): Hono {
   const app = new Hono();
 
   app.get("/flows", async (c) => {
-    const q = queryOf(c, ["listener", "cluster", "backend", "client", "limit", "offset"]);
+    const q = queryOf(c, ["protocol", "listener", "cluster", "backend", "client", "limit", "offset"]);
     const limit = intOf(q, "limit", FLOW_PAGE.default, 1, FLOW_PAGE.max);
     const offset = intOf(q, "offset", 0, 0, Number.MAX_SAFE_INTEGER);
     const filter: FlowFilter = {
+      ...(q.protocol !== undefined ? { protocol: choiceOf(q, "protocol", PROTOCOLS, "udp") } : {}),
       ...(q.listener !== undefined ? { listener: q.listener } : {}),
       ...(q.cluster !== undefined ? { cluster: q.cluster } : {}),
       ...(q.backend !== undefined ? { backend: addressOf(q.backend, "backend") } : {}),

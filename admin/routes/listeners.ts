@@ -8,11 +8,26 @@ import { Hono } from "hono";
 import type { Changes } from "../apply.ts";
 import type { Control } from "../../core/control_api.ts";
 import { addListener, patchListener, removeListener } from "../../core/config_edits.ts";
-import { ApiError } from "../errors.ts";
-import { own, toRaw } from "../../core/config_raw.ts";
+import { ApiError, badField } from "../errors.ts";
+import { isTable, own, toRaw } from "../../core/config_raw.ts";
 import type { FerryConfig } from "../../core/types.ts";
 import { jsonBody, persistOf, queryOf } from "../validate.ts";
 import { listenerView } from "../views.ts";
+
+/**
+ * A listener patch's `draining` (runtime state, not a config key: true drains the listener, false undoes
+ * it, as `POST /drain` does) and the config keys left to merge-patch.
+ */
+function splitDraining(body: unknown): { draining: boolean | undefined; keys: unknown } {
+  if (!isTable(body) || !Object.prototype.hasOwnProperty.call(body, "draining")) {
+    return { draining: undefined, keys: body };
+  }
+  const { draining, ...keys } = body;
+  if (typeof draining !== "boolean") {
+    throw badField("draining", "expected true (drain) or false (undo a drain)");
+  }
+  return { draining, keys };
+}
 
 /** The listener routes. */
 export function listenerRoutes(control: Control, changes: Changes): Hono {
@@ -52,9 +67,20 @@ export function listenerRoutes(control: Control, changes: Changes): Hono {
   app.patch("/listeners/:name", async (c) => {
     const persist = persistOf(queryOf(c, ["persist"]));
     const name = c.req.param("name");
-    const body = await jsonBody(c);
-    const r = await changes.apply(c, (config) => patchListener(config, name, body), persist);
-    return c.json({ listener: await view(r.config, name), configHash: r.configHash, persisted: r.persisted });
+    const { draining, keys } = splitDraining(await jsonBody(c));
+    // Config keys first (all or nothing), then the drain: a refused change leaves the drain as it was.
+    const r = draining === undefined || Object.keys(keys as object).length > 0
+      ? await changes.apply(c, (config) => patchListener(config, name, keys), persist)
+      : null;
+    if (draining !== undefined) {
+      await view(control.config(), name); // 404 for no such listener
+      await (draining ? control.drain(name) : control.undrain(name));
+    }
+    return c.json({
+      listener: await view(r?.config ?? control.config(), name),
+      configHash: r?.configHash ?? control.configHash(),
+      persisted: r?.persisted ?? false,
+    });
   });
 
   app.delete("/listeners/:name", async (c) => {

@@ -38,6 +38,7 @@ import {
   type Schema,
 } from "./schema.ts";
 import { describe, isTable, join, own, quote, suggest } from "./words.ts";
+import { checkTcpCluster } from "./tcp_rules.ts";
 
 /** `T` with every optional key present (the checker filled in the defaults); optional-without-default stay. */
 export type Filled<T> = T extends readonly (infer E)[] ? Filled<E>[]
@@ -358,7 +359,10 @@ export function buildConfig(p: Problems, raw: Record<string, unknown>): FerryCon
       const built = l === undefined || !clusterNames.has(l.cluster)
         ? undefined
         : buildListener(p, l, path, given as Record<string, unknown>);
-      if (built !== undefined) listeners.push(built);
+      if (built !== undefined) {
+        listeners.push(built);
+        checkTcpCluster(p, built, clusters, path);
+      }
     });
   }
   if (admin !== undefined && listen !== undefined) {

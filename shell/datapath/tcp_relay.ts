@@ -68,6 +68,9 @@ class Link {
   ) {}
 }
 
+/** Where an open connection is: connecting to its backend, both ways open, or one side finished (FIN). */
+export type TcpLinkState = "connecting" | "established" | "closing";
+
 /** Drives one RelayCore's TCP listeners over one runtime's sockets. */
 export class TcpRelay implements CoreDriver {
   readonly #core: RelayCore;
@@ -89,9 +92,13 @@ export class TcpRelay implements CoreDriver {
     this.#clock = loop.clock;
   }
 
-  /** A removed listener of this driver has no connection left (from the core loop): stop accepting on it. */
+  /**
+   * From the core loop: a removed listener of this driver has no connection left (stop accepting on it), or
+   * the core ended a connection (close its sockets).
+   */
   onEvent(e: DriverEvent): void {
     if (e.kind === "listener_done") this.unbind(e.listener);
+    else if (e.kind === "connection_closed") this.closeConnection(e.connection);
   }
 
   /** Told of every ended connection and whether a PROXY header went to its backend (session records). */
@@ -139,6 +146,26 @@ export class TcpRelay implements CoreDriver {
     return n;
   }
 
+  /**
+   * Closes the sockets of a connection the core already ended (its `connection_closed` event: an operator
+   * action, or its backend went down), which ends as the core said.
+   */
+  closeConnection(conn: Connection): void {
+    const link = conn.handle;
+    if (link instanceof Link) this.#finish(link, conn.end ?? "aborted");
+  }
+
+  /**
+   * What the admin API lists of an open connection beyond the core's record: where it is in its life and
+   * when a byte last moved either way (this driver's clock), or null if it is not this driver's.
+   */
+  linkState(conn: Connection): { state: TcpLinkState; lastActivity: number } | null {
+    const link = conn.handle;
+    if (!(link instanceof Link) || link.ended) return null;
+    const state = link.up === null ? "connecting" : link.clientEof || link.upEof ? "closing" : "established";
+    return { state, lastActivity: link.up === null ? conn.openedAt : link.last };
+  }
+
   /** Closes every listener and connection now; connections end as "aborted". */
   stop(): void {
     for (const socket of this.#bound.values()) socket.close();
@@ -164,6 +191,7 @@ export class TcpRelay implements CoreDriver {
       ? encodeProxyV1(client.remote, local)
       : encodeProxyV2(client.remote, local, "stream");
     const link = new Link(r, client, knobs.connectTimeout, knobs.idleTimeout, header);
+    r.handle = link;
     this.#links.add(link);
     const wait = Math.min(knobs.connectTimeout, MAX_TIMER);
     link.timer = setTimeout(() => this.#guard(link, () => this.#connectTimedOut(link)), wait);
@@ -321,7 +349,8 @@ export class TcpRelay implements CoreDriver {
     else this.#unlinger(link, true);
     this.#core.endConnection(link.conn, end, this.#clock());
     // A removed listener's last connection queues `listener_done`: the core loop drains it.
-    this.#onEnded?.(link.conn, end, link.header !== null && link.up !== null);
+    // The core's word when it ended the connection first (an operator action): that is what it counted.
+    this.#onEnded?.(link.conn, link.conn.end ?? end, link.header !== null && link.up !== null);
   }
 
   /** Closes an ended connection's client gracefully: FIN, drop what it still sends, close when it is done. */

@@ -100,7 +100,7 @@ export class UdpRelay implements CoreDriver {
         // Replies still on their way are read (and counted `late` by the core) until the window ends.
         if (link.up !== null) this.#late.add(link, this.#clock());
       }
-    } else this.unbind(e.listener);
+    } else if (e.kind === "listener_done") this.unbind(e.listener);
   }
 
   #fromClient(listener: Listener, data: Uint8Array, ip: string, port: number): void {

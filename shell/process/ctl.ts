@@ -58,7 +58,7 @@ const COMMANDS: Record<string, { readonly args: readonly string[]; readonly call
     call: ([client]) => ({
       method: "DELETE",
       path: `/api/v1/flows?client=${enc(client)}`,
-      show: (b) => `closed ${field(b, "closed")} flows\n`,
+      show: (b) => `closed ${field(b, "closed")} flows and connections\n`,
     }),
   },
   "drain-relay": {
@@ -68,6 +68,15 @@ const COMMANDS: Record<string, { readonly args: readonly string[]; readonly call
       path: "/api/v1/drain",
       body: l === undefined ? {} : { listener: l },
       show: () => `draining ${l ?? "every listener"}\n`,
+    }),
+  },
+  "undrain-relay": {
+    args: ["LISTENER"],
+    call: ([l]) => ({
+      method: "PATCH",
+      path: `/api/v1/listeners/${enc(l)}`,
+      body: { draining: false },
+      show: () => `${l} admits again\n`,
     }),
   },
   reload: {
@@ -114,15 +123,19 @@ const BACKEND: Columns = {
   flows: (r) => r.activeFlows,
   total: (r) => r.flowsTotal,
 };
+/** A UDP flow or a TCP connection (`protocol`): a connection has bytes up and down, no datagram figures. */
 const FLOW: Columns = {
   id: (r) => r.id,
   listener: (r) => r.listener,
   client: (r) => r.client,
   backend: (r) => r.backend ?? "-",
+  proto: (r) => r.protocol,
   age_s: (r) => Math.round(Number(r.ageSeconds)),
+  bytes_in: (r) => r.bytesIn ?? r.bytesUp,
+  bytes_out: (r) => r.bytesOut ?? r.bytesDown,
   dgrams_in: (r) => r.datagramsIn,
   dgrams_out: (r) => r.datagramsOut,
-  rtt_ms: (r) => (r.latencyMs === null ? "-" : Number(r.latencyMs).toFixed(1)),
+  rtt_ms: (r) => (typeof r.latencyMs === "number" ? r.latencyMs.toFixed(1) : "-"),
   loss: (r) => r.lossPermille,
 };
 

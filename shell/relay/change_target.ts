@@ -9,7 +9,9 @@
 import { createHash } from "node:crypto";
 import { formatSocketAddress, parseSocketAddress } from "../../core/address.ts";
 import { type ConfigResult, configToToml } from "../../core/config.ts";
+import type { Connection } from "../../core/connection.ts";
 import { type Flow, FLOW_STATE_NAMES } from "../../core/flow.ts";
+import type { TcpRelay } from "../datapath/tcp_relay.ts";
 import type { FerryConfig } from "../../core/types.ts";
 import type {
   ClusterMetrics,
@@ -20,6 +22,7 @@ import type {
   ProcessMetrics,
   RedisMetrics,
   StatusInfo,
+  TcpConnectionInfo,
 } from "../../core/control_api.ts";
 import type { Relay } from "./relay.ts";
 import type { ChangeTarget } from "./changes.ts";
@@ -213,18 +216,22 @@ export class RelayControl implements ChangeTarget {
   }
 
   flows(filter: FlowFilter): FlowInfo[] {
-    const core = this.#relay.core;
+    const relay = this.#relay;
     const client = filter.client === undefined ? undefined : splitClient(filter.client);
-    const out: FlowInfo[] = [];
-    const now = this.#relay.platform.clock();
-    for (const f of core.flows()) {
-      if (filter.listener !== undefined && f.listener.config.name !== filter.listener) continue;
-      if (filter.cluster !== undefined && f.knobs.name !== filter.cluster) continue;
-      if (filter.backend !== undefined && f.backend?.key !== filter.backend) continue;
-      if (client !== undefined && !sameClient(f, client.ip, client.port)) continue;
-      out.push(flowInfo(f, now));
+    const now = relay.platform.clock();
+    const udp: FlowInfo[] = [];
+    if (filter.protocol !== "tcp") {
+      for (const f of relay.core.flows()) {
+        if (filter.listener !== undefined && f.listener.config.name !== filter.listener) continue;
+        if (filter.cluster !== undefined && f.knobs.name !== filter.cluster) continue;
+        if (filter.backend !== undefined && f.backend?.key !== filter.backend) continue;
+        if (client !== undefined && !sameClient(f, client.ip, client.port)) continue;
+        udp.push(flowInfo(f, now));
+      }
     }
-    return out;
+    if (filter.protocol === "udp") return udp;
+    const tcp = connectionInfos(relay.core.connections(), relay.tcp, filter, client, now);
+    return tcp.length === 0 ? udp : inAdmissionOrder(udp, tcp);
   }
 
   disconnect(client: string, listener?: string): number {
@@ -234,6 +241,10 @@ export class RelayControl implements ChangeTarget {
 
   closeBackendFlows(cluster: string, backend: string): number {
     return this.#relay.core.closeBackendFlows(backend, cluster);
+  }
+
+  undrain(listener?: string): void {
+    this.#relay.undrain(listener);
   }
 
   ready(): boolean {
@@ -251,9 +262,57 @@ function splitClient(text: string): { ip: string; port?: number } {
   return { ip: text.startsWith("[") && text.endsWith("]") ? text.slice(1, -1) : text };
 }
 
-function sameClient(f: Flow, ip: string, port: number | undefined): boolean {
+function sameClient(f: Flow | Connection, ip: string, port: number | undefined): boolean {
   if (port !== undefined && f.clientPort !== port) return false;
   return f.clientIp === ip || f.clientIp === `::ffff:${ip}`;
+}
+
+/** The listing of the open connections matching `filter` (core/control_api.ts TcpConnectionInfo). */
+function connectionInfos(
+  conns: Iterable<Connection>,
+  tcp: TcpRelay,
+  filter: FlowFilter,
+  client: { ip: string; port?: number } | undefined,
+  now: number,
+): TcpConnectionInfo[] {
+  const out: TcpConnectionInfo[] = [];
+  for (const c of conns) {
+    if (filter.listener !== undefined && c.listener.config.name !== filter.listener) continue;
+    if (filter.cluster !== undefined && c.cluster !== filter.cluster) continue;
+    if (filter.backend !== undefined && c.backend.key !== filter.backend) continue;
+    if (client !== undefined && !sameClient(c, client.ip, client.port)) continue;
+    const link = tcp.linkState(c);
+    out.push({
+      id: String(c.id),
+      protocol: "tcp",
+      listener: c.listener.config.name,
+      cluster: c.cluster,
+      client: formatSocketAddress({
+        ip: c.clientIp,
+        port: c.clientPort,
+        family: c.clientIp.includes(":") ? 6 : 4,
+      }),
+      backend: c.backend.key,
+      state: link?.state ?? "established",
+      ageSeconds: round3((now - c.openedAt) / 1000),
+      idleSeconds: round3((now - (link?.lastActivity ?? c.openedAt)) / 1000),
+      bytesUp: c.bytesUp,
+      bytesDown: c.bytesDown,
+    });
+  }
+  return out;
+}
+
+/** Flows and connections, each list in admission order, merged by id (one sequence numbers both). */
+function inAdmissionOrder(udp: readonly FlowInfo[], tcp: readonly FlowInfo[]): FlowInfo[] {
+  const out: FlowInfo[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < udp.length || j < tcp.length) {
+    const takeUdp = j >= tcp.length || (i < udp.length && Number(udp[i].id) < Number(tcp[j].id));
+    out.push(takeUdp ? udp[i++] : tcp[j++]);
+  }
+  return out;
 }
 
 function flowInfo(f: Flow, now: number): FlowInfo {
@@ -265,6 +324,7 @@ function flowInfo(f: Flow, now: number): FlowInfo {
   });
   return {
     id: String(f.id),
+    protocol: "udp",
     listener: f.listener.config.name,
     cluster: f.knobs.name,
     client,

@@ -41,6 +41,7 @@ export type ChangeTarget =
     | "status"
     | "config"
     | "drain"
+    | "undrain"
     | "metrics"
     | "flows"
     | "disconnect"
@@ -140,6 +141,8 @@ export class ChangeQueue implements Control {
         if (!loaded.ok) return { ok: false, errors: loaded.errors, failure: "refused" };
         const r = await this.#commit(this.#target.config(), loaded.config, false, "reload");
         if (!r.ok) return r;
+        // The file is the whole truth again: a listener drained by hand admits again (not a shutdown).
+        await this.#target.undrain();
         ok = true;
         this.#opts.onReloaded?.();
         return { ok: true, configHash: r.configHash, persisted: false };
@@ -153,6 +156,17 @@ export class ChangeQueue implements Control {
     return this.#turn(async () => {
       await this.#target.drain(listener);
       log.info("drain by {source}: {what}", {
+        event: "config_changed",
+        source: "drain" satisfies ChangeSource,
+        what: listener === undefined ? "every listener" : `listener ${listener}`,
+      });
+    });
+  }
+
+  undrain(listener?: string): Promise<void> {
+    return this.#turn(async () => {
+      await this.#target.undrain(listener);
+      log.info("drain undone by {source}: {what}", {
         event: "config_changed",
         source: "drain" satisfies ChangeSource,
         what: listener === undefined ? "every listener" : `listener ${listener}`,

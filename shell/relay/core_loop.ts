@@ -25,14 +25,18 @@ export type Clock = () => number;
 export type Resolver = (flow: Flow) => Promise<SocketAddress | null>;
 
 /** The events that concern one data path: its listeners' and their flows'. */
-export type DriverEvent = Extract<CoreEvent, { kind: "open" | "closed" | "listener_done" }>;
+export type DriverEvent = Extract<
+  CoreEvent,
+  { kind: "open" | "closed" | "listener_done" | "connection_closed" }
+>;
 
 /** A data path serving some listeners of one core (UdpRelay, NativeUdp, TcpRelay). */
 export interface CoreDriver {
   /**
    * An event of a listener this driver bound, or of one of its flows: `open` (open the flow's upstream and
    * send its held datagram), `closed` (let its upstream go, after the late-reply window), `listener_done`
-   * (close the removed listener's socket).
+   * (close the removed listener's socket), `connection_closed` (close the sockets of a TCP connection the
+   * core ended).
    */
   onEvent(e: DriverEvent): void;
 }
@@ -133,6 +137,9 @@ export class CoreLoop {
       }
       case "listener_done":
         this.#routes.get(e.listener)?.onEvent(e);
+        return;
+      case "connection_closed":
+        this.#routes.get(e.connection.listener)?.onEvent(e);
         return;
       case "resolve":
         return this.#resolve(e.flow);

@@ -268,6 +268,11 @@ export class Relay {
     this.core.drain(listener);
   }
 
+  /** Undoes a listener's drain (or every listener's; not a shutdown's). False if there is no such listener. */
+  undrain(listener?: string): boolean {
+    return this.core.undrain(listener);
+  }
+
   /** Live UDP flows plus open TCP connections. */
   get active(): number {
     return this.core.flowCount + this.tcp.active;

@@ -96,6 +96,7 @@ function handlers(relay: Relay, init: WorkerInit): Handlers {
       if (routesThroughRedis(config)) router?.connect();
     },
     drain: (listener) => relay.drain(listener),
+    undrain: (listener) => control.undrain(listener),
     shutdown: async (graceMs) => {
       await relay.shutdown(graceMs);
       router?.close();

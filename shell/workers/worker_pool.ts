@@ -217,6 +217,10 @@ export class WorkerPool implements ChangeTarget {
     await this.#all("drain", listener);
   }
 
+  async undrain(listener?: string): Promise<void> {
+    await this.#all("undrain", listener);
+  }
+
   async metrics(): Promise<MetricsSnapshot> {
     const parts = await this.#all("metrics");
     const mem = this.#opts.control.memory();

@@ -42,6 +42,8 @@ export interface WorkerCalls {
   /** Applies a config whole, or throws leaving the previous one running (Relay.apply). */
   apply(config: FerryConfig): void;
   drain(listener?: string): void;
+  /** Undoes a listener's drain, or every listener's (Relay.undrain). */
+  undrain(listener?: string): void;
   /** Drains, waits up to `graceMs`, closes everything; the worker then has no sockets left. */
   shutdown(graceMs: number): void;
   status(): StatusInfo;

@@ -20,6 +20,8 @@ import type {
   FlowInfo,
   MetricsSnapshot,
   StatusInfo,
+  TcpConnectionInfo,
+  UdpFlowInfo,
 } from "../../core/control_api.ts";
 
 /** A config with two clusters (one with an IPv6 backend) and three listeners. */
@@ -73,9 +75,10 @@ export function configOf(toml: string): FerryConfig {
   return r.config;
 }
 
-/** A flow with every figure defaulted. */
-export function flow(over: Partial<FlowInfo> & { id: string; client: string }): FlowInfo {
+/** A UDP flow with every figure defaulted. */
+export function flow(over: Partial<UdpFlowInfo> & { id: string; client: string }): UdpFlowInfo {
   return {
+    protocol: "udp",
     listener: "game",
     cluster: "game",
     backend: "10.0.1.1:7001",
@@ -94,6 +97,24 @@ export function flow(over: Partial<FlowInfo> & { id: string; client: string }): 
     unansweredPermille: 0,
     sequence: null,
     priority: 1,
+    ...over,
+  };
+}
+
+/** A TCP connection with every figure defaulted. */
+export function connection(
+  over: Partial<TcpConnectionInfo> & { id: string; client: string },
+): TcpConnectionInfo {
+  return {
+    protocol: "tcp",
+    listener: "web",
+    cluster: "game",
+    backend: "10.0.1.1:7001",
+    state: "established",
+    ageSeconds: 30,
+    idleSeconds: 2,
+    bytesUp: 500,
+    bytesDown: 7000,
     ...over,
   };
 }
@@ -118,6 +139,8 @@ export class FakeControl implements Control {
   flowList: FlowInfo[] = [];
   isReady = true;
   draining = false;
+  /** Listeners drained one by one (drain(name)), until undone. */
+  readonly drained = new Set<string>();
   /** When set, the next applyConfig fails with these errors (and changes nothing). */
   failNextApply: ConfigError[] | null = null;
   /** What reload() returns; a config here is applied. */
@@ -160,7 +183,7 @@ export class FakeControl implements Control {
         protocol: l.protocol,
         address: formatSocketAddress(l.address),
         cluster: l.cluster,
-        draining: this.draining,
+        draining: this.draining || this.drained.has(l.name),
         active: this.flowList.filter((f) => f.listener === l.name).length,
       })),
     };
@@ -218,6 +241,14 @@ export class FakeControl implements Control {
   drain(listener?: string): Promise<void> {
     this.#record("drain", listener);
     if (listener === undefined) this.draining = true;
+    else this.drained.add(listener);
+    return Promise.resolve();
+  }
+
+  undrain(listener?: string): Promise<void> {
+    this.#record("undrain", listener);
+    if (listener === undefined) this.drained.clear();
+    else this.drained.delete(listener);
     return Promise.resolve();
   }
 
@@ -330,6 +361,7 @@ function clientIp(client: string): string {
 }
 
 function matches(f: FlowInfo, filter: FlowFilter): boolean {
+  if (filter.protocol !== undefined && f.protocol !== filter.protocol) return false;
   if (filter.listener !== undefined && f.listener !== filter.listener) return false;
   if (filter.cluster !== undefined && f.cluster !== filter.cluster) return false;
   if (filter.backend !== undefined && f.backend !== filter.backend) return false;

@@ -253,7 +253,7 @@ export class NativeUdp implements CoreDriver {
     else if (e.kind === "closed") {
       const nf = e.flow.handle;
       if (nf instanceof NativeFlow) this.#closeFlow(nf);
-    } else this.unbind(e.listener);
+    } else if (e.kind === "listener_done") this.unbind(e.listener);
   }
 
   /**
