@@ -9,11 +9,13 @@
 import type {
   BackendQualityInfo,
   HistogramSnapshot,
+  ListenerMetrics,
   MetricsSnapshot,
   RedisMetrics,
   StatusInfo,
 } from "../core/control_api.ts";
-import { type MetricDoc, METRICS } from "./metric_names.ts";
+import { type MetricDoc, type MetricName, METRICS } from "./metric_names.ts";
+import { countersFor } from "../core/counters.ts";
 import { collectProtection } from "./protection_metrics.ts";
 import type { ProtectionMetrics } from "../core/protection_api.ts";
 
@@ -30,6 +32,9 @@ export interface Family extends MetricDoc {
   readonly samples: Sample[];
 }
 
+/** Adds one sample to a declared family (its name is checked by the compiler, not at request time). */
+export type Add = (name: MetricName, labels: Record<string, string>, value: number) => void;
+
 /** The content type of the Prometheus text format. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -43,11 +48,8 @@ export function collectMetrics(
   protection?: ProtectionMetrics,
 ): Family[] {
   const families = new Map<string, Family>(METRICS.map((d) => [d.name, { ...d, samples: [] }]));
-  const add = (name: string, labels: Record<string, string>, value: number) => {
-    const f = families.get(name);
-    if (f === undefined) throw new Error(`metric ${name} is not declared in METRICS`);
-    f.samples.push({ labels, value });
-  };
+  // Every MetricName is a key of `families` (both come from METRICS), so the lookup cannot miss.
+  const add: Add = (name, labels, value) => (families.get(name) as Family).samples.push({ labels, value });
   const flag = (b: boolean) => (b ? 1 : 0);
 
   add("ferry_info", {
@@ -75,30 +77,7 @@ export function collectMetrics(
     add("ferry_listener_info", { listener: l.name, protocol: l.protocol, cluster: l.cluster }, 1);
     const st = status.listeners.find((s) => s.name === l.name);
     add("ferry_listener_draining", ll, flag(st?.draining ?? status.draining));
-    add("ferry_listener_datagrams_in_total", ll, l.datagramsIn);
-    add("ferry_listener_bytes_in_total", ll, l.bytesIn);
-    add("ferry_listener_datagrams_out_total", ll, l.datagramsOut);
-    add("ferry_listener_bytes_out_total", ll, l.bytesOut);
-    add("ferry_listener_active_flows", ll, l.activeFlows);
-    add("ferry_listener_flows_created_total", ll, l.flowsCreated);
-    for (const [reason, n] of Object.entries(l.flowsClosed)) {
-      add("ferry_listener_flows_closed_total", { listener: l.name, reason }, n);
-    }
-    for (const [reason, n] of Object.entries(l.drops)) {
-      add("ferry_listener_drops_total", { listener: l.name, reason }, n);
-    }
-    add("ferry_listener_tcp_connections_active", ll, l.connectionsActive);
-    add("ferry_listener_tcp_connections_total", ll, l.connectionsTotal);
-    for (const [reason, n] of Object.entries(l.connectionsEnded)) {
-      add("ferry_listener_tcp_connections_closed_total", { listener: l.name, reason }, n);
-    }
-    add("ferry_listener_tcp_bytes_up_total", ll, l.bytesUp);
-    add("ferry_listener_tcp_bytes_down_total", ll, l.bytesDown);
-    if (l.protocol === "udp") add("ferry_listener_rxq_overflows_total", ll, l.rxqOverflows ?? 0);
-    if (l.protocol === "udp") {
-      add("ferry_listener_client_unreachable_total", ll, l.clientUnreachable ?? 0);
-      add("ferry_listener_upstream_rxq_overflows_total", ll, l.upstreamRxqOverflows ?? 0);
-    }
+    collectListenerCounters(l, add);
   }
   for (const s of status.listeners) {
     const dp = s.datapath;
@@ -159,6 +138,21 @@ export function collectMetrics(
   return [...families.values()];
 }
 
+/**
+ * A listener's counter families: exactly the figures core/counters.ts declares for its protocol (no TCP
+ * family for a UDP listener, no UDP one for a TCP listener), a labelled figure as one sample per key.
+ */
+function collectListenerCounters(l: ListenerMetrics, add: Add): void {
+  const figures = l as unknown as Readonly<Record<string, number | Readonly<Record<string, number>>>>;
+  for (const [field, d] of countersFor(l.protocol)) {
+    const v = figures[field];
+    if (typeof v === "number") add(d.metric, { listener: l.name }, v);
+    else if (d.by !== undefined && v !== undefined) {
+      for (const [key, n] of Object.entries(v)) add(d.metric, { listener: l.name, [d.by.label]: key }, n);
+    }
+  }
+}
+
 /** A histogram series as cumulative `_bucket{le}` samples, then `_sum` and `_count`. */
 function addHistogram(families: Map<string, Family>, h: HistogramSnapshot): void {
   const f = families.get(h.name);
@@ -176,7 +170,7 @@ function addHistogram(families: Map<string, Family>, h: HistogramSnapshot): void
 /** The Redis families, when Redis is configured. */
 function collectRedis(
   r: RedisMetrics,
-  add: (name: string, labels: Record<string, string>, value: number) => void,
+  add: Add,
 ): void {
   add("ferry_redis_connected", {}, r.connections > 0 && r.connectionsUp === r.connections ? 1 : 0);
   add("ferry_redis_breaker_open", {}, r.breakerOpen);
@@ -248,7 +242,7 @@ export function metricsJson(families: readonly Family[]): unknown {
 function collectBackendQuality(
   bl: Record<string, string>,
   q: BackendQualityInfo | undefined,
-  add: (name: string, labels: Record<string, string>, value: number) => void,
+  add: Add,
 ): void {
   if (q === undefined) return;
   if (q.latencyMs !== null) add("ferry_backend_rtt_seconds", bl, q.latencyMs / 1000);

@@ -21,3 +21,14 @@ export const CLOSE_REASONS: readonly CloseReason[] = [
 
 /** Why a TCP connection ended. */
 export type ConnectionEnd = "closed" | "idle" | "refused" | "connect_timeout" | "error" | "drain" | "aborted";
+
+/** Every end reason, for counters and docs. */
+export const CONNECTION_ENDS: readonly ConnectionEnd[] = [
+  "closed",
+  "idle",
+  "refused",
+  "connect_timeout",
+  "error",
+  "drain",
+  "aborted",
+];

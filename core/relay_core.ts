@@ -20,7 +20,7 @@ import { Connection } from "./connection.ts";
 import type { CloseReason, ConnectionEnd } from "./reasons.ts";
 import { Drop } from "./drops.ts";
 import { affinityHash, stickyBackend } from "./affinity.ts";
-import { Listener } from "./listener.ts";
+import { isUdpListener, Listener, type UdpListener } from "./listener.ts";
 import { encodeProxyV2 } from "./proxy_v2.ts";
 import { FD_PER_CONNECTION, FD_PER_FLOW, FD_REARM, fits } from "./fd_budget.ts";
 import { Rng } from "./rng.ts";
@@ -163,6 +163,11 @@ export class RelayCore {
       this.#holdPending(known, data, now);
       return known;
     }
+    // A datagram for a TCP listener is a shell's mistake: counted, never a UDP flow on TCP counters.
+    if (!isUdpListener(listener)) {
+      drops.invalid++;
+      return Drop.Invalid;
+    }
     return this.#admit(listener, cluster, ports, ip, port, data, now);
   }
 
@@ -257,7 +262,7 @@ export class RelayCore {
   // ---- admission (control path: may allocate) ------------------------------------------------------------
 
   #admit(
-    listener: Listener,
+    listener: UdpListener,
     cluster: Cluster,
     ports: Map<number, Flow> | undefined,
     ip: string,

@@ -11,7 +11,7 @@
 
 import type { SocketAddress } from "../../core/address.ts";
 import { type Flow, FlowState } from "../../core/flow.ts";
-import type { Listener } from "../../core/listener.ts";
+import { isUdpListener, type Listener } from "../../core/listener.ts";
 import type { HealthChange } from "../../core/health.ts";
 import { type CoreEvent, eventListener, type RelayCore } from "../../core/relay_core.ts";
 import { type ListenerSocket, Sent, type UdpSockets, type UpstreamSocket } from "./udp_sockets.ts";
@@ -109,11 +109,12 @@ export class UdpRelay {
 
   /** Binds the socket of a UDP listener of the core. Returns the bound address. */
   async bind(listener: Listener, reusePort: boolean): Promise<SocketAddress> {
+    const udp = isUdpListener(listener) ? listener.counters : null;
     const socket = await this.#sockets.bindListener(listener.config.address, {
       reusePort,
       maxDatagramSize: listener.config.maxDatagramSize,
       sendFailed: () => listener.counters.drops.send_error++,
-      clientUnreachable: () => listener.counters.clientUnreachable++,
+      clientUnreachable: () => udp !== null && udp.clientUnreachable++,
     }, (data, ip, port) => this.#fromClient(listener, socket, data, ip, port));
     listener.localAddress = socket.local;
     this.#bound.set(listener, socket);

@@ -10,6 +10,8 @@ import { createHash } from "node:crypto";
 import { formatSocketAddress, parseSocketAddress } from "../../core/address.ts";
 import { type ConfigResult, configToToml } from "../../core/config.ts";
 import { type Flow, FLOW_STATE_NAMES } from "../../core/flow.ts";
+import { isTcpListener, type Listener, type UdpListener } from "../../core/listener.ts";
+import { snapshotCounters } from "../../core/counter_snapshot.ts";
 import type { FerryConfig } from "../../core/types.ts";
 import type {
   ClusterMetrics,
@@ -132,31 +134,7 @@ export class RelayControl implements ChangeTarget {
 
   metrics(): MetricsSnapshot {
     const core = this.#relay.core;
-    const listeners: ListenerMetrics[] = [...core.listeners()].map((l) => {
-      const c = l.counters;
-      const tcp = l.config.protocol === "tcp";
-      return {
-        name: l.config.name,
-        protocol: l.config.protocol,
-        cluster: l.config.cluster,
-        datagramsIn: c.datagramsIn,
-        bytesIn: c.bytesIn,
-        datagramsOut: c.datagramsOut,
-        bytesOut: c.bytesOut,
-        activeFlows: tcp ? 0 : l.flows,
-        flowsCreated: c.flowsCreated,
-        flowsClosed: { ...c.flowsClosed },
-        drops: { ...c.drops },
-        connectionsActive: tcp ? l.flows : 0,
-        connectionsTotal: c.connectionsTotal,
-        connectionsEnded: { ...c.connectionsEnded },
-        bytesUp: c.bytesUp,
-        bytesDown: c.bytesDown,
-        clientUnreachable: c.clientUnreachable,
-        rxqOverflows: this.#relay.rxqOverflows(l.config.name) ?? 0,
-        upstreamRxqOverflows: this.#relay.datapath(l.config.name)?.native?.upstreamRxqOverflows ?? 0,
-      };
-    });
+    const listeners: ListenerMetrics[] = [...core.listeners()].map((l) => this.#listenerMetrics(l));
     // Health times are on the relay's monotonic clock: shown as wall-clock ISO times.
     const mono = this.#relay.platform.clock();
     const wall = this.#opts.now();
@@ -210,6 +188,20 @@ export class RelayControl implements ChangeTarget {
       },
       ...(redis === undefined ? {} : { redis }),
     };
+  }
+
+  /** A listener's figures: its counters, live count and socket figures, as core/counters.ts declares. */
+  #listenerMetrics(l: Listener): ListenerMetrics {
+    const id = { name: l.config.name, cluster: l.config.cluster };
+    if (isTcpListener(l)) {
+      return { ...id, protocol: "tcp", ...snapshotCounters("tcp", l.counters, l.flows, {}) };
+    }
+    const udp = l as UdpListener;
+    const shell = {
+      rxqOverflows: this.#relay.rxqOverflows(l.config.name) ?? 0,
+      upstreamRxqOverflows: this.#relay.datapath(l.config.name)?.native?.upstreamRxqOverflows ?? 0,
+    };
+    return { ...id, protocol: "udp", ...snapshotCounters("udp", udp.counters, l.flows, shell) };
   }
 
   flows(filter: FlowFilter): FlowInfo[] {
