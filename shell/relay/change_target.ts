@@ -10,8 +10,8 @@ import { createHash } from "node:crypto";
 import { formatSocketAddress, parseSocketAddress } from "../../core/address.ts";
 import { type ConfigResult, configToToml } from "../../core/config.ts";
 import { type Flow, FLOW_STATE_NAMES } from "../../core/flow.ts";
-import { isTcpListener, type Listener, type UdpListener } from "../../core/listener.ts";
-import { snapshotCounters } from "../../core/counter_snapshot.ts";
+import { isUdpListener, type Listener, type TcpListener } from "../../core/listener.ts";
+import { type ShellFiguresFor, snapshotCounters } from "../../core/counter_snapshot.ts";
 import type { FerryConfig } from "../../core/types.ts";
 import type {
   ClusterMetrics,
@@ -134,7 +134,13 @@ export class RelayControl implements ChangeTarget {
 
   metrics(): MetricsSnapshot {
     const core = this.#relay.core;
-    const listeners: ListenerMetrics[] = [...core.listeners()].map((l) => this.#listenerMetrics(l));
+    const relay = this.#relay;
+    const listeners = [...core.listeners()].map((l) =>
+      listenerMetrics(l, {
+        rxqOverflows: relay.rxqOverflows(l.config.name) ?? 0,
+        upstreamRxqOverflows: relay.datapath(l.config.name)?.native?.upstreamRxqOverflows ?? 0,
+      })
+    );
     // Health times are on the relay's monotonic clock: shown as wall-clock ISO times.
     const mono = this.#relay.platform.clock();
     const wall = this.#opts.now();
@@ -190,20 +196,6 @@ export class RelayControl implements ChangeTarget {
     };
   }
 
-  /** A listener's figures: its counters, live count and socket figures, as core/counters.ts declares. */
-  #listenerMetrics(l: Listener): ListenerMetrics {
-    const id = { name: l.config.name, cluster: l.config.cluster };
-    if (isTcpListener(l)) {
-      return { ...id, protocol: "tcp", ...snapshotCounters("tcp", l.counters, l.flows, {}) };
-    }
-    const udp = l as UdpListener;
-    const shell = {
-      rxqOverflows: this.#relay.rxqOverflows(l.config.name) ?? 0,
-      upstreamRxqOverflows: this.#relay.datapath(l.config.name)?.native?.upstreamRxqOverflows ?? 0,
-    };
-    return { ...id, protocol: "udp", ...snapshotCounters("udp", udp.counters, l.flows, shell) };
-  }
-
   flows(filter: FlowFilter): FlowInfo[] {
     const core = this.#relay.core;
     const client = filter.client === undefined ? undefined : splitClient(filter.client);
@@ -238,6 +230,20 @@ export class RelayControl implements ChangeTarget {
     for (const l of relay.core.listeners()) if (relay.address(l.config.name) === undefined) return false;
     return true;
   }
+}
+
+/**
+ * A listener's figures as core/counters.ts declares them for its protocol: its counters copied, its live
+ * flows or connections, and (UDP) what the shell read from its sockets. A TCP listener gets no UDP field
+ * and the reverse.
+ */
+export function listenerMetrics(l: Listener, udpShell: ShellFiguresFor<"udp">): ListenerMetrics {
+  const id = { name: l.config.name, cluster: l.config.cluster };
+  if (isUdpListener(l)) {
+    return { ...id, protocol: "udp", ...snapshotCounters("udp", l.counters, l.flows, udpShell) };
+  }
+  const tcp = l as TcpListener;
+  return { ...id, protocol: "tcp", ...snapshotCounters("tcp", tcp.counters, l.flows, {}) };
 }
 
 /** "ip" or "ip:port" (IPv6 as "[v6]:port" or bare "v6"). */
