@@ -106,7 +106,7 @@ export const LISTENER_COUNTERS = {
     unit: "datagrams",
     source: "core",
     by: { label: "reason", keys: DROP_REASONS },
-    help: `Datagrams (TCP: new connections) dropped, by reason (${
+    help: `Datagrams dropped, by reason (${
       DROP_REASONS.join(", ")
     }; see core/drops.ts).`,
   },
