@@ -11,6 +11,7 @@ import { BACKEND_QUALITY_METRICS } from "./metric_names_quality.ts";
 import { HISTOGRAMS, PROCESS_METRICS, REDIS_METRICS } from "./metric_names_runtime.ts";
 import { PROTECTION_METRICS } from "./protection_metrics.ts";
 import { type CounterDecl, LISTENER_COUNTERS, type ListenerMetricName } from "../core/counters.ts";
+import { BACKEND_FIELDS, type BackendMetricName } from "../core/backend_counters.ts";
 
 /** The declaration of one family, in admin/metric_doc.ts; re-exported for existing importers. */
 export type { MetricDoc } from "./metric_doc.ts";
@@ -40,6 +41,25 @@ export const LISTENER_COUNTER_METRICS: readonly MetricDoc<ListenerMetricName>[] 
 const L = ["listener"];
 const C = ["cluster"];
 const B = ["cluster", "backend"];
+
+/** Every backend counter's family, in the order core/backend_counters.ts declares them. */
+export const BACKEND_COUNTER_METRICS: readonly MetricDoc<BackendMetricName>[] = BACKEND_FIELDS.map((
+  [, d],
+) => ({
+  name: d.metric,
+  type: d.kind,
+  labels: ["cluster", "backend"],
+  help: d.help,
+}));
+
+/** The per-cluster sums of the backend counters that have one. */
+export const CLUSTER_COUNTER_METRICS: readonly MetricDoc<BackendMetricName>[] = BACKEND_FIELDS.flatMap((
+  [, d],
+) =>
+  d.cluster === undefined
+    ? []
+    : [{ name: d.cluster.metric, type: d.kind, labels: ["cluster"], help: d.cluster.help }]
+);
 
 /** Every metric family, in exposition order. Counters end in `_total`. */
 export const METRICS = [
@@ -115,42 +135,7 @@ export const METRICS = [
     labels: ["call", "errno"],
     help: "Native path: failed syscalls by call and errno (EAGAIN is not an error and is not counted).",
   },
-  {
-    name: "ferry_cluster_datagrams_out_total",
-    type: "counter",
-    labels: C,
-    help: "Datagrams sent to the cluster's backends (sum over its current backends).",
-  },
-  {
-    name: "ferry_cluster_bytes_out_total",
-    type: "counter",
-    labels: C,
-    help: "Bytes sent to the cluster's backends (sum over its current backends).",
-  },
-  {
-    name: "ferry_cluster_datagrams_in_total",
-    type: "counter",
-    labels: C,
-    help: "Datagrams received from the cluster's backends (sum over its current backends).",
-  },
-  {
-    name: "ferry_cluster_bytes_in_total",
-    type: "counter",
-    labels: C,
-    help: "Bytes received from the cluster's backends (sum over its current backends).",
-  },
-  {
-    name: "ferry_cluster_active_flows",
-    type: "gauge",
-    labels: C,
-    help: "Live flows on the cluster's backends.",
-  },
-  {
-    name: "ferry_cluster_flows_total",
-    type: "counter",
-    labels: C,
-    help: "Flows assigned to the cluster's backends (sum over its current backends).",
-  },
+  ...CLUSTER_COUNTER_METRICS,
   {
     name: "ferry_cluster_fail_open_total",
     type: "counter",
@@ -172,39 +157,7 @@ export const METRICS = [
       "1 for the backend's effective state (up, down or draining; health checks may mark it down), 0 for the others.",
   },
   { name: "ferry_backend_weight", type: "gauge", labels: B, help: "The backend's configured weight." },
-  { name: "ferry_backend_active_flows", type: "gauge", labels: B, help: "Live flows pinned to the backend." },
-  { name: "ferry_backend_flows_total", type: "counter", labels: B, help: "Flows assigned to the backend." },
-  {
-    name: "ferry_backend_datagrams_out_total",
-    type: "counter",
-    labels: B,
-    help: "Datagrams sent to the backend.",
-  },
-  { name: "ferry_backend_bytes_out_total", type: "counter", labels: B, help: "Bytes sent to the backend." },
-  {
-    name: "ferry_backend_datagrams_in_total",
-    type: "counter",
-    labels: B,
-    help: "Datagrams received from the backend.",
-  },
-  {
-    name: "ferry_backend_bytes_in_total",
-    type: "counter",
-    labels: B,
-    help: "Bytes received from the backend.",
-  },
-  {
-    name: "ferry_backend_send_errors_total",
-    type: "counter",
-    labels: B,
-    help: "Sends to the backend that failed.",
-  },
-  {
-    name: "ferry_backend_refusals_total",
-    type: "counter",
-    labels: B,
-    help: "Refusals from the backend (ICMP port unreachable, or a refused TCP connect).",
-  },
+  ...BACKEND_COUNTER_METRICS,
   {
     name: "ferry_backend_health_up",
     type: "gauge",

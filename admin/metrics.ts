@@ -16,6 +16,7 @@ import type {
 } from "../core/control_api.ts";
 import { type MetricDoc, type MetricName, METRICS } from "./metric_names.ts";
 import { countersFor } from "../core/counters.ts";
+import { BACKEND_FIELDS } from "../core/backend_counters.ts";
 import { collectProtection } from "./protection_metrics.ts";
 import type { ProtectionMetrics } from "../core/protection_api.ts";
 
@@ -102,12 +103,15 @@ export function collectMetrics(
   for (const c of m.clusters) {
     const cl = { cluster: c.name };
     const sum = (f: (b: (typeof c.backends)[number]) => number) => c.backends.reduce((s, b) => s + f(b), 0);
-    add("ferry_cluster_datagrams_out_total", cl, sum((b) => b.datagramsTo));
-    add("ferry_cluster_bytes_out_total", cl, sum((b) => b.bytesTo));
-    add("ferry_cluster_datagrams_in_total", cl, sum((b) => b.datagramsFrom));
-    add("ferry_cluster_bytes_in_total", cl, sum((b) => b.bytesFrom));
-    add("ferry_cluster_active_flows", cl, sum((b) => b.activeFlows));
-    add("ferry_cluster_flows_total", cl, sum((b) => b.flowsTotal));
+    for (const [field, d] of BACKEND_FIELDS) {
+      if (d.cluster !== undefined) {
+        add(
+          d.cluster.metric,
+          cl,
+          sum((b) => b[field]),
+        );
+      }
+    }
     add("ferry_cluster_fail_open_total", cl, c.failOpen);
     for (const state of BACKEND_STATES) {
       add("ferry_cluster_backends", { cluster: c.name, state }, sum((b) => flag(b.state === state)));
@@ -118,14 +122,7 @@ export function collectMetrics(
         add("ferry_backend_state", { ...bl, state }, flag(b.state === state));
       }
       add("ferry_backend_weight", bl, b.weight);
-      add("ferry_backend_active_flows", bl, b.activeFlows);
-      add("ferry_backend_flows_total", bl, b.flowsTotal);
-      add("ferry_backend_datagrams_out_total", bl, b.datagramsTo);
-      add("ferry_backend_bytes_out_total", bl, b.bytesTo);
-      add("ferry_backend_datagrams_in_total", bl, b.datagramsFrom);
-      add("ferry_backend_bytes_in_total", bl, b.bytesFrom);
-      add("ferry_backend_send_errors_total", bl, b.sendErrors);
-      add("ferry_backend_refusals_total", bl, b.refusals);
+      for (const [field, d] of BACKEND_FIELDS) add(d.metric, bl, b[field]);
       add("ferry_backend_health_up", bl, flag(b.health.status === "up"));
       add("ferry_backend_health_transitions_total", bl, b.health.transitions);
     }

@@ -17,6 +17,7 @@ import type { BackendState, FerryConfig } from "./types.ts";
 import type { ProtectionControl } from "./protection_api.ts";
 import type { DropCounters } from "./drops.ts";
 import type { Protocol } from "./counters.ts";
+import type { BackendCounterSnapshot } from "./backend_counters.ts";
 import type { TcpCounterSnapshot, UdpCounterSnapshot } from "./counter_snapshot.ts";
 
 /** Process and runtime facts for `GET /status`. */
@@ -88,8 +89,11 @@ export type TcpListenerMetrics = ListenerIdentity<"tcp"> & TcpCounterSnapshot;
 /** One listener's figures, by its protocol. */
 export type ListenerMetrics = UdpListenerMetrics | TcpListenerMetrics;
 
-/** One backend's state and counters (summed over workers). */
-export interface BackendMetrics {
+/**
+ * One backend's state and counters (summed over workers); the counters are the fields
+ * core/backend_counters.ts declares.
+ */
+export interface BackendMetrics extends BackendCounterSnapshot {
   /** "ip:port". */
   readonly address: string;
   readonly weight: number;
@@ -97,14 +101,6 @@ export interface BackendMetrics {
   readonly state: BackendState;
   /** The state the config gives it. */
   readonly configuredState: BackendState;
-  readonly activeFlows: number;
-  readonly flowsTotal: number;
-  readonly datagramsTo: number;
-  readonly bytesTo: number;
-  readonly datagramsFrom: number;
-  readonly bytesFrom: number;
-  readonly sendErrors: number;
-  readonly refusals: number;
   /** What probes and passive detection say (the effective `state` also reflects the admin state). */
   readonly health: BackendHealthInfo;
   /** Latency, unanswered requests and sequence loss over its flows. */

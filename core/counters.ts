@@ -106,9 +106,7 @@ export const LISTENER_COUNTERS = {
     unit: "datagrams",
     source: "core",
     by: { label: "reason", keys: DROP_REASONS },
-    help: `Datagrams dropped, by reason (${
-      DROP_REASONS.join(", ")
-    }; see core/drops.ts).`,
+    help: `Datagrams dropped, by reason (${DROP_REASONS.join(", ")}; see core/drops.ts).`,
   },
   connectionsActive: {
     metric: "ferry_listener_tcp_connections_active",

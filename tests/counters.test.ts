@@ -18,6 +18,13 @@ import {
 import { snapshotFields, sumCounterSnapshots } from "../core/counter_snapshot.ts";
 import type { ListenerMetrics, MetricsSnapshot, StatusInfo } from "../core/control_api.ts";
 import { RelayCore } from "../core/relay_core.ts";
+import {
+  BACKEND_FIELDS,
+  newBackendCounters,
+  snapshotBackendCounters,
+  sumBackendCounters,
+} from "../core/backend_counters.ts";
+import { FakeControl } from "./support/fake_control.ts";
 import { Drop } from "../core/drops.ts";
 import { collectMetrics, renderPrometheus } from "../admin/metrics.ts";
 import { METRICS } from "../admin/metric_names.ts";
@@ -222,6 +229,74 @@ describe("listener counters, declared once", () => {
       assert.equal(r.status, 0, r.stdout + r.stderr);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** The backend and cluster families /metrics had before they were derived (see EXISTING_FAMILIES). */
+const EXISTING_BACKEND_FAMILIES = [
+  "ferry_backend_datagrams_out_total",
+  "ferry_backend_bytes_out_total",
+  "ferry_backend_datagrams_in_total",
+  "ferry_backend_bytes_in_total",
+  "ferry_backend_active_flows",
+  "ferry_backend_flows_total",
+  "ferry_backend_send_errors_total",
+  "ferry_backend_refusals_total",
+];
+const EXISTING_CLUSTER_SUMS = [
+  "ferry_cluster_datagrams_out_total",
+  "ferry_cluster_bytes_out_total",
+  "ferry_cluster_datagrams_in_total",
+  "ferry_cluster_bytes_in_total",
+  "ferry_cluster_active_flows",
+  "ferry_cluster_flows_total",
+];
+
+describe("backend counters, declared once", () => {
+  test("the counter object, the snapshot and the worker sum have every declared field", () => {
+    const core = new RelayCore(config([cluster({ name: "c" }, 1)], [listener({ name: "u", cluster: "c" })]), {
+      seed: 1,
+    });
+    const f = core.fromClient(core.listener("u")!, "192.0.2.1", 1, bytes(10), 0);
+    assert.ok(typeof f === "object" && f.backend !== null);
+    core.fromBackend(f, 20, 1);
+    const b = f.backend;
+    const coreFields = BACKEND_FIELDS.filter(([, d]) => d.source === "core").map(([k]) => k);
+    assert.deepEqual(Object.keys(b.counters), coreFields);
+    assert.deepEqual(Object.keys(newBackendCounters()), coreFields);
+    const snap = snapshotBackendCounters(b.counters, b.flows);
+    assert.deepEqual(Object.keys(snap), BACKEND_FIELDS.map(([k]) => k));
+    assert.deepEqual(
+      [snap.datagramsTo, snap.bytesTo, snap.datagramsFrom, snap.bytesFrom, snap.activeFlows, snap.flowsTotal],
+      [1, 10, 1, 20, 1, 1],
+    );
+    const sum = sumBackendCounters(snap, snap);
+    for (const [field] of BACKEND_FIELDS) assert.equal(sum[field], 2 * snap[field], field);
+  });
+
+  test("every declared figure is a backend family (and a cluster sum where declared); names stay", () => {
+    assert.deepEqual(BACKEND_FIELDS.map(([, d]) => d.metric), EXISTING_BACKEND_FAMILIES);
+    assert.deepEqual(BACKEND_FIELDS.flatMap(([, d]) => d.cluster?.metric ?? []), EXISTING_CLUSTER_SUMS);
+    const control = new FakeControl();
+    const snapshot = control.metricsNow();
+    const families = parsePrometheus(renderPrometheus(collectMetrics(snapshot, STATUS, true)));
+    for (const c of snapshot.clusters) {
+      for (const [field, d] of BACKEND_FIELDS) {
+        for (const b of c.backends) {
+          const s = families.get(d.metric)?.samples.find((x) =>
+            x.labels.cluster === c.name && x.labels.backend === b.address
+          );
+          assert.equal(s?.value, b[field], `${d.metric}{${c.name},${b.address}}`);
+        }
+        if (d.cluster === undefined) continue;
+        const s = families.get(d.cluster.metric)?.samples.find((x) => x.labels.cluster === c.name);
+        assert.equal(
+          s?.value,
+          c.backends.reduce((n, b) => n + b[field], 0),
+          `${d.cluster.metric}{${c.name}}`,
+        );
+      }
     }
   });
 });

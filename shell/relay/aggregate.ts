@@ -21,6 +21,7 @@ import type {
 } from "../../core/control_api.ts";
 import { mergeBackendQuality } from "./quality_view.ts";
 import { sumCounterSnapshots } from "../../core/counter_snapshot.ts";
+import { sumBackendCounters } from "../../core/backend_counters.ts";
 
 /** `a` and `b` added key by key (keys of either). */
 export function sumRecords<T extends object>(a: T, b: T): T {
@@ -67,17 +68,11 @@ function zeroLike<T extends ListenerMetrics>(m: T): T {
   return out as T;
 }
 
+/** One backend's figures from two workers: every declared counter summed (core/backend_counters.ts). */
 function sumBackend(a: BackendMetrics, b: BackendMetrics): BackendMetrics {
   return {
     ...a,
-    activeFlows: a.activeFlows + b.activeFlows,
-    flowsTotal: a.flowsTotal + b.flowsTotal,
-    datagramsTo: a.datagramsTo + b.datagramsTo,
-    bytesTo: a.bytesTo + b.bytesTo,
-    datagramsFrom: a.datagramsFrom + b.datagramsFrom,
-    bytesFrom: a.bytesFrom + b.bytesFrom,
-    sendErrors: a.sendErrors + b.sendErrors,
-    refusals: a.refusals + b.refusals,
+    ...sumBackendCounters(a, b),
     quality: mergeBackendQuality(a.quality, b.quality),
     // Each worker probes on its own; a backend any worker sees down is shown down, with that record.
     health: a.health.status === "down" || b.health.status !== "down" ? a.health : b.health,

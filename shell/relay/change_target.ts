@@ -12,6 +12,7 @@ import { type ConfigResult, configToToml } from "../../core/config.ts";
 import { type Flow, FLOW_STATE_NAMES } from "../../core/flow.ts";
 import { isUdpListener, type Listener, type TcpListener } from "../../core/listener.ts";
 import { type ShellFiguresFor, snapshotCounters } from "../../core/counter_snapshot.ts";
+import { snapshotBackendCounters } from "../../core/backend_counters.ts";
 import type { FerryConfig } from "../../core/types.ts";
 import type {
   ClusterMetrics,
@@ -161,8 +162,7 @@ export class RelayControl implements ChangeTarget {
           weight: b.weight,
           state: b.state,
           configuredState: states.get(b.key) ?? b.state,
-          activeFlows: b.flows,
-          ...b.counters,
+          ...snapshotBackendCounters(b.counters, b.flows),
           quality: backendQualityInfo(b.quality, mono),
           health: {
             status: b.health.status,
