@@ -104,13 +104,7 @@ export function collectMetrics(
     const cl = { cluster: c.name };
     const sum = (f: (b: (typeof c.backends)[number]) => number) => c.backends.reduce((s, b) => s + f(b), 0);
     for (const [field, d] of BACKEND_FIELDS) {
-      if (d.cluster !== undefined) {
-        add(
-          d.cluster.metric,
-          cl,
-          sum((b) => b[field]),
-        );
-      }
+      if (d.cluster !== undefined) add(d.cluster.metric, cl, sum((b) => b[field]));
     }
     add("ferry_cluster_fail_open_total", cl, c.failOpen);
     for (const state of BACKEND_STATES) {

@@ -26,7 +26,7 @@ import {
 } from "../core/backend_counters.ts";
 import { FakeControl } from "./support/fake_control.ts";
 import { Drop } from "../core/drops.ts";
-import { collectMetrics, renderPrometheus } from "../admin/metrics.ts";
+import { type Add, collectMetrics, renderPrometheus } from "../admin/metrics.ts";
 import { METRICS } from "../admin/metric_names.ts";
 import { listenerMetrics } from "../shell/relay/change_target.ts";
 import { mergeMetrics } from "../shell/relay/aggregate.ts";
@@ -305,4 +305,10 @@ describe("backend counters, declared once", () => {
 export function udpHasNoTcpFields(l: ListenerMetrics): number {
   // @ts-expect-error a UDP listener's figures have no connectionsTotal
   return l.protocol === "udp" ? l.connectionsTotal : 0;
+}
+
+/** Metric names are checked when compiled: a misspelt family does not compile. */
+export function misspeltFamily(add: Add): void {
+  // @ts-expect-error not a declared family
+  add("ferry_listener_byte_in_total", {}, 1);
 }
