@@ -39,7 +39,9 @@ export interface CounterDecl {
 /**
  * Every listener figure, in the order the API and `/metrics` list them. Adding one here adds the field to
  * the core's counters and the snapshot type, the worker sum, the family and its README row; only the code
- * that increments it is left to write. Datagram and byte figures are payload only (no PROXY header).
+ * that increments it is left to write. Datagram and byte figures are payload only (no PROXY header). The
+ * four a UDP flow's forwarding path increments come first, so they are the first fields of every counter
+ * object built from this.
  */
 export const LISTENER_COUNTERS = {
   datagramsIn: {
