@@ -5,9 +5,9 @@
  * @module
  */
 
-/** One metric family. */
-export interface MetricDoc {
-  readonly name: string;
+/** One metric family; `N` is its name's literal type where the declaration keeps it. */
+export interface MetricDoc<N extends string = string> {
+  readonly name: N;
   readonly type: "counter" | "gauge" | "histogram";
   readonly labels: readonly string[];
   readonly help: string;

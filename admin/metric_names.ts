@@ -10,17 +10,59 @@ import type { MetricDoc } from "./metric_doc.ts";
 import { BACKEND_QUALITY_METRICS } from "./metric_names_quality.ts";
 import { HISTOGRAMS, PROCESS_METRICS, REDIS_METRICS } from "./metric_names_runtime.ts";
 import { PROTECTION_METRICS } from "./protection_metrics.ts";
-import { DROP_REASONS } from "../core/drops.ts";
+import { type CounterDecl, LISTENER_COUNTERS, type ListenerMetricName } from "../core/counters.ts";
+import { BACKEND_FIELDS, type BackendMetricName } from "../core/backend_counters.ts";
 
 /** The declaration of one family, in admin/metric_doc.ts; re-exported for existing importers. */
 export type { MetricDoc } from "./metric_doc.ts";
+
+const ONLY_ON: Readonly<Record<CounterDecl["protocol"], string>> = {
+  udp: " Only on UDP listeners.",
+  tcp: " Only on TCP listeners.",
+  both: "",
+};
+
+/** A listener figure's family: labelled by listener (and by its key's label), HELP saying where it exists. */
+function listenerFamily(d: CounterDecl & { metric: ListenerMetricName }): MetricDoc<ListenerMetricName> {
+  return {
+    name: d.metric,
+    type: d.kind,
+    labels: d.by === undefined ? ["listener"] : ["listener", d.by.label],
+    help: d.help + ONLY_ON[d.protocol],
+  };
+}
+
+/** Every listener figure's family, in the order core/counters.ts declares them (the one declaration). */
+export const LISTENER_COUNTER_METRICS: readonly MetricDoc<ListenerMetricName>[] = Object.values(
+  LISTENER_COUNTERS,
+)
+  .map(listenerFamily);
 
 const L = ["listener"];
 const C = ["cluster"];
 const B = ["cluster", "backend"];
 
+/** Every backend counter's family, in the order core/backend_counters.ts declares them. */
+export const BACKEND_COUNTER_METRICS: readonly MetricDoc<BackendMetricName>[] = BACKEND_FIELDS.map((
+  [, d],
+) => ({
+  name: d.metric,
+  type: d.kind,
+  labels: ["cluster", "backend"],
+  help: d.help,
+}));
+
+/** The per-cluster sums of the backend counters that have one. */
+export const CLUSTER_COUNTER_METRICS: readonly MetricDoc<BackendMetricName>[] = BACKEND_FIELDS.flatMap((
+  [, d],
+) =>
+  d.cluster === undefined
+    ? []
+    : [{ name: d.cluster.metric, type: d.kind, labels: ["cluster"], help: d.cluster.help }]
+);
+
 /** Every metric family, in exposition order. Counters end in `_total`. */
-export const METRICS: readonly MetricDoc[] = [
+export const METRICS = [
   {
     name: "ferry_info",
     type: "gauge",
@@ -73,69 +115,7 @@ export const METRICS: readonly MetricDoc[] = [
     labels: L,
     help: "1 while the listener admits no new flows or connections, else 0.",
   },
-  {
-    name: "ferry_listener_datagrams_in_total",
-    type: "counter",
-    labels: L,
-    help: "Datagrams received from clients.",
-  },
-  {
-    name: "ferry_listener_bytes_in_total",
-    type: "counter",
-    labels: L,
-    help: "Bytes of datagrams received from clients.",
-  },
-  {
-    name: "ferry_listener_datagrams_out_total",
-    type: "counter",
-    labels: L,
-    help: "Datagrams sent to clients (backend replies relayed).",
-  },
-  {
-    name: "ferry_listener_bytes_out_total",
-    type: "counter",
-    labels: L,
-    help: "Bytes of datagrams sent to clients.",
-  },
-  { name: "ferry_listener_active_flows", type: "gauge", labels: L, help: "Live UDP flows." },
-  { name: "ferry_listener_flows_created_total", type: "counter", labels: L, help: "UDP flows admitted." },
-  {
-    name: "ferry_listener_flows_closed_total",
-    type: "counter",
-    labels: ["listener", "reason"],
-    help: "UDP flows closed, by reason.",
-  },
-  {
-    name: "ferry_listener_drops_total",
-    type: "counter",
-    labels: ["listener", "reason"],
-    help: `Datagrams dropped, by reason (${DROP_REASONS.join(", ")}; see core/drops.ts).`,
-  },
-  { name: "ferry_listener_tcp_connections_active", type: "gauge", labels: L, help: "Open TCP connections." },
-  {
-    name: "ferry_listener_tcp_connections_total",
-    type: "counter",
-    labels: L,
-    help: "TCP connections accepted.",
-  },
-  {
-    name: "ferry_listener_tcp_connections_closed_total",
-    type: "counter",
-    labels: ["listener", "reason"],
-    help: "TCP connections ended, by reason.",
-  },
-  {
-    name: "ferry_listener_tcp_bytes_up_total",
-    type: "counter",
-    labels: L,
-    help: "TCP bytes relayed from clients to backends.",
-  },
-  {
-    name: "ferry_listener_tcp_bytes_down_total",
-    type: "counter",
-    labels: L,
-    help: "TCP bytes relayed from backends to clients.",
-  },
+  ...LISTENER_COUNTER_METRICS,
   {
     name: "ferry_listener_datapath_info",
     type: "gauge",
@@ -150,68 +130,12 @@ export const METRICS: readonly MetricDoc[] = [
     help: "Native path: SO_RCVBUF (direction=receive) and SO_SNDBUF (send) the kernel granted.",
   },
   {
-    name: "ferry_listener_rxq_overflows_total",
-    type: "counter",
-    labels: L,
-    help:
-      "Native path: datagrams the kernel dropped because the listener's receive queue was full (read at each scrape).",
-  },
-  {
-    name: "ferry_listener_client_unreachable_total",
-    type: "counter",
-    labels: L,
-    help:
-      "UDP replies that left but were answered with ICMP port unreachable (the client had gone); seen on Bun's runtime path.",
-  },
-  {
-    name: "ferry_listener_upstream_rxq_overflows_total",
-    type: "counter",
-    labels: L,
-    help:
-      "Native path: backend replies the kernel dropped because a flow's upstream socket's receive queue was full.",
-  },
-  {
     name: "ferry_native_syscall_errors_total",
     type: "counter",
     labels: ["call", "errno"],
     help: "Native path: failed syscalls by call and errno (EAGAIN is not an error and is not counted).",
   },
-  {
-    name: "ferry_cluster_datagrams_out_total",
-    type: "counter",
-    labels: C,
-    help: "Datagrams sent to the cluster's backends (sum over its current backends).",
-  },
-  {
-    name: "ferry_cluster_bytes_out_total",
-    type: "counter",
-    labels: C,
-    help: "Bytes sent to the cluster's backends (sum over its current backends).",
-  },
-  {
-    name: "ferry_cluster_datagrams_in_total",
-    type: "counter",
-    labels: C,
-    help: "Datagrams received from the cluster's backends (sum over its current backends).",
-  },
-  {
-    name: "ferry_cluster_bytes_in_total",
-    type: "counter",
-    labels: C,
-    help: "Bytes received from the cluster's backends (sum over its current backends).",
-  },
-  {
-    name: "ferry_cluster_active_flows",
-    type: "gauge",
-    labels: C,
-    help: "Live flows on the cluster's backends.",
-  },
-  {
-    name: "ferry_cluster_flows_total",
-    type: "counter",
-    labels: C,
-    help: "Flows assigned to the cluster's backends (sum over its current backends).",
-  },
+  ...CLUSTER_COUNTER_METRICS,
   {
     name: "ferry_cluster_fail_open_total",
     type: "counter",
@@ -233,39 +157,7 @@ export const METRICS: readonly MetricDoc[] = [
       "1 for the backend's effective state (up, down or draining; health checks may mark it down), 0 for the others.",
   },
   { name: "ferry_backend_weight", type: "gauge", labels: B, help: "The backend's configured weight." },
-  { name: "ferry_backend_active_flows", type: "gauge", labels: B, help: "Live flows pinned to the backend." },
-  { name: "ferry_backend_flows_total", type: "counter", labels: B, help: "Flows assigned to the backend." },
-  {
-    name: "ferry_backend_datagrams_out_total",
-    type: "counter",
-    labels: B,
-    help: "Datagrams sent to the backend.",
-  },
-  { name: "ferry_backend_bytes_out_total", type: "counter", labels: B, help: "Bytes sent to the backend." },
-  {
-    name: "ferry_backend_datagrams_in_total",
-    type: "counter",
-    labels: B,
-    help: "Datagrams received from the backend.",
-  },
-  {
-    name: "ferry_backend_bytes_in_total",
-    type: "counter",
-    labels: B,
-    help: "Bytes received from the backend.",
-  },
-  {
-    name: "ferry_backend_send_errors_total",
-    type: "counter",
-    labels: B,
-    help: "Sends to the backend that failed.",
-  },
-  {
-    name: "ferry_backend_refusals_total",
-    type: "counter",
-    labels: B,
-    help: "Refusals from the backend (ICMP port unreachable, or a refused TCP connect).",
-  },
+  ...BACKEND_COUNTER_METRICS,
   {
     name: "ferry_backend_health_up",
     type: "gauge",
@@ -282,4 +174,7 @@ export const METRICS: readonly MetricDoc[] = [
   ...BACKEND_QUALITY_METRICS,
   ...REDIS_METRICS,
   ...PROTECTION_METRICS,
-];
+] as const satisfies readonly MetricDoc[];
+
+/** The name of a declared family: `/metrics` adds samples by these names only, checked when compiled. */
+export type MetricName = (typeof METRICS)[number]["name"];

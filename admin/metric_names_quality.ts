@@ -13,7 +13,7 @@ const BD = ["cluster", "backend", "direction"];
  * A backend's quality over its flows (no per-client labels). Sequence families have a `direction` label:
  * "up" = client → backend, "down" = backend → client; lost = expected − received.
  */
-export const BACKEND_QUALITY_METRICS: readonly MetricDoc[] = [
+export const BACKEND_QUALITY_METRICS = [
   {
     name: "ferry_backend_rtt_seconds",
     type: "gauge",
@@ -75,4 +75,4 @@ export const BACKEND_QUALITY_METRICS: readonly MetricDoc[] = [
     labels: BD,
     help: "Datagrams whose sequence number was already seen.",
   },
-];
+] as const satisfies readonly MetricDoc[];

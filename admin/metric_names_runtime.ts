@@ -8,7 +8,7 @@
 import type { MetricDoc } from "./metric_doc.ts";
 
 /** The Redis control plane's families (no samples without [redis] url). */
-export const REDIS_METRICS: readonly MetricDoc[] = [
+export const REDIS_METRICS = [
   {
     name: "ferry_redis_connected",
     type: "gauge",
@@ -68,13 +68,13 @@ export const REDIS_METRICS: readonly MetricDoc[] = [
     labels: ["result"],
     help: "Fleet backend changes received: applied, or rejected (invalid in Redis; nothing changed).",
   },
-];
+] as const satisfies readonly MetricDoc[];
 
 /**
  * The standard process families (as Prometheus client libraries name them) and event-loop lag. Linux
  * only for the descriptor figures (read from /proc/self); absent elsewhere.
  */
-export const PROCESS_METRICS: readonly MetricDoc[] = [
+export const PROCESS_METRICS = [
   {
     name: "process_cpu_seconds_total",
     type: "counter",
@@ -89,13 +89,13 @@ export const PROCESS_METRICS: readonly MetricDoc[] = [
     labels: [],
     help: "How late the main thread's event loop ran a 500 ms timer: the largest in the last 5-10 s.",
   },
-];
+] as const satisfies readonly MetricDoc[];
 
 /**
  * Distributions recorded when a flow or connection ends (never per datagram); buckets in
  * shell/records/flow_stats.ts.
  */
-export const HISTOGRAMS: readonly MetricDoc[] = [
+export const HISTOGRAMS = [
   {
     name: "ferry_flow_duration_seconds",
     type: "histogram",
@@ -114,4 +114,4 @@ export const HISTOGRAMS: readonly MetricDoc[] = [
     labels: ["cluster"],
     help: "Time from a UDP flow's first client datagram (its admission) to the backend's first reply.",
   },
-];
+] as const satisfies readonly MetricDoc[];

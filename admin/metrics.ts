@@ -9,11 +9,14 @@
 import type {
   BackendQualityInfo,
   HistogramSnapshot,
+  ListenerMetrics,
   MetricsSnapshot,
   RedisMetrics,
   StatusInfo,
 } from "../core/control_api.ts";
-import { type MetricDoc, METRICS } from "./metric_names.ts";
+import { type MetricDoc, type MetricName, METRICS } from "./metric_names.ts";
+import { countersFor } from "../core/counters.ts";
+import { BACKEND_FIELDS } from "../core/backend_counters.ts";
 import { collectProtection } from "./protection_metrics.ts";
 import type { ProtectionMetrics } from "../core/protection_api.ts";
 
@@ -30,6 +33,9 @@ export interface Family extends MetricDoc {
   readonly samples: Sample[];
 }
 
+/** Adds one sample to a declared family (its name is checked by the compiler, not at request time). */
+export type Add = (name: MetricName, labels: Record<string, string>, value: number) => void;
+
 /** The content type of the Prometheus text format. */
 export const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -43,11 +49,8 @@ export function collectMetrics(
   protection?: ProtectionMetrics,
 ): Family[] {
   const families = new Map<string, Family>(METRICS.map((d) => [d.name, { ...d, samples: [] }]));
-  const add = (name: string, labels: Record<string, string>, value: number) => {
-    const f = families.get(name);
-    if (f === undefined) throw new Error(`metric ${name} is not declared in METRICS`);
-    f.samples.push({ labels, value });
-  };
+  // Every MetricName is a key of `families` (both come from METRICS), so the lookup cannot miss.
+  const add: Add = (name, labels, value) => (families.get(name) as Family).samples.push({ labels, value });
   const flag = (b: boolean) => (b ? 1 : 0);
 
   add("ferry_info", {
@@ -75,30 +78,7 @@ export function collectMetrics(
     add("ferry_listener_info", { listener: l.name, protocol: l.protocol, cluster: l.cluster }, 1);
     const st = status.listeners.find((s) => s.name === l.name);
     add("ferry_listener_draining", ll, flag(st?.draining ?? status.draining));
-    add("ferry_listener_datagrams_in_total", ll, l.datagramsIn);
-    add("ferry_listener_bytes_in_total", ll, l.bytesIn);
-    add("ferry_listener_datagrams_out_total", ll, l.datagramsOut);
-    add("ferry_listener_bytes_out_total", ll, l.bytesOut);
-    add("ferry_listener_active_flows", ll, l.activeFlows);
-    add("ferry_listener_flows_created_total", ll, l.flowsCreated);
-    for (const [reason, n] of Object.entries(l.flowsClosed)) {
-      add("ferry_listener_flows_closed_total", { listener: l.name, reason }, n);
-    }
-    for (const [reason, n] of Object.entries(l.drops)) {
-      add("ferry_listener_drops_total", { listener: l.name, reason }, n);
-    }
-    add("ferry_listener_tcp_connections_active", ll, l.connectionsActive);
-    add("ferry_listener_tcp_connections_total", ll, l.connectionsTotal);
-    for (const [reason, n] of Object.entries(l.connectionsEnded)) {
-      add("ferry_listener_tcp_connections_closed_total", { listener: l.name, reason }, n);
-    }
-    add("ferry_listener_tcp_bytes_up_total", ll, l.bytesUp);
-    add("ferry_listener_tcp_bytes_down_total", ll, l.bytesDown);
-    if (l.protocol === "udp") add("ferry_listener_rxq_overflows_total", ll, l.rxqOverflows ?? 0);
-    if (l.protocol === "udp") {
-      add("ferry_listener_client_unreachable_total", ll, l.clientUnreachable ?? 0);
-      add("ferry_listener_upstream_rxq_overflows_total", ll, l.upstreamRxqOverflows ?? 0);
-    }
+    collectListenerCounters(l, add);
   }
   for (const s of status.listeners) {
     const dp = s.datapath;
@@ -123,12 +103,9 @@ export function collectMetrics(
   for (const c of m.clusters) {
     const cl = { cluster: c.name };
     const sum = (f: (b: (typeof c.backends)[number]) => number) => c.backends.reduce((s, b) => s + f(b), 0);
-    add("ferry_cluster_datagrams_out_total", cl, sum((b) => b.datagramsTo));
-    add("ferry_cluster_bytes_out_total", cl, sum((b) => b.bytesTo));
-    add("ferry_cluster_datagrams_in_total", cl, sum((b) => b.datagramsFrom));
-    add("ferry_cluster_bytes_in_total", cl, sum((b) => b.bytesFrom));
-    add("ferry_cluster_active_flows", cl, sum((b) => b.activeFlows));
-    add("ferry_cluster_flows_total", cl, sum((b) => b.flowsTotal));
+    for (const [field, d] of BACKEND_FIELDS) {
+      if (d.cluster !== undefined) add(d.cluster.metric, cl, sum((b) => b[field]));
+    }
     add("ferry_cluster_fail_open_total", cl, c.failOpen);
     for (const state of BACKEND_STATES) {
       add("ferry_cluster_backends", { cluster: c.name, state }, sum((b) => flag(b.state === state)));
@@ -139,14 +116,7 @@ export function collectMetrics(
         add("ferry_backend_state", { ...bl, state }, flag(b.state === state));
       }
       add("ferry_backend_weight", bl, b.weight);
-      add("ferry_backend_active_flows", bl, b.activeFlows);
-      add("ferry_backend_flows_total", bl, b.flowsTotal);
-      add("ferry_backend_datagrams_out_total", bl, b.datagramsTo);
-      add("ferry_backend_bytes_out_total", bl, b.bytesTo);
-      add("ferry_backend_datagrams_in_total", bl, b.datagramsFrom);
-      add("ferry_backend_bytes_in_total", bl, b.bytesFrom);
-      add("ferry_backend_send_errors_total", bl, b.sendErrors);
-      add("ferry_backend_refusals_total", bl, b.refusals);
+      for (const [field, d] of BACKEND_FIELDS) add(d.metric, bl, b[field]);
       add("ferry_backend_health_up", bl, flag(b.health.status === "up"));
       add("ferry_backend_health_transitions_total", bl, b.health.transitions);
     }
@@ -157,6 +127,21 @@ export function collectMetrics(
   if (m.redis !== undefined) collectRedis(m.redis, add);
   if (protection !== undefined) collectProtection(protection, add);
   return [...families.values()];
+}
+
+/**
+ * A listener's counter families: exactly the figures core/counters.ts declares for its protocol (no TCP
+ * family for a UDP listener, no UDP one for a TCP listener), a labelled figure as one sample per key.
+ */
+function collectListenerCounters(l: ListenerMetrics, add: Add): void {
+  const figures = l as unknown as Readonly<Record<string, number | Readonly<Record<string, number>>>>;
+  for (const [field, d] of countersFor(l.protocol)) {
+    const v = figures[field];
+    if (typeof v === "number") add(d.metric, { listener: l.name }, v);
+    else if (d.by !== undefined && v !== undefined) {
+      for (const [key, n] of Object.entries(v)) add(d.metric, { listener: l.name, [d.by.label]: key }, n);
+    }
+  }
 }
 
 /** A histogram series as cumulative `_bucket{le}` samples, then `_sum` and `_count`. */
@@ -176,7 +161,7 @@ function addHistogram(families: Map<string, Family>, h: HistogramSnapshot): void
 /** The Redis families, when Redis is configured. */
 function collectRedis(
   r: RedisMetrics,
-  add: (name: string, labels: Record<string, string>, value: number) => void,
+  add: Add,
 ): void {
   add("ferry_redis_connected", {}, r.connections > 0 && r.connectionsUp === r.connections ? 1 : 0);
   add("ferry_redis_breaker_open", {}, r.breakerOpen);
@@ -248,7 +233,7 @@ export function metricsJson(families: readonly Family[]): unknown {
 function collectBackendQuality(
   bl: Record<string, string>,
   q: BackendQualityInfo | undefined,
-  add: (name: string, labels: Record<string, string>, value: number) => void,
+  add: Add,
 ): void {
   if (q === undefined) return;
   if (q.latencyMs !== null) add("ferry_backend_rtt_seconds", bl, q.latencyMs / 1000);

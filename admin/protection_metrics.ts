@@ -9,7 +9,7 @@ import type { MetricDoc } from "./metric_names.ts";
 import type { ProtectionMetrics } from "../core/protection_api.ts";
 
 /** The protection families (banned drops are `ferry_listener_drops_total{reason="banned"}`). */
-export const PROTECTION_METRICS: readonly MetricDoc[] = [
+export const PROTECTION_METRICS = [
   { name: "ferry_bans", type: "gauge", labels: [], help: "Bans in force (API, automatic and fleet)." },
   {
     name: "ferry_auto_bans_total",
@@ -23,12 +23,16 @@ export const PROTECTION_METRICS: readonly MetricDoc[] = [
     labels: [],
     help: "Sources the per-source limiter tables forgot to make room (raise table_size if it climbs fast).",
   },
-];
+] as const satisfies readonly MetricDoc[];
 
 /** Adds the protection samples through the collector's `add`. */
 export function collectProtection(
   p: ProtectionMetrics,
-  add: (name: string, labels: Record<string, string>, value: number) => void,
+  add: (
+    name: (typeof PROTECTION_METRICS)[number]["name"],
+    labels: Record<string, string>,
+    value: number,
+  ) => void,
 ): void {
   add("ferry_bans", {}, p.bans);
   add("ferry_auto_bans_total", {}, p.autoBans);

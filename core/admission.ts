@@ -16,7 +16,7 @@ import type { EventQueue } from "./event_queue.ts";
 import { FD_PER_CONNECTION, FD_PER_FLOW, FD_REARM, fits } from "./fd_budget.ts";
 import { Flow, FlowState } from "./flow.ts";
 import type { FlowLifecycle } from "./flow_lifecycle.ts";
-import type { Listener } from "./listener.ts";
+import type { UdpListener } from "./listener.ts";
 import { encodeProxyV2 } from "./proxy_v2.ts";
 import { Rng } from "./rng.ts";
 import { affinityHash, stickyBackend } from "./affinity.ts";
@@ -98,7 +98,7 @@ export class Admission {
    * datagram held, a `resolve` queued) or Established with its backend, its datagram not yet forwarded.
    */
   admit(
-    listener: Listener,
+    listener: UdpListener,
     cluster: Cluster,
     ports: Map<number, Flow> | undefined,
     ip: string,

@@ -11,22 +11,10 @@ import type { Candidate } from "./balancers/balancer.ts";
 import type { BackendState } from "./types.ts";
 import { BackendHealth } from "./health.ts";
 import { BackendQuality } from "./backend_quality.ts";
+import { type BackendCounters, newBackendCounters } from "./backend_counters.ts";
 
-/** Per-backend counters; plain numbers, incremented on the forwarding path. */
-export interface BackendCounters {
-  /** Flows ever pinned to this backend. */
-  flowsTotal: number;
-  /** Client datagrams and payload bytes sent towards this backend. */
-  datagramsTo: number;
-  bytesTo: number;
-  /** Replies and payload bytes received from this backend. */
-  datagramsFrom: number;
-  bytesFrom: number;
-  /** Sends to this backend that failed (reported by the shell). */
-  sendErrors: number;
-  /** ICMP port unreachable (ECONNREFUSED) seen on this backend's flow sockets. */
-  refusals: number;
-}
+/** Per-backend counters, declared in the leaf core/backend_counters.ts; re-exported for existing importers. */
+export type { BackendCounters } from "./backend_counters.ts";
 
 /** One backend. */
 export class Backend implements Candidate {
@@ -44,15 +32,8 @@ export class Backend implements Candidate {
   flows = 0;
   /** Latency, unanswered requests and sequence loss over its flows (fed by them as they measure). */
   readonly quality = new BackendQuality();
-  readonly counters: BackendCounters = {
-    flowsTotal: 0,
-    datagramsTo: 0,
-    bytesTo: 0,
-    datagramsFrom: 0,
-    bytesFrom: 0,
-    sendErrors: 0,
-    refusals: 0,
-  };
+  /** Its counters, as core/backend_counters.ts declares them. */
+  readonly counters: BackendCounters = newBackendCounters();
 
   /** A backend at `address`; `weight` >= 1; `now` starts its health record. */
   constructor(address: SocketAddress, weight: number, adminState: BackendState, now = 0) {

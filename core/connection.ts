@@ -7,7 +7,7 @@
  */
 
 import type { Backend } from "./backend.ts";
-import type { Listener } from "./listener.ts";
+import type { TcpListener } from "./listener.ts";
 import type { ConnectionEnd } from "./reasons.ts";
 
 /** Why a connection ended, declared in the leaf core/reasons.ts; re-exported for existing importers. */
@@ -16,7 +16,7 @@ export type { ConnectionEnd } from "./reasons.ts";
 /** One proxied TCP connection. */
 export class Connection {
   readonly id: number;
-  readonly listener: Listener;
+  readonly listener: TcpListener;
   readonly clientIp: string;
   readonly clientPort: number;
   readonly backend: Backend;
@@ -34,7 +34,7 @@ export class Connection {
   /** A connection admitted at `now`. */
   constructor(
     id: number,
-    listener: Listener,
+    listener: TcpListener,
     ip: string,
     port: number,
     backend: Backend,

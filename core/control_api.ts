@@ -16,6 +16,9 @@ import type { ConfigError } from "./config.ts";
 import type { BackendState, FerryConfig } from "./types.ts";
 import type { ProtectionControl } from "./protection_api.ts";
 import type { DropCounters } from "./drops.ts";
+import type { Protocol } from "./counters.ts";
+import type { BackendCounterSnapshot } from "./backend_counters.ts";
+import type { TcpCounterSnapshot, UdpCounterSnapshot } from "./counter_snapshot.ts";
 
 /** Process and runtime facts for `GET /status`. */
 export interface StatusInfo {
@@ -69,34 +72,28 @@ export interface DatapathStatus {
 /** Drop counters, by reason. */
 export type DropSnapshot = Readonly<DropCounters>;
 
-/** One listener's counters (summed over workers). */
-export interface ListenerMetrics {
+/** Who a listener in a snapshot is. */
+export interface ListenerIdentity<P extends Protocol> {
   readonly name: string;
-  readonly protocol: "udp" | "tcp";
+  readonly protocol: P;
   readonly cluster: string;
-  readonly datagramsIn: number;
-  readonly bytesIn: number;
-  readonly datagramsOut: number;
-  readonly bytesOut: number;
-  readonly activeFlows: number;
-  readonly flowsCreated: number;
-  readonly flowsClosed: Readonly<Record<string, number>>;
-  readonly drops: DropSnapshot;
-  readonly connectionsActive: number;
-  readonly connectionsTotal: number;
-  readonly connectionsEnded: Readonly<Record<string, number>>;
-  readonly bytesUp: number;
-  readonly bytesDown: number;
-  /** Native path: datagrams the kernel dropped because the receive queue was full (SO_RXQ_OVFL). */
-  readonly rxqOverflows?: number;
-  /** Replies that left but whose client had gone (ICMP port unreachable; Bun's runtime path sees it). */
-  readonly clientUnreachable?: number;
-  /** Native path: replies the kernel dropped at this listener's flows' upstream sockets (queue full). */
-  readonly upstreamRxqOverflows?: number;
 }
 
-/** One backend's state and counters (summed over workers). */
-export interface BackendMetrics {
+/**
+ * A UDP listener's figures (summed over workers): the fields declared for UDP in core/counters.ts, no
+ * TCP ones.
+ */
+export type UdpListenerMetrics = ListenerIdentity<"udp"> & UdpCounterSnapshot;
+/** A TCP listener's figures (summed over workers): the fields declared for TCP, no UDP ones. */
+export type TcpListenerMetrics = ListenerIdentity<"tcp"> & TcpCounterSnapshot;
+/** One listener's figures, by its protocol. */
+export type ListenerMetrics = UdpListenerMetrics | TcpListenerMetrics;
+
+/**
+ * One backend's state and counters (summed over workers); the counters are the fields
+ * core/backend_counters.ts declares.
+ */
+export interface BackendMetrics extends BackendCounterSnapshot {
   /** "ip:port". */
   readonly address: string;
   readonly weight: number;
@@ -104,14 +101,6 @@ export interface BackendMetrics {
   readonly state: BackendState;
   /** The state the config gives it. */
   readonly configuredState: BackendState;
-  readonly activeFlows: number;
-  readonly flowsTotal: number;
-  readonly datagramsTo: number;
-  readonly bytesTo: number;
-  readonly datagramsFrom: number;
-  readonly bytesFrom: number;
-  readonly sendErrors: number;
-  readonly refusals: number;
   /** What probes and passive detection say (the effective `state` also reflects the admin state). */
   readonly health: BackendHealthInfo;
   /** Latency, unanswered requests and sequence loss over its flows. */

@@ -11,7 +11,7 @@
  */
 
 import type { Backend } from "./backend.ts";
-import type { Listener } from "./listener.ts";
+import type { UdpListener } from "./listener.ts";
 import { Quality } from "./quality.ts";
 import type { ClusterConfig } from "./types.ts";
 import type { CloseReason } from "./reasons.ts";
@@ -37,7 +37,7 @@ export class Flow {
   /** Unique per core, increasing. */
   readonly id: number;
   /** The listener it arrived on. */
-  readonly listener: Listener;
+  readonly listener: UdpListener;
   readonly clientIp: string;
   readonly clientPort: number;
   /** The cluster knobs captured at admission; a later reconfiguration does not change them. */
@@ -81,7 +81,7 @@ export class Flow {
   /** A flow admitted at `now`. */
   constructor(
     id: number,
-    listener: Listener,
+    listener: UdpListener,
     clientIp: string,
     clientPort: number,
     knobs: ClusterConfig,

@@ -9,7 +9,7 @@
 
 import type { Cluster } from "./cluster.ts";
 import type { Flow } from "./flow.ts";
-import { type ListenerCounters, newListenerCounters } from "./counters.ts";
+import { type CountersFor, newListenerCounters, type Protocol } from "./counters.ts";
 import { compileSourcePolicy } from "./source_policy.ts";
 import type { ListenerConfig } from "./types.ts";
 import { hashString } from "./hash.ts";
@@ -21,8 +21,11 @@ export { Drop, type DropCounters } from "./drops.ts";
 /** The listener counters, declared in the leaf core/counters.ts; re-exported for existing importers. */
 export { type ListenerCounters, newListenerCounters } from "./counters.ts";
 
-/** One listener. */
-export class Listener {
+/**
+ * One listener. `P` is its protocol when the code knows it: a UDP listener's counters are UDP ones, a TCP
+ * listener's TCP ones (a listener never changes protocol: a config that changes it replaces the listener).
+ */
+export class Listener<P extends Protocol = Protocol> {
   config: ListenerConfig;
   cluster: Cluster | null;
   /** The address the PROXY header names as destination; the shell may set the bound address. */
@@ -34,7 +37,8 @@ export class Listener {
   draining = false;
   /** Removed from the config: draining, and forgotten once its last flow closes. */
   removed = false;
-  readonly counters: ListenerCounters = newListenerCounters();
+  /** Its counters, with only the fields its protocol declares (core/counters.ts). */
+  readonly counters: CountersFor<P>;
   sources: ReturnType<typeof compileSourcePolicy>;
   /** Limits, filter and amplification guard; null when the config turns none on. */
   protection: ListenerProtection | null;
@@ -44,6 +48,7 @@ export class Listener {
     this.config = config;
     this.cluster = cluster;
     this.localAddress = config.address;
+    this.counters = newListenerCounters(config.protocol) as CountersFor<P>;
     this.sources = compileSourcePolicy(config.sources);
     this.protection = compileProtection(config, null);
   }
@@ -64,6 +69,21 @@ export class Listener {
     const ports = this.table.get(ip);
     return ports === undefined ? undefined : ports.get(port);
   }
+}
+
+/** A UDP listener: flows, datagrams. */
+export type UdpListener = Listener<"udp">;
+/** A TCP listener: connections. */
+export type TcpListener = Listener<"tcp">;
+
+/** Whether `l` is a UDP listener (its counters are then UDP ones). */
+export function isUdpListener(l: Listener): l is UdpListener {
+  return l.config.protocol === "udp";
+}
+
+/** Whether `l` is a TCP listener (its counters are then TCP ones). */
+export function isTcpListener(l: Listener): l is TcpListener {
+  return l.config.protocol === "tcp";
 }
 
 /**

@@ -32,3 +32,15 @@ export type ConnectionEnd =
   | "drain"
   | "aborted"
   | "disconnected";
+
+/** Every end reason, for counters and docs. */
+export const CONNECTION_ENDS: readonly ConnectionEnd[] = [
+  "closed",
+  "idle",
+  "refused",
+  "connect_timeout",
+  "error",
+  "drain",
+  "aborted",
+  "disconnected",
+];

@@ -20,7 +20,7 @@ import { Connection } from "./connection.ts";
 import type { CloseReason, ConnectionEnd } from "./reasons.ts";
 import { Drop } from "./drops.ts";
 import { affinityHash } from "./affinity.ts";
-import { Listener } from "./listener.ts";
+import { isUdpListener, Listener } from "./listener.ts";
 import { CoreHealth } from "./core_health.ts";
 import { externalBackend } from "./external_resolution.ts";
 import { admitConnection, endConnectionIn, type TcpAdmissionHost } from "./tcp_admission.ts";
@@ -173,6 +173,11 @@ export class RelayCore extends NamedTables {
       this.#admission.holdPending(known, data, now);
       return known;
     }
+    // A datagram for a TCP listener is a shell's mistake: counted, never a UDP flow on TCP counters.
+    if (!isUdpListener(listener)) {
+      listener.counters.drops.invalid++;
+      return Drop.Invalid;
+    }
     const flow = this.#admission.admit(listener, cluster, ports, ip, port, data, now);
     if (typeof flow === "number") return flow;
     if (flow.state === FlowState.Established) {
@@ -247,8 +252,8 @@ export class RelayCore extends NamedTables {
    * counts `send_error`.
    */
   listenerSendFailed(listener: Listener, cause: SendFailure): void {
-    if (cause === "refused") listener.counters.clientUnreachable++;
-    else listener.counters.drops.send_error++;
+    if (cause !== "refused") listener.counters.drops.send_error++;
+    else if (isUdpListener(listener)) listener.counters.clientUnreachable++;
   }
 
   /** A backend reply the shell could not take whole (larger than the flow's receive buffer): dropped. */

@@ -13,7 +13,7 @@ import { Connection } from "./connection.ts";
 import type { CoreHealth } from "./core_health.ts";
 import { Drop } from "./drops.ts";
 import { FD_PER_CONNECTION } from "./fd_budget.ts";
-import type { Listener } from "./listener.ts";
+import { isTcpListener, type Listener } from "./listener.ts";
 import type { ConnectionEnd } from "./reasons.ts";
 
 /** What TCP admission needs of its core (the shared checks' needs, and more). */
@@ -40,6 +40,11 @@ export function admitConnection(
   now: number,
 ): Connection | Drop {
   const drops = listener.counters.drops;
+  // A connection on a UDP listener is a shell's mistake: counted, never a connection on UDP counters.
+  if (!isTcpListener(listener)) {
+    drops.invalid++;
+    return Drop.Invalid;
+  }
   const cluster = listener.cluster;
   if (cluster === null || cluster.backends.length === 0) {
     drops.no_backend++;

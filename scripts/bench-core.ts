@@ -33,7 +33,7 @@ import * as v8 from "node:v8";
 import * as vm from "node:vm";
 import { RelayCore } from "../core/relay_core.ts";
 import type { Flow } from "../core/flow.ts";
-import type { Listener } from "../core/listener.ts";
+import type { Listener, UdpListener } from "../core/listener.ts";
 import { BALANCER_NAMES, type ClusterConfig } from "../core/types.ts";
 import { cluster, config, listener } from "../tests/support/fixtures.ts";
 
@@ -89,9 +89,9 @@ function clients(n: number, perIp: number): { ips: string[]; ports: number[] } {
 }
 
 /** A core with one listener (no flow limit to speak of) and one cluster of 8 backends. */
-function newCore(over: Partial<ClusterConfig>): { core: RelayCore; l: Listener } {
+function newCore(over: Partial<ClusterConfig>): { core: RelayCore; l: UdpListener } {
   const core = new RelayCore(config([cluster(over, 8)], [listener({ maxFlows: 1 << 24 })]), { seed: 1 });
-  const l = core.listener("l")!;
+  const l = core.listener("l") as UdpListener;
   // One admission first, so the balancer builds its tables (maglev: 65537 slots) outside the timed part.
   const f = core.fromClient(l, "203.0.113.1", 1, PAYLOAD, clock);
   if (typeof f !== "number") core.close(f, "disconnected");

@@ -7,7 +7,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type CoreEvent, RelayCore } from "../core/relay_core.ts";
 import { type Flow, FlowState } from "../core/flow.ts";
-import type { Listener } from "../core/listener.ts";
+import type { Listener, TcpListener, UdpListener } from "../core/listener.ts";
 import type { ClusterConfig, ListenerConfig } from "../core/types.ts";
 import { CoreLoop, type DriverEvent } from "../shell/relay/core_loop.ts";
 import { DEFAULT_HEALTH } from "../core/health.ts";
@@ -103,7 +103,7 @@ describe("the core's failure and accounting inputs", () => {
     core.listenerSendFailed(l, "refused");
     core.listenerSendFailed(l, "error");
     core.listenerSendFailed(l, "error");
-    assert.equal(l.counters.clientUnreachable, 1);
+    assert.equal((l as UdpListener).counters.clientUnreachable, 1);
     assert.equal(l.counters.drops.send_error, 2);
   });
 
@@ -114,7 +114,8 @@ describe("the core's failure and accounting inputs", () => {
     core.connectionBytes(conn, "to_backend", 10);
     core.connectionBytes(conn, "to_client", 25);
     assert.deepEqual([conn.bytesUp, conn.bytesDown], [10, 25]);
-    assert.deepEqual([l.counters.bytesUp, l.counters.bytesDown], [10, 25]);
+    const tcp = l as TcpListener;
+    assert.deepEqual([tcp.counters.bytesUp, tcp.counters.bytesDown], [10, 25]);
     assert.deepEqual([conn.backend.counters.bytesTo, conn.backend.counters.bytesFrom], [10, 25]);
   });
 });

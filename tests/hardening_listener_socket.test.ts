@@ -12,6 +12,7 @@ import { Relay } from "../shell/relay/relay.ts";
 import { detectPlatform } from "../shell/process/platform.ts";
 import { nativeSupport } from "../shell/datapath/native/select.ts";
 import type { FerryConfig } from "../core/types.ts";
+import type { UdpListener } from "../core/listener.ts";
 import { addr, backend, cluster, config, listener } from "./support/fixtures.ts";
 import { Client, EchoBackend, until } from "./support/udp.ts";
 import { cleanups } from "./support/udp_suite.ts";
@@ -67,7 +68,11 @@ for (const datapath of ["runtime", "native"] as const) {
       await relay.apply(cfg); // was: EADDRINUSE
       assert.equal(relay.core.flowCount, 1);
       assert.equal(await client.ask("two", port), "two");
-      assert.equal(relay.core.listener("l")?.counters.flowsCreated, 1, "the same flow carried on");
+      assert.equal(
+        (relay.core.listener("l") as UdpListener | undefined)?.counters.flowsCreated,
+        1,
+        "the same flow carried on",
+      );
       // Removed for real: once its flow idles out, the port is let go.
       await relay.apply({ ...cfg, listeners: [] });
       assert.ok(await until(() => relay.core.flowCount === 0, 3000));

@@ -12,7 +12,7 @@ import dgram from "node:dgram";
 import { readdirSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { RelayCore } from "../core/relay_core.ts";
-import type { Listener } from "../core/listener.ts";
+import type { UdpListener } from "../core/listener.ts";
 import { CoreLoop } from "../shell/relay/core_loop.ts";
 import { NativeUdp } from "../shell/datapath/native/native_udp.ts";
 import { nativeSupport } from "../shell/datapath/native/select.ts";
@@ -189,7 +189,7 @@ describe("native data path fuzz", {
       await native.closed;
     };
     closers.push(stop);
-    const l = core.listener("l") as Listener;
+    const l = core.listener("l") as UdpListener;
     const port = (await native.bind(l, false)).port;
 
     const t: Tally = {

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { RelayCore } from "../core/relay_core.ts";
-import type { Listener } from "../core/listener.ts";
+import type { UdpListener } from "../core/listener.ts";
 import type { ClusterConfig, ListenerConfig } from "../core/types.ts";
 import { CoreLoop } from "../shell/relay/core_loop.ts";
 import { Relay } from "../shell/relay/relay.ts";
@@ -90,7 +90,7 @@ async function nativeRig(
   const core = new RelayCore(cfg, { seed: 1 });
   const d = nativeDriver(core, options, libc);
   cleanup(() => d.stop());
-  const lst = core.listener("l") as Listener;
+  const lst = core.listener("l") as UdpListener;
   const bound = await d.bind(lst, false);
   const client = async () => {
     const cl = await new Client({ host }).start();
@@ -437,7 +437,7 @@ describe("Relay: the data path per listener", { skip }, () => {
     cleanup(() => c.close());
     for (const n of ["n", "r", "a"]) {
       assert.equal(await c.ask(`via ${n}`, relay.address(n)?.port ?? 0), `via ${n}`);
-      assert.equal(relay.core.listener(n)?.counters.datagramsOut, 1);
+      assert.equal((relay.core.listener(n) as UdpListener | undefined)?.counters.datagramsOut, 1);
     }
     // A reload that adds an "auto" listener under relay.datapath = "auto" puts it on the native path.
     const next = {

@@ -17,7 +17,7 @@ import type { Backend } from "../core/backend.ts";
 import { createBalancer } from "../core/balancers/index.ts";
 import { DeadlineHeap } from "../core/deadlines.ts";
 import { CLOSE_REASONS, type CloseReason, type Flow, FlowState } from "../core/flow.ts";
-import { Drop, type Listener } from "../core/listener.ts";
+import { Drop, type Listener, type UdpListener } from "../core/listener.ts";
 import { decodeProxyV2 } from "../core/proxy_v2.ts";
 import { LOSS_WINDOW, Quality } from "../core/quality.ts";
 import { RelayCore } from "../core/relay_core.ts";
@@ -256,7 +256,7 @@ class World {
     const core = this.core;
     switch (op.k) {
       case "client": {
-        const l = core.listener(LISTENERS[op.l]);
+        const l = core.listener(LISTENERS[op.l]) as UdpListener | undefined;
         if (l === undefined) return;
         const [ip, port] = CLIENTS[op.c];
         const before = l.counters.flowsCreated;
@@ -433,8 +433,8 @@ class World {
     let closed = 0;
     let flows = 0;
     for (const l of this.listeners) {
-      created += l.counters.flowsCreated;
-      for (const r of CLOSE_REASONS) closed += l.counters.flowsClosed[r];
+      created += (l as UdpListener).counters.flowsCreated;
+      for (const r of CLOSE_REASONS) closed += (l as UdpListener).counters.flowsClosed[r];
       flows += l.flows;
       assert.equal(l.flows, live.filter((f) => f.listener === l).length, "listener.flows");
       assertNonNegative(l.counters);
@@ -467,7 +467,7 @@ describe("core: responses per request", () => {
             config([cluster({ responses: per, frontTimeout: 0, backTimeout: 0 })], [listener()]),
             { seed: 1 },
           );
-          const l = core.listener("l") as Listener;
+          const l = core.listener("l") as UdpListener;
           const f = core.fromClient(l, "10.0.0.1", 53, bytes(30), 0) as Flow;
           let sent = 1;
           let replies = 0;

@@ -2,7 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { type CoreEvent, RelayCore } from "../core/relay_core.ts";
 import { type Flow, FlowState } from "../core/flow.ts";
-import { Drop, type Listener } from "../core/listener.ts";
+import { Drop, type UdpListener } from "../core/listener.ts";
 import type { ClusterConfig, ListenerConfig } from "../core/types.ts";
 import { addr, backend, bytes, cluster, config, listener } from "./support/fixtures.ts";
 
@@ -10,7 +10,7 @@ const D = bytes(64);
 
 function setup(c: Partial<ClusterConfig> = {}, l: Partial<ListenerConfig> = {}, count = 3) {
   const core = new RelayCore(config([cluster(c, count)], [listener(l)]), { seed: 1 });
-  const lst = core.listener("l") as Listener;
+  const lst = core.listener("l") as UdpListener;
   return { core, l: lst };
 }
 
@@ -36,11 +36,11 @@ describe("admission", () => {
 
   test("no cluster or no backends: NoBackend, before Invalid", () => {
     const core = new RelayCore(config([cluster({ backends: [] })], [listener()]), { seed: 1 });
-    const l = core.listener("l") as Listener;
+    const l = core.listener("l") as UdpListener;
     assert.equal(core.fromClient(l, "1.2.3.4", 5000, D, 0), Drop.NoBackend);
     assert.equal(core.fromClient(l, "1.2.3.4", 5000, bytes(0), 0), Drop.NoBackend);
     const orphan = new RelayCore(config([cluster()], [listener({ cluster: "missing" })]), { seed: 1 });
-    const ol = orphan.listener("l") as Listener;
+    const ol = orphan.listener("l") as UdpListener;
     assert.equal(orphan.fromClient(ol, "1.2.3.4", 5000, D, 0), Drop.NoBackend);
     assert.equal(l.counters.drops.no_backend, 2);
   });
@@ -100,7 +100,7 @@ describe("admission", () => {
 
   test("auto max_flows comes from the shell's option", () => {
     const core = new RelayCore(config(), { seed: 1, autoMaxFlows: 1 });
-    const l = core.listener("l") as Listener;
+    const l = core.listener("l") as UdpListener;
     flowOf(core.fromClient(l, "1.1.1.1", 1, D, 0));
     assert.equal(core.fromClient(l, "1.1.1.2", 1, D, 0), Drop.Shed);
   });
@@ -129,8 +129,8 @@ describe("admission", () => {
       { seed: 1 },
     );
     core.drain("l");
-    assert.equal(core.fromClient(core.listener("l") as Listener, "1.1.1.1", 1, D, 0), Drop.Shed);
-    flowOf(core.fromClient(core.listener("m") as Listener, "1.1.1.1", 1, D, 0));
+    assert.equal(core.fromClient(core.listener("l") as UdpListener, "1.1.1.1", 1, D, 0), Drop.Shed);
+    flowOf(core.fromClient(core.listener("m") as UdpListener, "1.1.1.1", 1, D, 0));
   });
 });
 

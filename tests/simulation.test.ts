@@ -21,7 +21,7 @@ import assert from "node:assert/strict";
 import type { SocketAddress } from "../core/address.ts";
 import type { Backend } from "../core/backend.ts";
 import { CLOSE_REASONS, type CloseReason, type Flow, FlowState } from "../core/flow.ts";
-import { Drop, type Listener } from "../core/listener.ts";
+import { Drop, type Listener, type UdpListener } from "../core/listener.ts";
 import { LOSS_WINDOW } from "../core/quality.ts";
 import { RelayCore } from "../core/relay_core.ts";
 import { Rng } from "../core/rng.ts";
@@ -460,7 +460,7 @@ class Sim {
         }
         this.done.add(l);
         this.hit("listener_done");
-        const c = l.counters;
+        const c = (l as UdpListener).counters;
         let closedCount = 0;
         for (const r of CLOSE_REASONS) closedCount += c.flowsClosed[r];
         if (c.flowsCreated !== closedCount) {
@@ -565,7 +565,7 @@ class Sim {
     let closedCount = 0;
     let flows = 0;
     for (const l of this.listenersSeen) {
-      const c = l.counters;
+      const c = (l as UdpListener).counters;
       let lc = 0;
       for (const r of CLOSE_REASONS) lc += c.flowsClosed[r];
       created += c.flowsCreated;

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { RelayCore } from "../core/relay_core.ts";
 import type { Connection, ConnectionEnd } from "../core/connection.ts";
-import type { Listener } from "../core/listener.ts";
+import type { Listener, TcpListener } from "../core/listener.ts";
 import { TcpRelay } from "../shell/datapath/tcp_relay.ts";
 import { CoreLoop } from "../shell/relay/core_loop.ts";
 import type { TcpSockets } from "../shell/datapath/tcp_sockets.ts";
@@ -75,8 +75,8 @@ test("a connection the core ended is closed both ways, with the core's reason", 
     assert.equal(relay.active, 0);
     assert.equal(relay.linkState(conn), null);
     assert.deepEqual(ended, ["disconnected"], "recorded as the core counted it");
-    assert.equal(core.listener("l")?.counters.connectionsEnded.disconnected, 1);
-    assert.equal(core.listener("l")?.counters.connectionsEnded.closed, 0);
+    assert.equal((core.listener("l") as TcpListener).counters.connectionsEnded.disconnected, 1);
+    assert.equal((core.listener("l") as TcpListener).counters.connectionsEnded.closed, 0);
   } finally {
     for (const c of cleanups.reverse()) c();
   }

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { type CoreEvent, RelayCore } from "../core/relay_core.ts";
 import type { Connection } from "../core/connection.ts";
 import type { Flow } from "../core/flow.ts";
-import type { Listener } from "../core/listener.ts";
+import type { Listener, TcpListener, UdpListener } from "../core/listener.ts";
 import { Drop, DROP_COUNTED, type DropReason } from "../core/drops.ts";
 import { DEFAULT_HEALTH } from "../core/health.ts";
 import { parseConfigToml } from "../core/config.ts";
@@ -40,7 +40,7 @@ function twoListeners(over: Partial<ListenerConfig> = {}, budget?: number) {
     ]),
     { seed: 1, descriptorBudget: budget },
   );
-  return { core, u: core.listener("u") as Listener, t: core.listener("t") as Listener };
+  return { core, u: core.listener("u") as UdpListener, t: core.listener("t") as TcpListener };
 }
 
 describe("operator actions close TCP connections", () => {

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import net from "node:net";
 import { createHash, randomBytes } from "node:crypto";
 import { RelayCore } from "../core/relay_core.ts";
-import type { Listener } from "../core/listener.ts";
+import type { TcpListener } from "../core/listener.ts";
 import type { ClusterConfig, ListenerConfig } from "../core/types.ts";
 import { TcpRelay } from "../shell/datapath/tcp_relay.ts";
 import { CoreLoop } from "../shell/relay/core_loop.ts";
@@ -87,7 +87,7 @@ async function deadPort(): Promise<number> {
 
 interface Setup {
   core: RelayCore;
-  l: Listener;
+  l: TcpListener;
   relay: TcpRelay;
   port: number;
 }
@@ -105,7 +105,7 @@ async function relayTo(
     [listener({ protocol: "tcp", address: addr("127.0.0.1:0"), ...l })],
   );
   const core = new RelayCore(cfg, { seed: 1 });
-  const lst = core.listener("l") as Listener;
+  const lst = core.listener("l") as TcpListener;
   const relay = new TcpRelay(new CoreLoop(core, () => performance.now()), over);
   scope.add(() => relay.stop());
   const local = await relay.bind(lst, false);

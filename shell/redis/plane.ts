@@ -50,9 +50,9 @@ async function heartbeatStatus(control: Control, instance: string): Promise<Hear
     workers: status.workers,
     startedAt: status.startedAt,
     uptimeSeconds: status.uptimeSeconds,
-    flows: total((l) => l.activeFlows),
-    connections: total((l) => l.connectionsActive),
-    datagrams: total((l) => l.datagramsIn),
+    flows: total((l) => (l.protocol === "udp" ? l.activeFlows : 0)),
+    connections: total((l) => (l.protocol === "tcp" ? l.connectionsActive : 0)),
+    datagrams: total((l) => (l.protocol === "udp" ? l.datagramsIn : 0)),
     configHash: status.configHash,
     draining: status.draining,
   };

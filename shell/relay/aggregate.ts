@@ -20,6 +20,8 @@ import type {
   StatusInfo,
 } from "../../core/control_api.ts";
 import { mergeBackendQuality } from "./quality_view.ts";
+import { sumCounterSnapshots } from "../../core/counter_snapshot.ts";
+import { sumBackendCounters } from "../../core/backend_counters.ts";
 
 /** `a` and `b` added key by key (keys of either). */
 export function sumRecords<T extends object>(a: T, b: T): T {
@@ -44,39 +46,33 @@ function unionBy<T>(parts: readonly (readonly T[])[], key: (t: T) => string, mer
   return [...out.values()];
 }
 
+/**
+ * One listener's figures from two workers: every field core/counters.ts declares for its protocol, summed
+ * (derived, so a new counter cannot be left out). Workers run one config, so they agree on the protocol;
+ * should one report another during a change, the first one's fields are kept, the other's count as zero.
+ */
 function sumListener(a: ListenerMetrics, b: ListenerMetrics): ListenerMetrics {
-  return {
-    ...a,
-    datagramsIn: a.datagramsIn + b.datagramsIn,
-    bytesIn: a.bytesIn + b.bytesIn,
-    datagramsOut: a.datagramsOut + b.datagramsOut,
-    bytesOut: a.bytesOut + b.bytesOut,
-    activeFlows: a.activeFlows + b.activeFlows,
-    flowsCreated: a.flowsCreated + b.flowsCreated,
-    flowsClosed: sumRecords(a.flowsClosed, b.flowsClosed),
-    drops: sumRecords(a.drops, b.drops),
-    connectionsActive: a.connectionsActive + b.connectionsActive,
-    connectionsTotal: a.connectionsTotal + b.connectionsTotal,
-    connectionsEnded: sumRecords(a.connectionsEnded, b.connectionsEnded),
-    bytesUp: a.bytesUp + b.bytesUp,
-    bytesDown: a.bytesDown + b.bytesDown,
-    rxqOverflows: (a.rxqOverflows ?? 0) + (b.rxqOverflows ?? 0),
-    upstreamRxqOverflows: (a.upstreamRxqOverflows ?? 0) + (b.upstreamRxqOverflows ?? 0),
-    clientUnreachable: (a.clientUnreachable ?? 0) + (b.clientUnreachable ?? 0),
-  };
+  if (a.protocol === "udp") {
+    return { ...a, ...sumCounterSnapshots("udp", a, b.protocol === "udp" ? b : zeroLike(a)) };
+  }
+  return { ...a, ...sumCounterSnapshots("tcp", a, b.protocol === "tcp" ? b : zeroLike(a)) };
 }
 
+/** `m` with every figure zero (what a worker that does not know the listener contributes). */
+function zeroLike<T extends ListenerMetrics>(m: T): T {
+  const out: Record<string, unknown> = { ...m };
+  for (const [k, v] of Object.entries(m)) {
+    if (typeof v === "number") out[k] = 0;
+    else if (typeof v === "object" && v !== null) out[k] = {};
+  }
+  return out as T;
+}
+
+/** One backend's figures from two workers: every declared counter summed (core/backend_counters.ts). */
 function sumBackend(a: BackendMetrics, b: BackendMetrics): BackendMetrics {
   return {
     ...a,
-    activeFlows: a.activeFlows + b.activeFlows,
-    flowsTotal: a.flowsTotal + b.flowsTotal,
-    datagramsTo: a.datagramsTo + b.datagramsTo,
-    bytesTo: a.bytesTo + b.bytesTo,
-    datagramsFrom: a.datagramsFrom + b.datagramsFrom,
-    bytesFrom: a.bytesFrom + b.bytesFrom,
-    sendErrors: a.sendErrors + b.sendErrors,
-    refusals: a.refusals + b.refusals,
+    ...sumBackendCounters(a, b),
     quality: mergeBackendQuality(a.quality, b.quality),
     // Each worker probes on its own; a backend any worker sees down is shown down, with that record.
     health: a.health.status === "down" || b.health.status !== "down" ? a.health : b.health,

@@ -12,6 +12,9 @@ import { type ConfigResult, configToToml } from "../../core/config.ts";
 import type { Connection } from "../../core/connection.ts";
 import { type Flow, FLOW_STATE_NAMES } from "../../core/flow.ts";
 import type { TcpRelay } from "../datapath/tcp_relay.ts";
+import { isUdpListener, type Listener, type TcpListener } from "../../core/listener.ts";
+import { type ShellFiguresFor, snapshotCounters } from "../../core/counter_snapshot.ts";
+import { snapshotBackendCounters } from "../../core/backend_counters.ts";
 import type { FerryConfig } from "../../core/types.ts";
 import type {
   ClusterMetrics,
@@ -135,31 +138,13 @@ export class RelayControl implements ChangeTarget {
 
   metrics(): MetricsSnapshot {
     const core = this.#relay.core;
-    const listeners: ListenerMetrics[] = [...core.listeners()].map((l) => {
-      const c = l.counters;
-      const tcp = l.config.protocol === "tcp";
-      return {
-        name: l.config.name,
-        protocol: l.config.protocol,
-        cluster: l.config.cluster,
-        datagramsIn: c.datagramsIn,
-        bytesIn: c.bytesIn,
-        datagramsOut: c.datagramsOut,
-        bytesOut: c.bytesOut,
-        activeFlows: tcp ? 0 : l.flows,
-        flowsCreated: c.flowsCreated,
-        flowsClosed: { ...c.flowsClosed },
-        drops: { ...c.drops },
-        connectionsActive: tcp ? l.flows : 0,
-        connectionsTotal: c.connectionsTotal,
-        connectionsEnded: { ...c.connectionsEnded },
-        bytesUp: c.bytesUp,
-        bytesDown: c.bytesDown,
-        clientUnreachable: c.clientUnreachable,
-        rxqOverflows: this.#relay.rxqOverflows(l.config.name) ?? 0,
-        upstreamRxqOverflows: this.#relay.datapath(l.config.name)?.native?.upstreamRxqOverflows ?? 0,
-      };
-    });
+    const relay = this.#relay;
+    const listeners = [...core.listeners()].map((l) =>
+      listenerMetrics(l, {
+        rxqOverflows: relay.rxqOverflows(l.config.name) ?? 0,
+        upstreamRxqOverflows: relay.datapath(l.config.name)?.native?.upstreamRxqOverflows ?? 0,
+      })
+    );
     // Health times are on the relay's monotonic clock: shown as wall-clock ISO times.
     const mono = this.#relay.platform.clock();
     const wall = this.#opts.now();
@@ -180,8 +165,7 @@ export class RelayControl implements ChangeTarget {
           weight: b.weight,
           state: b.state,
           configuredState: states.get(b.key) ?? b.state,
-          activeFlows: b.flows,
-          ...b.counters,
+          ...snapshotBackendCounters(b.counters, b.flows),
           quality: backendQualityInfo(b.quality, mono),
           health: {
             status: b.health.status,
@@ -253,6 +237,20 @@ export class RelayControl implements ChangeTarget {
     for (const l of relay.core.listeners()) if (relay.address(l.config.name) === undefined) return false;
     return true;
   }
+}
+
+/**
+ * A listener's figures as core/counters.ts declares them for its protocol: its counters copied, its live
+ * flows or connections, and (UDP) what the shell read from its sockets. A TCP listener gets no UDP field
+ * and the reverse.
+ */
+export function listenerMetrics(l: Listener, udpShell: ShellFiguresFor<"udp">): ListenerMetrics {
+  const id = { name: l.config.name, cluster: l.config.cluster };
+  if (isUdpListener(l)) {
+    return { ...id, protocol: "udp", ...snapshotCounters("udp", l.counters, l.flows, udpShell) };
+  }
+  const tcp = l as TcpListener;
+  return { ...id, protocol: "tcp", ...snapshotCounters("tcp", tcp.counters, l.flows, {}) };
 }
 
 /** "ip" or "ip:port" (IPv6 as "[v6]:port" or bare "v6"). */

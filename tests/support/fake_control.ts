@@ -11,6 +11,9 @@ import { type ConfigError, configToToml, parseConfigToml } from "../../core/conf
 import { formatSocketAddress } from "../../core/address.ts";
 import type { FerryConfig } from "../../core/types.ts";
 import { zeroDrops } from "../../core/drops.ts";
+import { newListenerCounters } from "../../core/counters.ts";
+import { snapshotCounters } from "../../core/counter_snapshot.ts";
+import type { CloseReason } from "../../core/reasons.ts";
 import type {
   ApplyResult,
   ChangeRequest,
@@ -18,6 +21,7 @@ import type {
   Control,
   FlowFilter,
   FlowInfo,
+  ListenerMetrics,
   MetricsSnapshot,
   StatusInfo,
   TcpConnectionInfo,
@@ -256,27 +260,42 @@ export class FakeControl implements Control {
     return Promise.resolve(this.metricsNow());
   }
 
+  /**
+   * Canned figures of listener `i`: built from the declaration (core/counters.ts), so every declared field
+   * is there, then a few set to values the tests read. A flow close reason with odd characters tests escaping.
+   */
+  #listenerMetrics(name: string, protocol: "udp" | "tcp", cluster: string, i: number): ListenerMetrics {
+    const drops = { ...zeroDrops(), truncated: 1 };
+    if (protocol === "tcp") {
+      const c = { ...newListenerCounters("tcp"), drops, connectionsTotal: 5, bytesUp: 500, bytesDown: 700 };
+      c.connectionsEnded.closed = 3;
+      return { name, protocol, cluster, ...snapshotCounters("tcp", c, 2, {}) };
+    }
+    const c = {
+      ...newListenerCounters("udp"),
+      datagramsIn: 100 + i,
+      bytesIn: 10_000 + i,
+      datagramsOut: 90 + i,
+      bytesOut: 9_000 + i,
+      flowsCreated: 7,
+      flowsClosed: { idle: 3, responses: 2, [this.oddReason]: 1 } as Record<CloseReason, number>,
+      drops,
+    };
+    const live = this.flowList.filter((f) => f.listener === name).length;
+    return {
+      name,
+      protocol,
+      cluster,
+      ...snapshotCounters("udp", c, live, { rxqOverflows: 0, upstreamRxqOverflows: 0 }),
+    };
+  }
+
   /** The metrics, synchronously. */
   metricsNow(): MetricsSnapshot {
     return {
-      listeners: this.current.listeners.map((l, i) => ({
-        name: l.name,
-        protocol: l.protocol,
-        cluster: l.cluster,
-        datagramsIn: 100 + i,
-        bytesIn: 10_000 + i,
-        datagramsOut: 90 + i,
-        bytesOut: 9_000 + i,
-        activeFlows: this.flowList.filter((f) => f.listener === l.name).length,
-        flowsCreated: 7,
-        flowsClosed: { idle: 3, responses: 2, [this.oddReason]: 1 },
-        drops: { ...zeroDrops(), truncated: 1 },
-        connectionsActive: l.protocol === "tcp" ? 2 : 0,
-        connectionsTotal: l.protocol === "tcp" ? 5 : 0,
-        connectionsEnded: (l.protocol === "tcp" ? { client_closed: 3 } : {}) as Record<string, number>,
-        bytesUp: l.protocol === "tcp" ? 500 : 0,
-        bytesDown: l.protocol === "tcp" ? 700 : 0,
-      })),
+      listeners: this.current.listeners.map((l, i) =>
+        this.#listenerMetrics(l.name, l.protocol, l.cluster, i)
+      ),
       clusters: this.current.clusters.map((c) => ({
         name: c.name,
         balancer: c.balancer,

@@ -9,7 +9,7 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { RelayCore } from "../../core/relay_core.ts";
-import type { Listener } from "../../core/listener.ts";
+import type { Listener, UdpListener } from "../../core/listener.ts";
 import type { ClusterConfig, ListenerConfig } from "../../core/types.ts";
 import { decodeProxyV2 } from "../../core/proxy_v2.ts";
 import type { SocketAddress } from "../../core/address.ts";
@@ -39,7 +39,7 @@ export interface SuiteOptions {
 export interface Rig {
   core: RelayCore;
   driver: DriverUnderTest;
-  l: Listener;
+  l: UdpListener;
   port: number;
   backends: EchoBackend[];
   client(): Promise<Client>;
@@ -71,7 +71,7 @@ export async function rig(
   const core = new RelayCore(cfg, { seed: 1 });
   const driver = await make(core);
   cleanup(() => driver.stop());
-  const lst = core.listener("l") as Listener;
+  const lst = core.listener("l") as UdpListener;
   const bound = await driver.bind(lst, false);
   return {
     core,
@@ -256,7 +256,7 @@ export function udpDriverSuite(o: SuiteOptions): void {
       const core = new RelayCore(cfg, { seed: 1 });
       const driver = await o.driver(core);
       cleanup(() => driver.stop());
-      const bound = await driver.bind(core.listener("l") as Listener, false);
+      const bound = await driver.bind(core.listener("l") as UdpListener, false);
       const clients = await Promise.all(Array.from({ length: 4 }, () => new Client().start()));
       for (const c of clients) cleanup(() => c.close());
       // Round robin: clients 0 and 2 go to the dead backend, 1 and 3 to the live one.
