@@ -330,7 +330,7 @@ export const ClusterSchema = Type.Object({
     doc: "close a flow after N backend replies (0 = unlimited; DNS: 1)",
   }),
   reuse_upstream: boolean(true, {
-    doc: "native UDP: a flow closed by `responses` hands its upstream socket to a later flow (after 100 ms)",
+    doc: "native UDP: a flow closed by `responses` lends its socket to a later one",
   }),
   front_timeout: duration("60s", { doc: "idle deadline reset by each client datagram (0 = none)" }),
   back_timeout: duration("60s", { doc: "idle deadline reset by each backend reply (0 = none; not both 0)" }),
