@@ -72,6 +72,12 @@ export interface ClusterConfig {
   readonly requests: number;
   /** Close a flow after this many backend replies (0 = unlimited; DNS uses 1). */
   readonly responses: number;
+  /**
+   * Native UDP path: a flow closed by `responses` (every datagram answered) hands its connected upstream
+   * socket to a later flow to the same backend after a quarantine (shell/datapath/native/upstream_pool.ts).
+   * Absent = true.
+   */
+  readonly reuseUpstream?: boolean;
   /** Idle deadline reset by each client datagram, in ms (0 = none). */
   readonly frontTimeout: number;
   /** Idle deadline reset by each backend reply, in ms (0 = none). */

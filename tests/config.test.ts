@@ -116,6 +116,7 @@ describe("validateConfig: defaults", () => {
       affinity: "ip_port",
       requests: 0,
       responses: 0,
+      reuseUpstream: true,
       frontTimeout: 60_000,
       backTimeout: 60_000,
       proxyProtocol: "off",

@@ -184,6 +184,7 @@ function buildCluster(p: Problems, name: string, c: Filled<RawCluster>): Cluster
     affinity: c.affinity,
     requests: c.requests,
     responses: c.responses,
+    reuseUpstream: c.reuse_upstream,
     frontTimeout,
     backTimeout,
     proxyProtocol: c.proxy_protocol,

@@ -118,6 +118,7 @@ export function configToRaw(config: FerryConfig): RawConfig {
       affinity: cl.affinity,
       requests: cl.requests,
       responses: cl.responses,
+      reuse_upstream: cl.reuseUpstream ?? true,
       front_timeout: formatDuration(cl.frontTimeout),
       back_timeout: formatDuration(cl.backTimeout),
       proxy_protocol: cl.proxyProtocol,

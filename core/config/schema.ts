@@ -329,6 +329,9 @@ export const ClusterSchema = Type.Object({
   responses: integer(0, 0, 0xffff_ffff, {
     doc: "close a flow after N backend replies (0 = unlimited; DNS: 1)",
   }),
+  reuse_upstream: boolean(true, {
+    doc: "native UDP: a flow closed by `responses` lends its socket to a later one",
+  }),
   front_timeout: duration("60s", { doc: "idle deadline reset by each client datagram (0 = none)" }),
   back_timeout: duration("60s", { doc: "idle deadline reset by each backend reply (0 = none; not both 0)" }),
   proxy_protocol: choice(["off", "first", "every"] as const, "off", {

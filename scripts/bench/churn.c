@@ -1,14 +1,19 @@
 /*
  * churn.c — DNS-shaped load for Ferry's benchmark (scripts/bench.sh --only churn). Loopback only.
  *
- *   churn -a HOST:PORT [-c CONC] [-s BYTES] [-d SECS] [-W WARMUP] [-o TIMEOUT_MS] [-p same|fresh]
+ *   churn -a HOST:PORT [-c CONC] [-s BYTES] [-d SECS] [-W WARMUP] [-o TIMEOUT_MS] [-p same|fresh|rotate]
  *
  * CONC clients, each with exactly one request outstanding, as a stub resolver asking one question at a
  * time. The relay under test closes a flow after its reply (Ferry `responses = 1`, nginx
  * `proxy_responses 1`), so every request opens a new flow there:
  *   -p same   each client keeps its socket: the next request comes from the same port (a new flow each
  *             time because the last one closed);
- *   -p fresh  each request comes from a fresh socket (a new source port), as resolvers randomise ports.
+ *   -p fresh  each request comes from a fresh socket (a new source port), as resolvers randomise ports;
+ *             the load side then pays socket+bind+connect+epoll_ctl+close per request, which on a 2-core
+ *             machine can make it, not the relay, the bottleneck;
+ *   -p rotate each client cycles through ROTATE sockets opened once: every request comes from another
+ *             source port than the client's last ROTATE-1 requests (to the relay, as new as a fresh one:
+ *             that port's last flow closed long ago), without the per-request socket cost on the load side.
  * A request carries {magic, client, seq, send time}; a reply counts only if it comes back on the socket
  * that sent it with the current seq and the full length. A request unanswered for TIMEOUT_MS (default 200)
  * is counted lost and the client asks again (from a fresh socket in fresh mode).
@@ -42,8 +47,12 @@ struct hdr {
   uint64_t sent_ns;
 };
 
+#define ROTATE 16
+
 struct client {
   int fd;
+  int fds[ROTATE]; /* rotate mode: the client's sockets, fds[cur] = fd */
+  int cur;
   uint64_t seq;
   uint64_t sent_ns; /* 0 = nothing outstanding */
 };
@@ -67,7 +76,7 @@ static int open_socket(uint32_t id) {
 }
 
 int main(int argc, char **argv) {
-  int conc = 16, size = 64, timeout_ms = 200, fresh = 0, c;
+  int conc = 16, size = 64, timeout_ms = 200, fresh = 0, rotate = 0, c;
   double secs = 10, warmup = 1;
   int have_addr = 0;
   while ((c = getopt(argc, argv, "a:c:s:d:W:o:p:")) != -1) {
@@ -89,13 +98,16 @@ int main(int argc, char **argv) {
       case 'd': secs = atof(optarg); break;
       case 'W': warmup = atof(optarg); break;
       case 'o': timeout_ms = atoi(optarg); break;
-      case 'p': fresh = strcmp(optarg, "fresh") == 0; break;
+      case 'p':
+        fresh = strcmp(optarg, "fresh") == 0;
+        rotate = strcmp(optarg, "rotate") == 0;
+        break;
       default: fprintf(stderr, "bad option\n"); return 2;
     }
   }
   if (!have_addr || conc < 1 || conc > 1024 || size < (int)sizeof(struct hdr) || size > 1400 || secs <= 0 ||
       secs > 600 || warmup < 0 || warmup > 60) {
-    fprintf(stderr, "usage: churn -a HOST:PORT [-c 1..1024] [-s 24..1400] [-d S] [-W S] [-o MS] [-p same|fresh]\n");
+    fprintf(stderr, "usage: churn -a HOST:PORT [-c 1..1024] [-s 24..1400] [-d S] [-W S] [-o MS] [-p same|fresh|rotate]\n");
     return 2;
   }
   hist = calloc(HIST_US, sizeof *hist);
@@ -112,7 +124,11 @@ int main(int argc, char **argv) {
 #define ASK(I, NOW, NEWSOCK)                                                              \
   do {                                                                                    \
     struct client *k_ = &cl[(I)];                                                         \
-    if ((NEWSOCK) || k_->fd <= 0) {                                                       \
+    if (rotate) {                                                                         \
+      k_->cur = (k_->cur + 1) % ROTATE;                                                   \
+      if (k_->fds[k_->cur] <= 0) k_->fds[k_->cur] = open_socket((uint32_t)((I) * ROTATE + k_->cur)); \
+      k_->fd = k_->fds[k_->cur];                                                          \
+    } else if ((NEWSOCK) || k_->fd <= 0) {                                                \
       if (k_->fd > 0) close(k_->fd);                                                      \
       k_->fd = open_socket((uint32_t)(I));                                                \
     }                                                                                     \
@@ -135,16 +151,18 @@ int main(int argc, char **argv) {
     if (!measuring && !stopping && now >= t_meas) measuring = 1;
     if (stopping) measuring = 0;
     for (int e = 0; e < n; e++) {
-      uint32_t i = evs[e].data.u32;
+      uint32_t id = evs[e].data.u32, i = rotate ? id / ROTATE : id;
       struct client *k = &cl[i];
+      int fd = rotate ? k->fds[id % ROTATE] : k->fd;
+      int current = fd == k->fd;
       for (;;) {
-        ssize_t r = recv(k->fd, rx, sizeof rx, MSG_DONTWAIT);
+        ssize_t r = recv(fd, rx, sizeof rx, MSG_DONTWAIT);
         if (r < 0) break;
         struct hdr h;
         if (r != size) { bad++; continue; }
         memcpy(&h, rx, sizeof h);
         if (h.magic != MAGIC || h.client != i) { bad++; continue; }
-        if (k->sent_ns == 0 || h.seq != k->seq) { stale++; continue; }
+        if (!current || k->sent_ns == 0 || h.seq != k->seq) { stale++; continue; }
         uint64_t trx = now_ns();
         if (measuring) {
           hist_add(trx - h.sent_ns);
@@ -174,7 +192,7 @@ int main(int argc, char **argv) {
          (unsigned long long)matched, (unsigned long long)lost, (unsigned long long)stale, (unsigned long long)bad,
          (unsigned long long)send_err, (unsigned long long)sock_err, cpu_s());
   fprintf(stderr, "churn %d clients, %s ports, %d B, %.1f s: %.0f flows/s, p50 %.0f us, p99 %.0f us, lost %llu of %llu\n",
-          conc, fresh ? "fresh" : "same", size, secs, (double)matched / secs, hist_pct(0.5), hist_pct(0.99),
+          conc, rotate ? "rotating" : fresh ? "fresh" : "same", size, secs, (double)matched / secs, hist_pct(0.5), hist_pct(0.99),
           (unsigned long long)lost, (unsigned long long)sent);
   return matched > 0 ? 0 : 1;
 }

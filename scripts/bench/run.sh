@@ -12,7 +12,9 @@
 #   tcp bulk              one connection streaming 64 KiB writes, echoed back: MB/s
 #   churn same/fresh port DNS-shaped: FLOWS clients x 1 request in flight, every request a new flow (Ferry
 #                         `responses = 1`, nginx `proxy_responses 1`; the C relay has no such rule and is
-#                         left out), from the same port or a fresh one each time: flows/s, p50/p99, lost
+#                         left out), from the same port, a fresh one each time, or the next of 16 sockets
+#                         per client (rotating: new ports to the relay without a socket per request on the
+#                         load side's core): flows/s, p50/p99, lost
 # After each run: the relay's RSS (VmRSS summed over its process tree), its CPU use during the run, and the
 # CPU used by everything else on the machine ("bg"). The relays of one protocol run side by side and each
 # round of a test visits them in turn; a row shows the best clean run (bg <= --max-bg) of --repeat rounds,
@@ -303,6 +305,7 @@ measure() {
     "tcp bulk") args=(tcpbulk -b 65536) ;;
     "churn same port") tool="$BUILD/churn" args=(-c "$FLOWS" -s 64 -p same) ;;
     "churn fresh port") tool="$BUILD/churn" args=(-c "$FLOWS" -s 64 -p fresh) ;;
+    "churn rotating ports") tool="$BUILD/churn" args=(-c "$FLOWS" -s 64 -p rotate) ;;
   esac
   ((QUIET_WAIT > 0)) && wait_quiet
   c0=$(cpu_ticks "$pid") e0=$(cpu_ticks "$ECHO_PID") b0=$(busy_ticks) t0=$(date +%s.%N)
@@ -347,7 +350,7 @@ tests_of() { # the tests of one protocol group, one per line
   case "$1" in
     udp) printf '%s\n' "udp 64 B" "udp 1200 B" ;;
     tcp) printf '%s\n' "tcp rr 64 B" "tcp bulk" ;;
-    churn) printf '%s\n' "churn same port" "churn fresh port" ;;
+    churn) printf '%s\n' "churn same port" "churn fresh port" "churn rotating ports" ;;
   esac
 }
 NR=${#RELAY_LIST[@]}

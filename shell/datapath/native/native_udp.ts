@@ -48,6 +48,7 @@ import type { Libc } from "./ffi.ts";
 import { MMSGHDR, MSG_DONTWAIT, MSGHDR, RECV_CONTROL, SOCKADDR_MAX, writeSockaddr } from "./layout.ts";
 import { type ControlSeen, IpText, replyPktinfo, scanControl } from "./peers.ts";
 import { isWildcard, openListenerSocket, openUpstreamSocket, type Scratch } from "./sockets.ts";
+import { backendUsable, UpstreamPool } from "./upstream_pool.ts";
 
 /** The driver's options, knobs and stats, declared in native_records.ts; re-exported for existing importers. */
 export {
@@ -106,6 +107,8 @@ export class NativeUdp implements CoreDriver {
   readonly #rx: ReplyRx;
   /** The client datagrams' way up (shell/datapath/native/upstream_tx.ts). */
   readonly #up: UpstreamTx;
+  /** Idle connected upstream sockets of flows closed by `responses`, per backend (upstream_pool.ts). */
+  readonly pool: UpstreamPool;
 
   /** A driver for the core of `loop` over `libc`; hooks are the same as the runtime driver's. */
   constructor(loop: CoreLoop, libc: Libc, hooks: UdpRelayHooks = {}, options: NativeUdpOptions = {}) {
@@ -136,6 +139,12 @@ export class NativeUdp implements CoreDriver {
       recvError: (call, errno) => this.#recvError(call, errno),
     });
     this.#up = new UpstreamTx(libc, core, this.errors, this.gsoSaved);
+    this.pool = new UpstreamPool({
+      usable: (b, cluster) => backendUsable(core, b, cluster),
+      drain: (nf) => (this.#io.drainOrphan(nf, this.#ours, this.#drainNow), this.#ours(nf)),
+      release: (nf) => this.#release(nf),
+      clock,
+    });
   }
 
   // ---- the driver surface (as UdpRelay's) ----------------------------------------------------------------
@@ -226,6 +235,7 @@ export class NativeUdp implements CoreDriver {
     this.#stopped = true;
     this.kernelFilters.stop();
     this.#late.releaseAll();
+    this.pool.releaseAll();
     const libc = this.#libc;
     for (const nf of this.#byFd) {
       if (nf === undefined) continue;
@@ -283,8 +293,11 @@ export class NativeUdp implements CoreDriver {
     nf.closed = true;
     if (this.#stopped) return;
     this.upstreams--;
+    const now = this.#clock();
+    // Every reply it expected came: the socket may serve a later flow (after a quarantine).
+    if (this.pool.put(nf, now)) return;
     // The socket stays in epoll a while: replies still on their way are read and counted `late`.
-    this.#late.add(nf, this.#clock());
+    this.#late.add(nf, now);
   }
 
   /** Closes a closed flow's socket for good (its late-reply window ended). */
@@ -415,10 +428,11 @@ export class NativeUdp implements CoreDriver {
   }
 
   #open(f: Flow, nl: NativeListener, name: Uint8Array, now: number): NativeFlow | null {
-    const address = (f.backend as NonNullable<Flow["backend"]>).address;
-    const fd = openUpstreamSocket(this.#scratch, address);
+    const backend = f.backend as NonNullable<Flow["backend"]>;
+    // A pooled socket is connected to this backend and still in the epoll set under its fd.
+    const fd = this.pool.take(backend, now)?.fd ?? openUpstreamSocket(this.#scratch, backend.address);
     if (fd < 0) return this.#openFailed(f, "socket/connect", -fd, now);
-    const e = this.#loop.add(fd, fd);
+    const e = this.#byFd[fd] === undefined ? this.#loop.add(fd, fd) : 0;
     if (e !== 0) {
       this.#libc.close(fd);
       return this.#openFailed(f, "epoll_ctl", e, now);
