@@ -5,6 +5,7 @@
  * @module
  */
 
+import { sameIp } from "./address.ts";
 import type { Flow } from "./flow.ts";
 import type { CloseReason } from "./reasons.ts";
 
@@ -20,10 +21,9 @@ export function closeClientFlows(
   listenerName: string | undefined,
   reason: CloseReason,
 ): number {
-  const alt = ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : `::ffff:${ip}`;
   let n = 0;
   for (const flow of [...flows]) {
-    if (flow.clientIp !== ip && flow.clientIp !== alt) continue;
+    if (!sameIp(flow.clientIp, ip)) continue;
     if (port !== undefined && flow.clientPort !== port) continue;
     if (listenerName !== undefined && flow.listener.config.name !== listenerName) continue;
     if (close(flow, reason)) n++;

@@ -45,6 +45,7 @@ import type { BackendState, ClusterConfig, FerryConfig, ListenerConfig } from ".
 import { BanTable } from "./ban_table.ts";
 import { TopTalkers } from "./heavy_hitters.ts";
 import { admissionGuard, overEstablishedLimit, type ProtectionState } from "./admission_guard.ts";
+import { type IpFamily, readIp } from "./ip_words.ts";
 
 /** The core's events, declared in core/core_events.ts; re-exported for the shells that import them here. */
 export { type CoreEvent, eventListener } from "./core_events.ts";
@@ -82,6 +83,8 @@ export class RelayCore {
   /** The two maps, for reconfiguration (core/reconfigure.ts). */
   readonly #tables: CoreTables = { listeners: this.#listeners, clusters: this.#clusters };
   readonly #flows = new Set<Flow>();
+  /** Scratch words of a client's address during admission (synchronous: one at a time). */
+  readonly #words = new Uint32Array(4);
   readonly #connections = new Set<Connection>();
   readonly #heap = new DeadlineHeap<Flow>();
   /** `close`, bound once for the operator actions (core/operator_actions.ts). */
@@ -134,6 +137,57 @@ export class RelayCore {
    * a copy: send nothing. Afterwards, `poll` for events.
    */
   fromClient(listener: Listener, ip: string, port: number, data: Uint8Array, now: number): Flow | Drop {
+    const early = this.#early(listener, data);
+    if (early !== null) return early;
+    const ports = listener.table.get(ip);
+    const known = ports === undefined ? undefined : ports.get(port);
+    if (known !== undefined) return this.#known(known, data, now);
+    const words = this.#words;
+    const screened = this.#screen(listener, readIp(ip, words), words, ip, port, data, now);
+    if (screened !== null) return screened;
+    return this.#admit(listener, listener.cluster as Cluster, ports, ip, port, data, now);
+  }
+
+  /**
+   * `fromClient` for a flow the shell found by itself (the native driver's index over sockaddr bytes) and
+   * that is still attached (Established or AwaitingBackend): the same checks and effects, without the
+   * lookup by text. Allocation-free.
+   */
+  forwardFlow(flow: Flow, data: Uint8Array, now: number): Flow | Drop {
+    const early = this.#early(flow.listener, data);
+    return early !== null ? early : this.#known(flow, data, now);
+  }
+
+  /**
+   * Pre-admission for a shell that finds attached flows by itself: a datagram from a client it knows no
+   * flow of, its address read into `words` (core/ip_words.ts `readIpBytes`). Runs every check `fromClient`
+   * runs before it allocates a flow (size, cluster, bans, limits, first-datagram filter, descriptor budget,
+   * drain, max_flows, source policy), counts a refusal and returns its Drop code; or null when the client is
+   * admissible: the shell then builds its text and calls `admitScreened`, which checks nothing again. No
+   * string, event or object on a refusal (an automatic ban, when one is placed, is the exception).
+   */
+  screen(
+    listener: Listener,
+    family: IpFamily,
+    words: Uint32Array,
+    port: number,
+    data: Uint8Array,
+    now: number,
+  ): Drop | null {
+    const early = this.#early(listener, data);
+    return early !== null ? early : this.#screen(listener, family, words, null, port, data, now);
+  }
+
+  /** Admits a client `screen` found admissible for this very datagram (nothing in between). */
+  admitScreened(listener: Listener, ip: string, port: number, data: Uint8Array, now: number): Flow | Drop {
+    const ports = listener.table.get(ip);
+    const known = ports === undefined ? undefined : ports.get(port);
+    if (known !== undefined) return this.#known(known, data, now); // the shell's index missed it: still right
+    return this.#admit(listener, listener.cluster as Cluster, ports, ip, port, data, now);
+  }
+
+  /** The checks every client datagram meets first: size, a cluster with backends, not empty. */
+  #early(listener: Listener, data: Uint8Array): Drop | null {
     const size = data.byteLength;
     const drops = listener.counters.drops;
     if (size > listener.config.maxDatagramSize) {
@@ -149,21 +203,22 @@ export class RelayCore {
       drops.invalid++;
       return Drop.Invalid;
     }
-    const ports = listener.table.get(ip);
-    const known = ports === undefined ? undefined : ports.get(port);
-    if (known !== undefined) {
-      const p = listener.protection;
-      if (
-        p !== null && p.chargesEstablished &&
-        overEstablishedLimit(this.protection, listener, p, ip, size, now)
-      ) {
-        return Drop.RateLimited;
-      }
-      if (known.state === FlowState.Established) return this.#forwardClient(known, size, now, data);
-      this.#holdPending(known, data, now);
-      return known;
+    return null;
+  }
+
+  /** A datagram of an attached flow. */
+  #known(known: Flow, data: Uint8Array, now: number): Flow | Drop {
+    const listener = known.listener;
+    const p = listener.protection;
+    if (
+      p !== null && p.chargesEstablished &&
+      overEstablishedLimit(this.protection, listener, p, known.clientIp, data.byteLength, now)
+    ) {
+      return Drop.RateLimited;
     }
-    return this.#admit(listener, cluster, ports, ip, port, data, now);
+    if (known.state === FlowState.Established) return this.#forwardClient(known, data.byteLength, now, data);
+    this.#holdPending(known, data, now);
+    return known;
   }
 
   /**
@@ -256,6 +311,43 @@ export class RelayCore {
 
   // ---- admission (control path: may allocate) ------------------------------------------------------------
 
+  /**
+   * The checks before a flow is allocated, on the client's address as words (and its text when the shell
+   * gave one: the source policy then reads it as before). A refusal is counted and allocates nothing.
+   */
+  #screen(
+    listener: Listener,
+    family: IpFamily,
+    words: Uint32Array,
+    ip: string | null,
+    port: number,
+    data: Uint8Array,
+    now: number,
+  ): Drop | null {
+    const drops = listener.counters.drops;
+    const guarded = admissionGuard(this.protection, listener, family, words, data, now);
+    if (guarded !== null) return guarded;
+    const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : this.#autoMaxFlows;
+    // The process-wide descriptor budget first: with max_flows = 0 a listener's limit is that budget.
+    if (!this.#draining && !listener.draining && !this.#descriptorsFor(FD_PER_FLOW)) {
+      drops.fd_limit++;
+      return Drop.Shed;
+    }
+    if (this.#draining || listener.draining || listener.flows >= limit) {
+      drops.shed++;
+      if (family !== 0) this.protection.top.drops.addWords(family, words, 1);
+      return Drop.Shed;
+    }
+    const verdict = ip !== null
+      ? listener.sources.check(ip, port)
+      : listener.sources.checkWords(family, words, port);
+    if (verdict !== "ok") {
+      drops.invalid++;
+      return Drop.Invalid;
+    }
+    return null;
+  }
+
   #admit(
     listener: Listener,
     cluster: Cluster,
@@ -266,23 +358,6 @@ export class RelayCore {
     now: number,
   ): Flow | Drop {
     const drops = listener.counters.drops;
-    const guarded = admissionGuard(this.protection, listener, ip, data, now);
-    if (guarded !== null) return guarded;
-    const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : this.#autoMaxFlows;
-    // The process-wide descriptor budget first: with max_flows = 0 a listener's limit is that budget.
-    if (!this.#draining && !listener.draining && !this.#descriptorsFor(FD_PER_FLOW)) {
-      drops.fd_limit++;
-      return Drop.Shed;
-    }
-    if (this.#draining || listener.draining || listener.flows >= limit) {
-      drops.shed++;
-      this.protection.top.drops.add(ip, 1);
-      return Drop.Shed;
-    }
-    if (listener.sources.check(ip, port) !== "ok") {
-      drops.invalid++;
-      return Drop.Invalid;
-    }
     this.protection.top.flows.add(ip, 1);
     const knobs = cluster.config;
     if (now >= this.#health.expiry) this.healthTick(now);

@@ -15,6 +15,10 @@ import { Drop } from "./drops.ts";
 import { FD_PER_CONNECTION } from "./fd_budget.ts";
 import type { Listener } from "./listener.ts";
 import type { ConnectionEnd } from "./reasons.ts";
+import { readIp } from "./ip_words.ts";
+
+/** Scratch words for the client's address (admission is synchronous: one at a time). */
+const WORDS = new Uint32Array(4);
 
 /** What TCP admission needs of its core. */
 export interface TcpAdmissionHost {
@@ -67,7 +71,7 @@ export function admitConnection(
     return Drop.Invalid;
   }
   // Bans and the per-source limits (new connections count as new flows; no filter on TCP).
-  const guarded = admissionGuard(host.protection, listener, ip, NO_DATA, now);
+  const guarded = admissionGuard(host.protection, listener, readIp(ip, WORDS), WORDS, NO_DATA, now);
   if (guarded !== null) return guarded;
   if (now >= host.health.expiry) host.health.tick(now);
   const choice = host.choose(cluster, affinityHash(cluster.config, ip, port), now);

@@ -7,7 +7,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { formatSocketAddress, parseSocketAddress } from "../../core/address.ts";
+import { formatSocketAddress, parseSocketAddress, sameIp } from "../../core/address.ts";
 import { type ConfigResult, configToToml } from "../../core/config.ts";
 import { type Flow, FLOW_STATE_NAMES } from "../../core/flow.ts";
 import type { FerryConfig } from "../../core/types.ts";
@@ -257,7 +257,7 @@ function splitClient(text: string): { ip: string; port?: number } {
 
 function sameClient(f: Flow, ip: string, port: number | undefined): boolean {
   if (port !== undefined && f.clientPort !== port) return false;
-  return f.clientIp === ip || f.clientIp === `::ffff:${ip}`;
+  return sameIp(f.clientIp, ip);
 }
 
 function flowInfo(f: Flow, now: number): FlowInfo {
