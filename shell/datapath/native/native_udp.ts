@@ -53,7 +53,8 @@ import {
   SOCKADDR_MAX,
   writeSockaddr,
 } from "./layout.ts";
-import { type ControlSeen, IpText, replyPktinfo, scanControl } from "./peers.ts";
+import { type ControlSeen, replyPktinfo, scanControl } from "./peers.ts";
+import { ClientLookup } from "./client_lookup.ts";
 import { isWildcard, openListenerSocket, openUpstreamSocket, type Scratch } from "./sockets.ts";
 
 /** The driver's options, knobs and stats, declared in native_records.ts; re-exported for existing importers. */
@@ -103,7 +104,8 @@ export class NativeUdp implements UdpPath {
   #runEnd = 0;
   /** A flow was opened since the last pump (its deadline may be the earliest). */
   #opened = false;
-  readonly #ip = new IpText();
+  /** Sockaddr → flow or refusal, without building the client's text (shell/datapath/native/client_lookup.ts). */
+  readonly #lookup: ClientLookup;
   readonly #seen: ControlSeen = { overflows: -1, pktinfo: -1 };
   /** Failed syscalls by call and errno. */
   readonly errors: ErrnoCounts = new ErrnoCounts();
@@ -140,6 +142,7 @@ export class NativeUdp implements UdpPath {
     this.#gso = options.gso ?? true;
     this.#loop = new EpollLoop(libc, clock);
     this.kernelFilters = new KernelFilters(libc, core, clock);
+    this.#lookup = new ClientLookup(core);
     this.#io = new ScratchIo(libc, core, clock, this.errors, (call, errno) => this.#recvError(call, errno));
     this.#scratch = this.#io.scratch;
     this.#late = new LateWindow((nf) => this.#release(nf), clock);
@@ -298,6 +301,8 @@ export class NativeUdp implements UdpPath {
   /** A core event of one of this driver's listeners or flows. */
   event(e: CoreEvent): void {
     if (e.kind === "closed") {
+      const nl = this.#bound.get(e.flow.listener);
+      if (nl !== undefined) this.#lookup.forget(nl, e.flow);
       const nf = e.flow.handle;
       if (nf instanceof NativeFlow) this.#closeFlow(nf);
     } else if (e.kind === "resolve") this.#resolve(e.flow);
@@ -398,7 +403,6 @@ export class NativeUdp implements UdpPath {
     const len = b.dv.getUint32(r.rxMm + i * MMSGHDR.size + MMSGHDR.len, true);
     const name = r.rxName + i * SOCKADDR_MAX;
     const port = (u8[name + 2] << 8) | u8[name + 3];
-    const ip = nl.family === 4 ? this.#ip.ipv4(u8, name + 4) : this.#ip.ipv6(u8, name + 8);
     const m = r.rxMm + i * MMSGHDR.size;
     const clen = b.dv.getUint32(m + MSGHDR.controllen, true);
     let pkt = -1;
@@ -408,7 +412,8 @@ export class NativeUdp implements UdpPath {
       if (seen.overflows >= 0) nl.rxqOverflows = seen.overflows;
       pkt = seen.pktinfo;
     }
-    const f = this.#core.fromClient(nl.listener, ip, port, b.rxView(i, len), now);
+    // Known flows by their sockaddr bytes, unknown clients screened string-free (client_lookup.ts).
+    const f = this.#lookup.fromClient(nl, u8, name, port, b.rxView(i, len), now);
     if (typeof f === "number" || f.state === FlowState.AwaitingBackend) return;
     let nf = f.handle as NativeFlow | null;
     if (nf === null) {
