@@ -2,7 +2,9 @@
  * The native driver's string-free client lookup: the FlowIndex over sockaddr words (collisions, removal,
  * growth), ClientLookup over a real core with sockaddr bytes made by hand (established flows by bytes,
  * IPv4, IPv6 and IPv4-mapped; unknown clients screened before any text is built; the index in step with
- * the core's opens, closes and detaches), and the one IPv4-mapped helper the core unmaps with.
+ * the core's opens, closes and detaches), the one IPv4-mapped helper the core unmaps with, and on real
+ * loopback sockets (skipped without the native path): IPv6 and IPv4-mapped clients, mapped bans in user
+ * space and in the kernel filter, whose drops are counted.
  *
  * @module
  */
@@ -25,6 +27,12 @@ import { ClientLookup } from "../shell/datapath/native/client_lookup.ts";
 import { SOCKADDR_MAX, writeSockaddr } from "../shell/datapath/native/layout.ts";
 import { run as runCbpf, udpPacket } from "./support/cbpf.ts";
 import { addr, backend, bytes, cluster, config, listener } from "./support/fixtures.ts";
+import { Client, EchoBackend, sleep } from "./support/udp.ts";
+import { NativeUdp } from "../shell/datapath/native/native_udp.ts";
+import { nativeSupport } from "../shell/datapath/native/select.ts";
+import { UdpRelay } from "../shell/datapath/udp_relay.ts";
+import { bunUdpSockets } from "../shell/datapath/bun/udp.ts";
+import { denoUdpSockets } from "../shell/datapath/deno/udp.ts";
 
 const words = (text: string): [4 | 6, Uint32Array] => {
   const w = new Uint32Array(4);
@@ -285,4 +293,99 @@ describe("IPv4-mapped addresses, one definition", () => {
       error: 0,
     }]);
   });
+});
+
+// ---- end to end on native sockets ---------------------------------------------------------------------
+
+const support = await nativeSupport();
+const skip = "reason" in support ? `native data path unavailable: ${support.reason}` : false;
+if (skip) console.log(`native lookup socket tests skipped: ${skip}`);
+const sockets = "Bun" in globalThis ? bunUdpSockets : denoUdpSockets;
+const clock = () => performance.now();
+
+/** A native listener on `host` (IPv4-mapped or ::1) relaying to an echo backend. */
+async function nativeRig(host: string, l: Partial<ListenerConfig> = {}) {
+  if (!("libc" in support)) throw new Error("no native support");
+  const echo = await new EchoBackend().start();
+  const core = new RelayCore(
+    config([cluster({ backends: [backend(`127.0.0.1:${echo.port}`)] })], [
+      listener({ address: addr(`[${host}]:0`), ...l }),
+    ]),
+    { seed: 1 },
+  );
+  const hub = new UdpRelay(core, sockets, clock);
+  const native = new NativeUdp(core, support.libc, clock, () => hub.pump(), {}, {});
+  hub.attach(native);
+  const lst = core.listener("l") as Listener;
+  const { port } = await native.bind(lst, false);
+  return {
+    core,
+    native,
+    l: lst,
+    port,
+    async stop() {
+      hub.stop();
+      native.stop();
+      await native.closed;
+      echo.close();
+    },
+  };
+}
+
+describe("native sockets: flows by sockaddr bytes", { skip, timeout: 20_000 }, () => {
+  test("IPv6: one ::1 client's datagrams ride one flow; after it closes the client gets a new one", async () => {
+    const r = await nativeRig("::1");
+    const c = await new Client({ host: "::1" }).start();
+    try {
+      for (let i = 0; i < 5; i++) assert.equal(await c.ask(`six ${i}`, r.port), `six ${i}`);
+      assert.equal(r.core.flowCount, 1);
+      assert.equal(r.l.counters.datagramsIn, 5);
+      const [f] = [...r.core.flows()];
+      assert.equal(f.clientIp, "::1");
+      r.core.close(f, "aborted");
+      r.native.pump();
+      assert.equal(await c.ask("again", r.port), "again");
+      const [g] = [...r.core.flows()];
+      assert.ok(g !== undefined && g !== f && g.clientIp === "::1");
+      assert.equal(r.core.flowCount, 1);
+    } finally {
+      c.close();
+      await r.stop();
+    }
+  });
+
+  for (const kernel of [false, true]) {
+    test(`IPv4-mapped: a ::ffff:127.0.0.1 listener relays IPv4 clients; a mapped ban holds them (kernel filter ${kernel ? "on" : "off"})`, async () => {
+      const r = await nativeRig("::ffff:127.0.0.1", {
+        protection: { limits: null, filter: null, amplification: null, kernelFilter: kernel },
+      });
+      const c = await new Client({ host: "127.0.0.1" }).start();
+      try {
+        assert.equal(await c.ask("four", r.port), "four");
+        assert.equal(await c.ask("four again", r.port), "four again");
+        assert.equal(r.core.flowCount, 1);
+        assert.equal([...r.core.flows()][0].clientIp, "::ffff:127.0.0.1");
+        for (const f of [...r.core.flows()]) r.core.close(f, "aborted");
+        r.native.pump();
+        r.core.protection.bans.add(
+          { cidr: "::ffff:127.0.0.0/104", ttlMs: 0, reason: "t", origin: "api" },
+          clock(),
+        );
+        await sleep(kernel ? 400 : 0); // the kernel filter's refresh timer
+        for (let i = 0; i < 10; i++) assert.equal(await c.ask(`banned ${i}`, r.port, 50), null);
+        const status = r.native.kernelFilters.status(r.l);
+        if (kernel) {
+          assert.ok(status !== undefined && status.instructions > 0, JSON.stringify(status));
+          assert.equal(r.l.counters.drops.banned, 0, "refused in the kernel: nothing reached the core");
+          assert.ok(status.drops === null || (status.drops as number) >= 10, JSON.stringify(status));
+        } else {
+          assert.equal(r.l.counters.drops.banned, 10, "refused in user space, by the mapped ban");
+          assert.equal(status?.drops, 0);
+        }
+      } finally {
+        c.close();
+        await r.stop();
+      }
+    });
+  }
 });

@@ -141,7 +141,7 @@ export class NativeUdp implements UdpPath {
     this.#onError = options.onError;
     this.#gso = options.gso ?? true;
     this.#loop = new EpollLoop(libc, clock);
-    this.kernelFilters = new KernelFilters(libc, core, clock);
+    this.kernelFilters = new KernelFilters(libc, core, clock, (fd) => this.#scratch.drops(fd));
     this.#lookup = new ClientLookup(core);
     this.#io = new ScratchIo(libc, core, clock, this.errors, (call, errno) => this.#recvError(call, errno));
     this.#scratch = this.#io.scratch;
