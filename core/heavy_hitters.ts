@@ -105,7 +105,7 @@ export class SpaceSaving {
     const w = this.#scratch;
     const family = readIp(key, w);
     if (family !== 0) return this.addWords(family, w, weight);
-    this.#add(key, 0, w, hashString(key, KEY_SEED), weight);
+    this.#add(key, 0, w, hashString(key, KEY_SEED) & 0x3fff_ffff, weight);
   }
 
   /**

@@ -186,8 +186,11 @@ export function maskWord(word: number, bits: number): number {
 }
 
 /**
- * A seeded 32-bit hash of the first `bits` bits of a parsed address; family and length are part of the key,
- * so 10.0.0.0/8 and 10.0.0.0/16 (or an IPv4 and an IPv6 prefix) do not share a slot by construction.
+ * A seeded 30-bit hash of the first `bits` bits of a parsed address; family and length are part of the key,
+ * so 10.0.0.0/8 and 10.0.0.0/16 (or an IPv4 and an IPv6 prefix) do not share a slot by construction. 30
+ * bits, so the value is a small integer on every engine: a full 32-bit one is a boxed double under V8 once
+ * it is passed, returned or used as a Map key, which made each refused datagram allocate (measured:
+ * scripts/bench-native-lookup.ts).
  */
 export function prefixHash(family: 4 | 6, words: Uint32Array, bits: number, seed: number): number {
   let h = hashCombine(seed, (family << 8) | bits);
@@ -197,5 +200,5 @@ export function prefixHash(family: 4 | 6, words: Uint32Array, bits: number, seed
     if (keep <= 0) break;
     h = hashCombine(h, maskWord(words[w], keep));
   }
-  return fmix32(h);
+  return fmix32(h) & 0x3fff_ffff;
 }

@@ -6,6 +6,7 @@
  *
  *   deno run -A scripts/bench-native-lookup.ts [--quick]
  *   bun scripts/bench-native-lookup.ts [--quick] [--only TEXT]   (rows whose name holds TEXT)
+ *   (cd OLD-CHECKOUT && deno run -A /path/to/scripts/bench-native-lookup.ts --before)  (the old path only)
  *
  * Rows: forwarding on established flows (1 Ki clients round-robin, 64 B payload) for IPv4, IPv6 and
  * IPv4-mapped clients; shedding unknown sources (64 Ki distinct sources round-robin) refused at max_flows,
@@ -24,12 +25,21 @@ import type { Listener } from "../core/listener.ts";
 import type { LimitsConfig, ProtectionConfig } from "../core/protection.ts";
 import { RelayCore } from "../core/relay_core.ts";
 import type { ListenerConfig } from "../core/types.ts";
-import { ClientLookup } from "../shell/datapath/native/client_lookup.ts";
-import { FlowIndex } from "../shell/datapath/native/flow_index.ts";
+import type { ClientLookup as Lookup } from "../shell/datapath/native/client_lookup.ts";
+import type { FlowIndex as Index } from "../shell/datapath/native/flow_index.ts";
 import { SOCKADDR_MAX, writeSockaddr } from "../shell/datapath/native/layout.ts";
 import { IpText } from "../shell/datapath/native/peers.ts";
 import { addr, backend, cluster, config, listener } from "../tests/support/fixtures.ts";
 
+// Imported at run time, so the script also runs in a checkout from before them (`--before`: the old path
+// only, for a before figure measured on the old core).
+const BEFORE_ONLY = process.argv.includes("--before");
+const { ClientLookup } = BEFORE_ONLY
+  ? { ClientLookup: null as unknown as typeof Lookup }
+  : await import("../shell/datapath/native/client_lookup.ts");
+const { FlowIndex } = BEFORE_ONLY
+  ? { FlowIndex: null as unknown as typeof Index }
+  : await import("../shell/datapath/native/flow_index.ts");
 const QUICK = process.argv.includes("--quick");
 const ROUNDS = QUICK ? 3 : 5;
 const OPS = QUICK ? 100_000 : 2_000_000;
@@ -105,7 +115,11 @@ function core(l: Partial<ListenerConfig>, family: 4 | 6) {
     { seed: 1 },
   );
   const lst = c.listener("l") as Listener;
-  return { c, lst, nl: { listener: lst, family, flows: new FlowIndex(1) } };
+  return {
+    c,
+    lst,
+    nl: { listener: lst, family, flows: BEFORE_ONLY ? null as unknown as Index : new FlowIndex(1) },
+  };
 }
 
 /** The old receive path: the address as text (IPv4 cached), then fromClient. */
@@ -166,8 +180,10 @@ for (
   const u8 = sockaddrs(1024, family, mapped);
   for (const path of ["before", "after"] as const) {
     const { c, lst, nl } = core({}, family);
+    if (BEFORE_ONLY && path === "after") continue;
     // Admit every client once (the index fills through the same path).
-    after(c, nl, u8, 1024, PAYLOAD)(1024);
+    if (BEFORE_ONLY) before(c, lst, family, u8, 1024, PAYLOAD)(1024);
+    else after(c, nl, u8, 1024, PAYLOAD)(1024);
     const chunk = path === "before"
       ? before(c, lst, family, u8, 1024, PAYLOAD)
       : after(c, nl, u8, 1024, PAYLOAD);
@@ -210,6 +226,7 @@ for (const [label, l, data, ban] of cases) {
   for (const family of [4, 6] as const) {
     const u8 = sockaddrs(65_536, family);
     for (const path of ["before", "after"] as const) {
+      if (BEFORE_ONLY && path === "after") continue;
       const { c, lst, nl } = core(l, family);
       if (ban) {
         for (const cidr of ["10.0.0.0/8", "2001:db8::/32"]) {

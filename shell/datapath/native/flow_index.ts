@@ -63,7 +63,8 @@ export class FlowIndex {
   #hash(family: 4 | 6, words: Uint32Array, tag: number): number {
     let h = hashCombine(this.#seed, words[0]);
     if (family === 6) h = hashCombine(hashCombine(hashCombine(h, words[1]), words[2]), words[3]);
-    return hashCombine(h, tag);
+    // 30 bits: a small integer on every engine (a 32-bit one would be a boxed double under V8).
+    return hashCombine(h, tag) & 0x3fff_ffff;
   }
 
   /** The slot holding the key, or -1. */
