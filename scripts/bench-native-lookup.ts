@@ -41,9 +41,9 @@ const { FlowIndex } = BEFORE_ONLY
   ? { FlowIndex: null as unknown as typeof Index }
   : await import("../shell/datapath/native/flow_index.ts");
 const QUICK = process.argv.includes("--quick");
-const ROUNDS = QUICK ? 3 : 5;
-const OPS = QUICK ? 100_000 : 2_000_000;
-const ALLOC_OPS = QUICK ? 100_000 : 2_000_000;
+const ROUNDS = 3;
+const OPS = QUICK ? 50_000 : 500_000;
+const ALLOC_OPS = QUICK ? 100_000 : 1_000_000;
 const ALLOC_CHUNK = QUICK ? 20_000 : 100_000;
 const PAYLOAD = new Uint8Array(64).fill(0x61);
 const FILTERED = new Uint8Array(64).fill(0x62);

@@ -191,6 +191,30 @@ describe("ClientLookup", () => {
     assert.equal(r.nl.flows.size, 0, "a detached flow is never indexed");
   });
 
+  test("screen then admitScreened charges a new flow's limits once", () => {
+    const r = rig({
+      protection: {
+        limits: {
+          perIp: { newFlows: 2, datagrams: 0, bytes: 0 },
+          perPrefix: { newFlows: 0, datagrams: 0, bytes: 0 },
+          burstMs: 1000,
+          prefixV4: 24,
+          prefixV6: 64,
+          tableSize: 64,
+          banAfterMs: 0,
+          banForMs: 0,
+        },
+        filter: null,
+        amplification: null,
+      },
+    }, 6);
+    assert.ok(isFlow(r.from("2001:db8::1", 1)));
+    assert.ok(isFlow(r.from("2001:db8::1", 1)), "its flow: no new-flow token");
+    assert.ok(isFlow(r.from("2001:db8::1", 2)), "the second of two new flows a second");
+    assert.equal(r.from("2001:db8::1", 3), Drop.RateLimited);
+    assert.equal(r.l.counters.drops.rate_limited, 1);
+  });
+
   test("unknown sources are refused before their text exists: max_flows, bans (mapped too), deny, filter", () => {
     const deny = parseCidr("198.51.100.0/24");
     if (typeof deny === "string") throw new Error(deny);
