@@ -12,6 +12,7 @@ import type { Ban, BanTable } from "./ban_table.ts";
 import type { TopTalkers } from "./heavy_hitters.ts";
 import { Drop } from "./drops.ts";
 import type { IpFamily } from "./ip_words.ts";
+import { FD_PER_FLOW } from "./fd_budget.ts";
 import type { Listener } from "./listener.ts";
 import { type ListenerProtection, Verdict } from "./protection.ts";
 
@@ -72,6 +73,58 @@ export function admissionGuard(
   drops.rate_limited++;
   placeAutoBan(state, p, now);
   return Drop.RateLimited;
+}
+
+/** What `screenNewFlow` needs of its core (RelayCore's TCP admission view has it all). */
+export interface ScreenHost {
+  readonly protection: ProtectionState;
+  /** The flow limit of listeners whose max_flows is 0. */
+  readonly autoMaxFlows: number;
+  /** Whether the whole core drains. */
+  draining(): boolean;
+  /** Whether the descriptor budget has room for `cost` more (reports a refusal episode once). */
+  descriptorsFor(cost: number): boolean;
+}
+
+/**
+ * Every check before a UDP flow is allocated, in order: bans, limits and the first-datagram filter
+ * (`admissionGuard`), the descriptor budget, drain and max_flows, then the source policy (on `ip` when the
+ * shell gave the text, else on the words). A Drop code, counted (and ranked in the top-talker drops), or
+ * null to allocate. Allocation-free on a refusal, as the native driver's shed path needs.
+ */
+export function screenNewFlow(
+  host: ScreenHost,
+  listener: Listener,
+  family: IpFamily,
+  words: Uint32Array,
+  ip: string | null,
+  port: number,
+  data: Uint8Array,
+  now: number,
+): Drop | null {
+  const drops = listener.counters.drops;
+  const guarded = admissionGuard(host.protection, listener, family, words, data, now);
+  if (guarded !== null) return guarded;
+  const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : host.autoMaxFlows;
+  const draining = host.draining() || listener.draining;
+  // The process-wide descriptor budget first: with max_flows = 0 a listener's limit is that budget.
+  if (!draining && !host.descriptorsFor(FD_PER_FLOW)) {
+    drops.fd_limit++;
+    return Drop.Shed;
+  }
+  if (draining || listener.flows >= limit) {
+    drops.shed++;
+    if (family !== 0) host.protection.top.drops.addWords(family, words, 1);
+    return Drop.Shed;
+  }
+  const verdict = ip !== null
+    ? listener.sources.check(ip, port)
+    : listener.sources.checkWords(family, words, port);
+  if (verdict !== "ok") {
+    drops.invalid++;
+    return Drop.Invalid;
+  }
+  return null;
 }
 
 /**

@@ -44,7 +44,7 @@ import type { CoreEvent } from "./core_events.ts";
 import type { BackendState, ClusterConfig, FerryConfig, ListenerConfig } from "./types.ts";
 import { BanTable } from "./ban_table.ts";
 import { TopTalkers } from "./heavy_hitters.ts";
-import { admissionGuard, overEstablishedLimit, type ProtectionState } from "./admission_guard.ts";
+import { overEstablishedLimit, type ProtectionState, screenNewFlow } from "./admission_guard.ts";
 import { type IpFamily, readIp } from "./ip_words.ts";
 
 /** The core's events, declared in core/core_events.ts; re-exported for the shells that import them here. */
@@ -312,8 +312,8 @@ export class RelayCore {
   // ---- admission (control path: may allocate) ------------------------------------------------------------
 
   /**
-   * The checks before a flow is allocated, on the client's address as words (and its text when the shell
-   * gave one: the source policy then reads it as before). A refusal is counted and allocates nothing.
+   * The checks before a flow is allocated (core/admission_guard.ts `screenNewFlow`), on the client's address
+   * as words and its text when the shell gave one. A refusal is counted and allocates nothing.
    */
   #screen(
     listener: Listener,
@@ -324,28 +324,7 @@ export class RelayCore {
     data: Uint8Array,
     now: number,
   ): Drop | null {
-    const drops = listener.counters.drops;
-    const guarded = admissionGuard(this.protection, listener, family, words, data, now);
-    if (guarded !== null) return guarded;
-    const limit = listener.config.maxFlows > 0 ? listener.config.maxFlows : this.#autoMaxFlows;
-    // The process-wide descriptor budget first: with max_flows = 0 a listener's limit is that budget.
-    if (!this.#draining && !listener.draining && !this.#descriptorsFor(FD_PER_FLOW)) {
-      drops.fd_limit++;
-      return Drop.Shed;
-    }
-    if (this.#draining || listener.draining || listener.flows >= limit) {
-      drops.shed++;
-      if (family !== 0) this.protection.top.drops.addWords(family, words, 1);
-      return Drop.Shed;
-    }
-    const verdict = ip !== null
-      ? listener.sources.check(ip, port)
-      : listener.sources.checkWords(family, words, port);
-    if (verdict !== "ok") {
-      drops.invalid++;
-      return Drop.Invalid;
-    }
-    return null;
+    return screenNewFlow(this.#tcp, listener, family, words, ip, port, data, now);
   }
 
   #admit(
