@@ -191,6 +191,18 @@ describe("ClientLookup", () => {
     assert.equal(r.nl.flows.size, 0, "a detached flow is never indexed");
   });
 
+  test("seed indexes a listener's attached flows (bound again with flows alive), and only those", () => {
+    const r = rig({ maxFlows: 2 }, 6);
+    const a = r.from("2001:db8::1", 1) as Flow;
+    const b = r.from("::ffff:192.0.2.1", 2) as Flow;
+    const fresh = { ...r.nl, flows: new FlowIndex(9) };
+    new ClientLookup(r.core).seed(fresh, r.core.flows());
+    assert.equal(fresh.flows.size, 2);
+    const [f, w] = words("192.0.2.1");
+    assert.equal(fresh.flows.get(f, w, 2), b);
+    assert.equal(fresh.flows.get(...words("2001:db8::1"), 1), a);
+  });
+
   test("screen then admitScreened charges a new flow's limits once", () => {
     const r = rig({
       protection: {

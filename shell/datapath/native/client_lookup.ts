@@ -68,6 +68,19 @@ export class ClientLookup {
     return f;
   }
 
+  /**
+   * Indexes the attached flows of `nl`'s listener among `flows` (the core's): a listener bound again with
+   * flows alive (a rolled-back reload) must find them, not screen their clients as new ones.
+   */
+  seed(nl: IndexedListener, flows: Iterable<Flow>): void {
+    const w = this.#words;
+    for (const f of flows) {
+      if (f.listener !== nl.listener || !attached(f)) continue;
+      const family = readIp(f.clientIp, w);
+      if (family !== 0) nl.flows.set(family, w, f.clientPort, f);
+    }
+  }
+
   /** Drops a closed flow's entry from its listener's index (if it still names that flow). */
   forget(nl: IndexedListener, flow: Flow): void {
     const w = this.#words;

@@ -196,6 +196,7 @@ export class NativeUdp implements UdpPath {
       }
       this.#slots[index] = nl;
       this.#bound.set(listener, nl);
+      if (listener.flows > 0) this.#lookup.seed(nl, this.#core.flows());
       this.kernelFilters.add(listener, info.fd);
       this.#owned.add(listener);
       listener.localAddress = info.local;
