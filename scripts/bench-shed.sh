@@ -84,20 +84,32 @@ for rt in "${runtimes[@]}"; do
   *) echo "unknown runtime $rt" >&2; exit 2 ;;
   esac
   for c in "${cases[@]}"; do
-    PORT=$((30000 + RANDOM % 10000)) ADMIN=$((40000 + RANDOM % 10000))
-    {
-      echo "[admin]"; echo "listen = \"127.0.0.1:$ADMIN\""
-      echo "[[listeners]]"; echo 'name = "l"'; echo "address = \"127.0.0.1:$PORT\""; echo 'cluster = "c"'
-      echo "max_flows = $([[ $c == max_flows ]] && echo 1 || echo 100000)"; echo 'datapath = "native"'
-      case_config "$c"
-      echo "[clusters.c]"; echo "backends = [{ address = \"127.0.0.1:$ECHO_PORT\" }]"
-    } >"$OUT/$rt-$c.toml"
-    "${FERRY[@]}" check "$OUT/$rt-$c.toml" >/dev/null
-    taskset -c 0 timeout $((SECONDS_ + 30)) "${FERRY[@]}" --config "$OUT/$rt-$c.toml" --log-level warning \
-      >"$OUT/$rt-$c.log" 2>&1 & fpid=$!
-    pids+=($fpid)
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ADMIN/metrics" >/dev/null 2>&1 && break; sleep 0.1; done
-    # The relay's pid (deno/bun may be behind a wrapper): the process holding the admin port.
+    # Random ports: another process may hold one, so a relay that does not come up is tried again.
+    up=0
+    for attempt in 1 2 3; do
+      PORT=$((30000 + RANDOM % 10000)) ADMIN=$((40000 + RANDOM % 10000))
+      {
+        echo "[admin]"; echo "listen = \"127.0.0.1:$ADMIN\""
+        echo "[[listeners]]"; echo 'name = "l"'; echo "address = \"127.0.0.1:$PORT\""; echo 'cluster = "c"'
+        echo "max_flows = $([[ $c == max_flows ]] && echo 1 || echo 100000)"; echo 'datapath = "native"'
+        case_config "$c"
+        echo "[clusters.c]"; echo "backends = [{ address = \"127.0.0.1:$ECHO_PORT\" }]"
+      } >"$OUT/$rt-$c.toml"
+      "${FERRY[@]}" check "$OUT/$rt-$c.toml" >/dev/null
+      taskset -c 0 timeout $((SECONDS_ + 30)) "${FERRY[@]}" --config "$OUT/$rt-$c.toml" --log-level warning \
+        >"$OUT/$rt-$c.log" 2>&1 & fpid=$!
+      pids+=($fpid)
+      for _ in $(seq 100); do
+        curl -sf "http://127.0.0.1:$ADMIN/metrics" >/dev/null 2>&1 && { up=1; break; }
+        kill -0 "$fpid" 2>/dev/null || break
+        sleep 0.1
+      done
+      ((up)) && break
+      kill "$fpid" 2>/dev/null || true
+      wait "$fpid" 2>/dev/null || true
+    done
+    if ((!up)); then echo "| $rt | $c | (did not start: $OUT/$rt-$c.log) | | | | |"; continue; fi
+    # The relay's pid: `timeout`'s child.
     rpid=$(pgrep -P "$fpid" -n 2>/dev/null || echo "$fpid")
     [[ -r /proc/$rpid/stat ]] || rpid=$fpid
     curl -sf "http://127.0.0.1:$ADMIN/metrics" >"$OUT/$rt-$c.m0"
