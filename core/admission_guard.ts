@@ -89,7 +89,8 @@ export interface ScreenHost {
 /**
  * Every check before a UDP flow is allocated, in order: bans, limits and the first-datagram filter
  * (`admissionGuard`), the descriptor budget, drain and max_flows, then the source policy (on `ip` when the
- * shell gave the text, else on the words). A Drop code, counted (and ranked in the top-talker drops), or
+ * shell gave the text, else on the words). With the text, `family` may be 0 when no ban or limit needs
+ * the words (then nothing reads them). A Drop code, counted (and ranked in the top-talker drops), or
  * null to allocate. Allocation-free on a refusal, as the native driver's shed path needs.
  */
 export function screenNewFlow(
@@ -115,6 +116,7 @@ export function screenNewFlow(
   if (draining || listener.flows >= limit) {
     drops.shed++;
     if (family !== 0) host.protection.top.drops.addWords(family, words, 1);
+    else if (ip !== null) host.protection.top.drops.add(ip, 1);
     return Drop.Shed;
   }
   const verdict = ip !== null

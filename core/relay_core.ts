@@ -142,8 +142,10 @@ export class RelayCore {
     const ports = listener.table.get(ip);
     const known = ports === undefined ? undefined : ports.get(port);
     if (known !== undefined) return this.#known(known, data, now);
+    // The words only when a ban or a limit will read them: the source policy reads the text here.
     const words = this.#words;
-    const screened = this.#screen(listener, readIp(ip, words), words, ip, port, data, now);
+    const family = this.protection.bans.size > 0 || listener.protection !== null ? readIp(ip, words) : 0;
+    const screened = this.#screen(listener, family, words, ip, port, data, now);
     if (screened !== null) return screened;
     return this.#admit(listener, listener.cluster as Cluster, ports, ip, port, data, now);
   }
