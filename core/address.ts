@@ -75,13 +75,52 @@ export function parseIp(text: string): IpAddress | null {
   return text.includes(":") ? parseIpv6(text) : parseIpv4(text);
 }
 
+/**
+ * True when the 16 bytes at `off` are an IPv4-mapped IPv6 address (::ffff:a.b.c.d, RFC 4291 2.5.5.2): an
+ * IPv4 client of a dual-stack socket. The one definition of "mapped": every other unmapping (text, words,
+ * CIDR blocks, sockaddr bytes in the native driver) goes through it or `unmappedIpText`/`isIpv4MappedWords`.
+ */
+export function isIpv4Mapped(bytes: Uint8Array, off = 0): boolean {
+  if (bytes[off + 10] !== 0xff || bytes[off + 11] !== 0xff) return false;
+  for (let i = 0; i < 10; i++) if (bytes[off + i] !== 0) return false;
+  return true;
+}
+
+/** `isIpv4Mapped` over an address read as four network-order words (core/ip_words.ts). */
+export function isIpv4MappedWords(words: Uint32Array): boolean {
+  return words[0] === 0 && words[1] === 0 && words[2] === 0xffff;
+}
+
 /** The IPv4 address inside an IPv4-mapped IPv6 address (::ffff:a.b.c.d), or the address unchanged. */
 export function unmapIpv4(ip: IpAddress): IpAddress {
-  if (ip.family !== 6) return ip;
-  const b = ip.bytes;
-  for (let i = 0; i < 10; i++) if (b[i] !== 0) return ip;
-  if (b[10] !== 0xff || b[11] !== 0xff) return ip;
-  return { family: 4, bytes: b.slice(12, 16) };
+  if (ip.family !== 6 || !isIpv4Mapped(ip.bytes)) return ip;
+  return { family: 4, bytes: ip.bytes.slice(12, 16) };
+}
+
+/**
+ * The text of an IP with an IPv4-mapped address (any spelling: "::ffff:10.0.0.1", "::FFFF:a00:1",
+ * "0:0:0:0:0:ffff:10.0.0.1") as its dotted IPv4 form; any other text unchanged. Control path: it may parse.
+ */
+export function unmappedIpText(text: string): string {
+  // The cheap answers first: IPv4 text, and IPv6 text that cannot spell ffff.
+  if (!text.includes(":") || !/ffff/i.test(text)) return text;
+  const ip = parseIpv6(text);
+  return ip !== null && isIpv4Mapped(ip.bytes) ? formatIp(unmapIpv4(ip)) : text;
+}
+
+/** True when two IP texts name the same client (an IPv4 address and its mapped form are the same). */
+export function sameIp(a: string, b: string): boolean {
+  return a === b || unmappedIpText(a) === unmappedIpText(b);
+}
+
+/**
+ * A block of IPv4-mapped addresses (::ffff:0:0/96 and longer) as the IPv4 block it covers
+ * ("::ffff:10.0.0.0/104" → 10.0.0.0/8); any other block unchanged. Clients of a dual-stack socket are
+ * matched as IPv4 (their words unmap), so a mapped ban or deny block must be IPv4 to ever hold one.
+ */
+export function unmapCidr(block: Cidr): Cidr {
+  if (block.ip.family !== 6 || block.prefix < 96 || !isIpv4Mapped(block.ip.bytes)) return block;
+  return { ip: unmapIpv4(block.ip), prefix: block.prefix - 96 };
 }
 
 /** Formats an address canonically (RFC 5952 for IPv6: lowercase, longest zero run compressed). */

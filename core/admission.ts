@@ -21,7 +21,7 @@ import { encodeProxyV2 } from "./proxy_v2.ts";
 import { Rng } from "./rng.ts";
 import { affinityHash, stickyBackend } from "./affinity.ts";
 import type { ProtectionState } from "./admission_guard.ts";
-import { type AdmissionOrderHost, refusal } from "./admission_order.ts";
+import type { AdmissionOrderHost } from "./admission_order.ts";
 
 /** The parts of a core admission reads and fills. */
 export interface AdmissionState {
@@ -45,14 +45,14 @@ export class Admission {
   #fdWarned = false;
   #nextId = 1;
   /** The shared refusals' view of this admission (core/admission_order.ts). */
-  readonly #order: AdmissionOrderHost;
+  readonly order: AdmissionOrderHost;
 
   /** Admission over `state`, its random choices seeded by `seed`, within `fdBudget` descriptors. */
   constructor(state: AdmissionState, seed: number, fdBudget: number) {
     this.#s = state;
     this.#rng = new Rng(seed);
     this.#fdBudget = fdBudget;
-    this.#order = {
+    this.order = {
       protection: state.protection,
       autoMaxFlows: state.autoMaxFlows,
       draining: () => state.draining(),
@@ -93,8 +93,8 @@ export class Admission {
   }
 
   /**
-   * A first datagram from a client `listener` has no flow for: the guards, the budget, the caps, the source
-   * policy and the balancer, in that order. Returns the Drop code, or the new flow: AwaitingBackend (the
+   * A first datagram from a client `listener` has no flow for, already screened (core/admission_order.ts
+   * `refusal`, run by RelayCore before this): the balancer. Returns the Drop code, or the new flow: AwaitingBackend (the
    * datagram held, a `resolve` queued) or Established with its backend, its datagram not yet forwarded.
    */
   admit(
@@ -108,9 +108,7 @@ export class Admission {
   ): Flow | Drop {
     const s = this.#s;
     const drops = listener.counters.drops;
-    // Bans and limits, descriptors, shed, source policy: the order TCP shares (core/admission_order.ts).
-    const refused = refusal(this.#order, listener, ip, port, data, FD_PER_FLOW, now);
-    if (refused !== null) return refused;
+    s.protection.top.flows.add(ip, 1);
     const knobs = cluster.config;
     if (now >= s.health.expiry) s.health.tick(now);
     let backend: Backend | null = null;

@@ -11,6 +11,7 @@
 import type { Ban, BanTable } from "./ban_table.ts";
 import type { TopTalkers } from "./heavy_hitters.ts";
 import { Drop } from "./drops.ts";
+import type { IpFamily } from "./ip_words.ts";
 import type { Listener } from "./listener.ts";
 import { type ListenerProtection, Verdict } from "./protection.ts";
 
@@ -40,27 +41,30 @@ function placeAutoBan(state: ProtectionState, p: ListenerProtection, now: number
 }
 
 /**
- * Decides a would-be new flow from `ip` whose first datagram is `data`: a Drop code (counted on the
- * listener and in the top-talker drops), or null to go on with admission.
+ * Decides a would-be new flow from the address in `words` (`readIp`/`readIpBytes`; family 0 = text that is
+ * no IP, which only the filter checks) whose first datagram is `data`: a Drop code (counted on the listener
+ * and in the top-talker drops), or null to go on with admission. Allocation-free unless it places an
+ * automatic ban.
  */
 export function admissionGuard(
   state: ProtectionState,
   listener: Listener,
-  ip: string,
+  family: IpFamily,
+  words: Uint32Array,
   data: Uint8Array,
   now: number,
 ): Drop | null {
   const drops = listener.counters.drops;
-  if (state.bans.size > 0 && state.bans.match(ip, now) !== null) {
+  if (family !== 0 && state.bans.size > 0 && state.bans.matchWords(family, words, now) !== null) {
     drops.banned++;
-    state.top.drops.add(ip, 1);
+    state.top.drops.addWords(family, words, 1);
     return Drop.Banned;
   }
   const p = listener.protection;
   if (p === null) return null;
-  const v = p.admit(ip, data, now);
+  const v = p.admitWords(family, words, data, now);
   if (v === Verdict.Ok) return null;
-  state.top.drops.add(ip, 1);
+  if (family !== 0) state.top.drops.addWords(family, words, 1);
   if (v === Verdict.Filtered) {
     drops.filtered++;
     return Drop.Filtered;

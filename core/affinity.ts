@@ -8,6 +8,7 @@
 import type { Backend } from "./backend.ts";
 import type { Cluster } from "./cluster.ts";
 import type { Flow } from "./flow.ts";
+import { unmappedIpText } from "./address.ts";
 import { hashCombine, hashString } from "./hash.ts";
 import type { ClusterConfig } from "./types.ts";
 
@@ -31,7 +32,7 @@ export function stickyBackend(ports: Map<number, Flow> | undefined, cluster: Clu
  * dual-stack listener and an IPv4 one agree.
  */
 export function affinityHash(knobs: ClusterConfig, ip: string, port: number): number {
-  const key = ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : ip;
+  const key = unmappedIpText(ip);
   const h = hashString(key, knobs.hashSeed);
   return knobs.affinity === "ip" ? h : hashCombine(h, port);
 }

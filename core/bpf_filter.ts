@@ -20,7 +20,7 @@
  * @module
  */
 
-import type { Cidr } from "./address.ts";
+import { type Cidr, unmapCidr } from "./address.ts";
 import type { FirstDatagramRule } from "./first_datagram_filter.ts";
 
 /** One cBPF instruction (struct sock_filter). */
@@ -169,7 +169,14 @@ function payloadRules(p: FirstDatagramRule): BpfInsn[] {
  * The program for `rules`, or null when there is nothing for the kernel to do (no program: accept all).
  * Bans and deny blocks beyond the instruction budget are left out and counted in `omitted`.
  */
-export function compileKernelFilter(rules: KernelRules): CompiledBpf | null {
+export function compileKernelFilter(given: KernelRules): CompiledBpf | null {
+  // An IPv4 client of a dual-stack socket arrives as an IPv4 packet: mapped blocks must be IPv4 rules.
+  const rules: KernelRules = {
+    ...given,
+    deny: given.deny.map(unmapCidr),
+    allow: given.allow.map(unmapCidr),
+    bans: given.bans.map(unmapCidr),
+  };
   const payload = rules.payload === null ? [] : payloadRules(rules.payload);
   if (rules.deny.length + rules.allow.length + rules.bans.length === 0 && payload.length === 0) return null;
   // Header: version dispatch (7), the jump over the IPv6 rules (1) and the final accept (1).

@@ -65,8 +65,16 @@ export interface DatapathStatus {
   /** Native path: datagrams per recvmmsg/sendmmsg, and whether UDP GSO is used. */
   readonly batch: number | null;
   readonly gso: boolean | null;
-  /** Native path: the kernel socket filter (instructions attached, rules left to user space, error). */
-  readonly kernelFilter?: { instructions: number; omitted: number; error: string | null } | null;
+  /**
+   * Native path: the kernel socket filter (instructions attached, rules left to user space, error, and the
+   * socket's drops while a program was attached: see shell/datapath/native/kernel_filter.ts).
+   */
+  readonly kernelFilter?: {
+    instructions: number;
+    omitted: number;
+    error: string | null;
+    drops?: number | null;
+  } | null;
 }
 
 /** Drop counters, by reason. */

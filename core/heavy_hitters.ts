@@ -14,6 +14,9 @@
  */
 
 import { hashString } from "./hash.ts";
+import { formatWords, type IpFamily, prefixHash, readIp } from "./ip_words.ts";
+
+const KEY_SEED = 0x70_70;
 
 /** One tracked source: its estimated count and the most that estimate may exceed the true count by. */
 export interface HeavyHitter {
@@ -22,10 +25,16 @@ export interface HeavyHitter {
   readonly error: number;
 }
 
-/** A tracked source; entries move in the heap, so `pos` is updated in place. */
+/**
+ * A tracked source; entries move in the heap, so `pos` is updated in place. An IP source is keyed by its
+ * words (`family` 4 or 6: text and raw addresses of one IP share an entry, IPv4-mapped ones as IPv4) and
+ * its text is built only when the summary is read; any other key (`family` 0) by its text.
+ */
 interface Entry {
   readonly id: number;
-  key: string;
+  key: string | null;
+  family: IpFamily;
+  readonly words: Uint32Array;
   hash: number;
   count: number;
   error: number;
@@ -48,6 +57,7 @@ export class SpaceSaving {
   readonly #heap: Entry[] = [];
   /** Total weight seen since the last reset. */
   total = 0;
+  readonly #scratch = new Uint32Array(4);
 
   /** A summary tracking `k` (≥ 1) sources. */
   constructor(k: number) {
@@ -58,11 +68,12 @@ export class SpaceSaving {
     this.#mask = cap - 1;
   }
 
-  #find(key: string, hash: number): Entry | undefined {
+  #find(key: string | null, family: IpFamily, words: Uint32Array, hash: number): Entry | undefined {
     const slots = this.#slots, mask = this.#mask;
     for (let i = hash & mask; slots[i] !== EMPTY; i = (i + 1) & mask) {
       const e = this.#entries[slots[i]];
-      if (e.hash === hash && e.key === key) return e;
+      if (e.hash !== hash || e.family !== family) continue;
+      if (family === 0 ? e.key === key : sameWords(family, e.words, words)) return e;
     }
     return undefined;
   }
@@ -89,37 +100,54 @@ export class SpaceSaving {
     slots[i] = EMPTY;
   }
 
-  /** Adds `weight` (> 0) to `key`'s count. */
+  /** Adds `weight` (> 0) to `key`'s count (an IP's text counts with its words: see `addWords`). */
   add(key: string, weight: number): void {
+    const w = this.#scratch;
+    const family = readIp(key, w);
+    if (family !== 0) return this.addWords(family, w, weight);
+    this.#add(key, 0, w, hashString(key, KEY_SEED) & 0x3fff_ffff, weight);
+  }
+
+  /**
+   * Adds `weight` (> 0) to the count of the IP in `words` (`readIp`/`readIpBytes`). Allocation-free: the
+   * native driver's shed path counts refused sources without building their text.
+   */
+  addWords(family: 4 | 6, words: Uint32Array, weight: number): void {
+    this.#add(null, family, words, prefixHash(family, words, 128, KEY_SEED), weight);
+  }
+
+  #add(key: string | null, family: IpFamily, words: Uint32Array, hash: number, weight: number): void {
     this.total += weight;
-    const hash = hashString(key, 0x70_70);
-    const found = this.#find(key, hash);
+    const found = this.#find(key, family, words, hash);
     if (found !== undefined) {
       found.count += weight;
       this.#down(found.pos);
       return;
     }
     const heap = this.#heap;
+    let e: Entry;
     if (heap.length < this.k) {
-      let e = this.#entries[heap.length];
+      e = this.#entries[heap.length];
       if (e === undefined) {
-        e = { id: heap.length, key, hash, count: weight, error: 0, pos: heap.length };
+        e = { id: heap.length, key, family, words: new Uint32Array(4), hash, count: 0, error: 0, pos: 0 };
         this.#entries.push(e);
-      } else e.key = key, e.hash = hash, e.count = weight, e.error = 0, e.pos = heap.length;
+      }
+      e.count = weight, e.error = 0, e.pos = heap.length;
       heap.push(e);
-      this.#insert(e);
-      this.#up(e.pos);
-      return;
+    } else {
+      // Replace the minimum in place: the newcomer inherits its count as possible overestimate.
+      e = heap[0];
+      this.#remove(e);
+      e.error = e.count;
+      e.count += weight;
     }
-    // Replace the minimum in place: the newcomer inherits its count as possible overestimate.
-    const min = heap[0];
-    this.#remove(min);
-    min.key = key;
-    min.hash = hash;
-    min.error = min.count;
-    min.count += weight;
-    this.#insert(min);
-    this.#down(0);
+    e.key = key;
+    e.family = family;
+    e.hash = hash;
+    if (family !== 0) e.words.set(words);
+    this.#insert(e);
+    if (e.error === 0 && e.count === weight) this.#up(e.pos);
+    else this.#down(e.pos);
   }
 
   /** The largest error any reported count can have: the smallest tracked count (≤ total / k). */
@@ -129,9 +157,15 @@ export class SpaceSaving {
 
   /** The `n` largest counts, largest first. */
   top(n: number): HeavyHitter[] {
-    const out: HeavyHitter[] = this.#heap.map((e) => ({ key: e.key, count: e.count, error: e.error }));
+    const out: HeavyHitter[] = this.#heap.map((e) => ({ key: this.#key(e), count: e.count, error: e.error }));
     out.sort((a, b) => b.count - a.count || (a.key < b.key ? -1 : 1));
     return out.slice(0, n);
+  }
+
+  /** An entry's text, built once (a summary read, not the data path). */
+  #key(e: Entry): string {
+    if (e.key === null) e.key = formatWords(e.family as 4 | 6, e.words);
+    return e.key;
   }
 
   /** Forgets everything. */
@@ -172,6 +206,11 @@ export class SpaceSaving {
     h[i] = e;
     e.pos = i;
   }
+}
+
+function sameWords(family: 4 | 6, a: Uint32Array, b: Uint32Array): boolean {
+  if (a[0] !== b[0]) return false;
+  return family === 4 || (a[1] === b[1] && a[2] === b[2] && a[3] === b[3]);
 }
 
 /** What the top-talker summaries rank by. */

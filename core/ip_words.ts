@@ -10,6 +10,7 @@
  * @module
  */
 
+import { formatIp, isIpv4Mapped, isIpv4MappedWords } from "./address.ts";
 import { fmix32, hashCombine } from "./hash.ts";
 
 /** Address family of a parsed IP: 4, 6, or 0 when the text is no IP. */
@@ -133,11 +134,41 @@ export function readIp(text: string, out: Uint32Array): IpFamily {
   if (gap ? total > 7 : total !== 8) return 0;
   for (let k = 0; k < tails; k++) setHextet(out, 8 - tails + k, tail[k]);
   // ::ffff:a.b.c.d is an IPv4 client on a dual-stack socket.
-  if (out[0] === 0 && out[1] === 0 && out[2] === 0xffff) {
+  if (isIpv4MappedWords(out)) {
     out[0] = out[3];
     return 4;
   }
   return 6;
+}
+
+/**
+ * Reads an address from raw bytes (a sockaddr's, network order) into `out` as `readIp` would its text: the 4
+ * bytes of an IPv4 address (`size` 4), or 16 of an IPv6 one, which read as IPv4 when they are IPv4-mapped.
+ * Allocation-free: the native driver's path from a datagram to its flow, or to a refusal, builds no string.
+ */
+export function readIpBytes(u8: Uint8Array, off: number, size: 4 | 16, out: Uint32Array): 4 | 6 {
+  if (size === 16 && isIpv4Mapped(u8, off)) off += 12;
+  else if (size === 16) {
+    for (let w = 0; w < 4; w++) out[w] = word(u8, off + 4 * w);
+    return 6;
+  }
+  out[0] = word(u8, off);
+  return 4;
+}
+
+/** The text of an address in words, masked to its first `bits` bits (all by default). Control path: a string. */
+export function formatWords(family: 4 | 6, words: Uint32Array, bits = 128): string {
+  const n = family === 4 ? 4 : 16;
+  const bytes = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const w = maskWord(words[i >> 2], bits - 32 * (i >> 2));
+    bytes[i] = (w >>> (24 - 8 * (i & 3))) & 0xff;
+  }
+  return formatIp({ family, bytes });
+}
+
+function word(u8: Uint8Array, at: number): number {
+  return ((u8[at] << 24) | (u8[at + 1] << 16) | (u8[at + 2] << 8) | u8[at + 3]) >>> 0;
 }
 
 function setHextet(out: Uint32Array, index: number, value: number): void {
@@ -155,8 +186,11 @@ export function maskWord(word: number, bits: number): number {
 }
 
 /**
- * A seeded 32-bit hash of the first `bits` bits of a parsed address; family and length are part of the key,
- * so 10.0.0.0/8 and 10.0.0.0/16 (or an IPv4 and an IPv6 prefix) do not share a slot by construction.
+ * A seeded 30-bit hash of the first `bits` bits of a parsed address; family and length are part of the key,
+ * so 10.0.0.0/8 and 10.0.0.0/16 (or an IPv4 and an IPv6 prefix) do not share a slot by construction. 30
+ * bits, so the value is a small integer on every engine: a full 32-bit one is a boxed double under V8 once
+ * it is passed, returned or used as a Map key, which made each refused datagram allocate (measured:
+ * scripts/bench-native-lookup.ts).
  */
 export function prefixHash(family: 4 | 6, words: Uint32Array, bits: number, seed: number): number {
   let h = hashCombine(seed, (family << 8) | bits);
@@ -166,5 +200,5 @@ export function prefixHash(family: 4 | 6, words: Uint32Array, bits: number, seed
     if (keep <= 0) break;
     h = hashCombine(h, maskWord(words[w], keep));
   }
-  return fmix32(h);
+  return fmix32(h) & 0x3fff_ffff;
 }

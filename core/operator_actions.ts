@@ -6,6 +6,7 @@
  * @module
  */
 
+import { sameIp } from "./address.ts";
 import type { Connection } from "./connection.ts";
 import type { Flow } from "./flow.ts";
 import type { CloseReason, ConnectionEnd } from "./reasons.ts";
@@ -18,11 +19,6 @@ export function connectionEndOf(reason: CloseReason): ConnectionEnd {
   return reason === "disconnected" || reason === "drain" || reason === "idle" ? reason : "aborted";
 }
 
-/** `ip` and its other spelling: "1.2.3.4" and "::ffff:1.2.3.4" name one IPv4 client. */
-function otherSpelling(ip: string): string {
-  return ip.startsWith("::ffff:") && ip.includes(".") ? ip.slice(7) : `::ffff:${ip}`;
-}
-
 /** Closes the connections of client `ip` (every port, or only `port`), on one listener or all. */
 export function closeClientConnections(
   conns: Iterable<Connection>,
@@ -32,10 +28,9 @@ export function closeClientConnections(
   listenerName: string | undefined,
   end: ConnectionEnd,
 ): number {
-  const alt = otherSpelling(ip);
   let n = 0;
   for (const conn of [...conns]) {
-    if (conn.clientIp !== ip && conn.clientIp !== alt) continue;
+    if (!sameIp(conn.clientIp, ip)) continue;
     if (port !== undefined && conn.clientPort !== port) continue;
     if (listenerName !== undefined && conn.listener.config.name !== listenerName) continue;
     if (close(conn, end)) n++;
@@ -72,10 +67,9 @@ export function closeClientFlows(
   listenerName: string | undefined,
   reason: CloseReason,
 ): number {
-  const alt = otherSpelling(ip);
   let n = 0;
   for (const flow of [...flows]) {
-    if (flow.clientIp !== ip && flow.clientIp !== alt) continue;
+    if (!sameIp(flow.clientIp, ip)) continue;
     if (port !== undefined && flow.clientPort !== port) continue;
     if (listenerName !== undefined && flow.listener.config.name !== listenerName) continue;
     if (close(flow, reason)) n++;

@@ -11,7 +11,7 @@
 
 import { BucketTable, BucketVerdict } from "./bucket_table.ts";
 import { type CompiledFilter, compileFilter, type FirstDatagramRule } from "./first_datagram_filter.ts";
-import { type IpFamily, prefixHash, readIp } from "./ip_words.ts";
+import { formatWords, type IpFamily, prefixHash, readIp } from "./ip_words.ts";
 
 /** Three rates per second; 0 = that one is not limited. */
 export interface SourceRates {
@@ -109,27 +109,33 @@ export class ListenerProtection {
 
   /** Checks a would-be new flow's first datagram from `ip` against the limits, then the filter. */
   admit(ip: string, data: Uint8Array, now: number): Verdict {
-    if (this.#limit(ip, true, data.byteLength, now) !== Verdict.Ok) return Verdict.RateLimited;
+    return this.admitWords(readIp(ip, this.#words), this.#words, data, now);
+  }
+
+  /**
+   * `admit` for an address already read into words (`readIp`/`readIpBytes`; family 0 = unparsable, which
+   * only the filter checks): the native driver's string-free shed path.
+   */
+  admitWords(family: IpFamily, words: Uint32Array, data: Uint8Array, now: number): Verdict {
+    if (this.#limit(family, words, true, data.byteLength, now) !== Verdict.Ok) return Verdict.RateLimited;
     if (this.filter !== null && !this.filter.test(data)) return Verdict.Filtered;
     return Verdict.Ok;
   }
 
   /** Charges a datagram of an established flow from `ip` to its source's buckets. */
   charge(ip: string, size: number, now: number): Verdict {
-    return this.#limit(ip, false, size, now);
+    return this.#limit(readIp(ip, this.#words), this.#words, false, size, now);
   }
 
-  #limit(ip: string, newFlow: boolean, size: number, now: number): Verdict {
+  #limit(family: IpFamily, w: Uint32Array, newFlow: boolean, size: number, now: number): Verdict {
     const ipTable = this.perIp, prefixTable = this.perPrefix;
     if (ipTable === null && prefixTable === null) return Verdict.Ok;
-    const w = this.#words;
-    const family: IpFamily = readIp(ip, w);
     if (family === 0) return Verdict.Ok; // the source policy refuses unparsable text with its own reason
     const l = this.config.limits as LimitsConfig;
     if (ipTable !== null) {
       const v = ipTable.take(prefixHash(family, w, family === 4 ? 32 : 128, this.#seed), newFlow, size, now);
       if (v !== BucketVerdict.Ok) {
-        this.#overLimit(ipTable, ip, family, family === 4 ? 32 : 128, v, l);
+        this.#overLimit(ipTable, w, family, family === 4 ? 32 : 128, v, l);
         return Verdict.RateLimited;
       }
     }
@@ -137,7 +143,7 @@ export class ListenerProtection {
       const bits = family === 4 ? l.prefixV4 : l.prefixV6;
       const v = prefixTable.take(prefixHash(family, w, bits, this.#seed), newFlow, size, now);
       if (v !== BucketVerdict.Ok) {
-        this.#overLimit(prefixTable, ip, family, bits, v, l);
+        this.#overLimit(prefixTable, w, family, bits, v, l);
         return Verdict.RateLimited;
       }
     }
@@ -147,7 +153,7 @@ export class ListenerProtection {
   /** Asks for a ban once a source has stayed over a limit long enough (builds strings only then). */
   #overLimit(
     t: BucketTable,
-    ip: string,
+    w: Uint32Array,
     family: 4 | 6,
     bits: number,
     v: BucketVerdict,
@@ -155,10 +161,10 @@ export class ListenerProtection {
   ): void {
     if (l.banAfterMs <= 0 || t.overForMs < l.banAfterMs) return;
     const what = VERDICT_NAMES[v];
-    // An IPv4 client on a dual-stack socket (::ffff:a.b.c.d) is banned as the IPv4 block it counted in.
-    const text = family === 4 && ip.includes(":") ? ip.slice(ip.lastIndexOf(":") + 1) : ip;
+    // From the words: an IPv4 client on a dual-stack socket (::ffff:a.b.c.d) is banned as the IPv4 block it
+    // counted in, and the block is masked to `bits`.
     this.pendingBan = {
-      cidr: `${text}/${bits}`,
+      cidr: `${formatWords(family, w, bits)}/${bits}`,
       ttlMs: l.banForMs,
       reason: `over the ${what} limit for ${Math.round(t.overForMs / 1000)}s`,
     };

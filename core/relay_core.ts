@@ -20,7 +20,11 @@ import { Connection } from "./connection.ts";
 import type { CloseReason, ConnectionEnd } from "./reasons.ts";
 import { Drop } from "./drops.ts";
 import { affinityHash } from "./affinity.ts";
-import { isUdpListener, Listener } from "./listener.ts";
+import { isUdpListener, Listener, type UdpListener } from "./listener.ts";
+import { refusal } from "./admission_order.ts";
+import type { Cluster } from "./cluster.ts";
+import { FD_PER_FLOW } from "./fd_budget.ts";
+import { type IpFamily, readIp } from "./ip_words.ts";
 import { CoreHealth } from "./core_health.ts";
 import { externalBackend } from "./external_resolution.ts";
 import { admitConnection, endConnectionIn, type TcpAdmissionHost } from "./tcp_admission.ts";
@@ -77,6 +81,8 @@ export class RelayCore extends NamedTables {
   /** `close`, bound once for the operator actions (core/operator_actions.ts). */
   readonly #closeFlow: CloseFlow = (flow, reason) => this.close(flow, reason);
   readonly #events = new EventQueue();
+  /** Scratch words of a client's address during admission (synchronous: one at a time). */
+  readonly #words = new Uint32Array(4);
   /** Ends a connection for an operator action; the shell closes its sockets on `connection_closed`. */
   readonly #closeConnection: CloseConnection = (conn, end) => {
     // The time only matters for refused and timed-out connects, which operator actions never are.
@@ -144,8 +150,67 @@ export class RelayCore extends NamedTables {
    * when `headerDue`. A flow in AwaitingBackend has buffered a copy: send nothing.
    */
   fromClient(listener: Listener, ip: string, port: number, data: Uint8Array, now: number): Flow | Drop {
+    const early = this.#early(listener, data);
+    if (early !== null) return early;
+    const ports = listener.table.get(ip);
+    const known = ports === undefined ? undefined : ports.get(port);
+    if (known !== undefined) return this.#known(known, data, now);
+    // The words only when a ban or a limit will read them: the source policy reads the text here.
+    const words = this.#words;
+    const family = this.protection.bans.size > 0 || listener.protection !== null ? readIp(ip, words) : 0;
+    const refused = refusal(this.#admission.order, listener, family, words, ip, port, data, FD_PER_FLOW, now);
+    if (refused !== null) return refused;
+    return this.#admit(listener as UdpListener, ports, ip, port, data, now);
+  }
+
+  /**
+   * `fromClient` for a flow the shell found by itself (the native driver's index over sockaddr bytes) and
+   * that is still attached (Established or AwaitingBackend): the same checks and effects, without the
+   * lookup by text. Allocation-free.
+   */
+  forwardFlow(flow: Flow, data: Uint8Array, now: number): Flow | Drop {
+    const early = this.#early(flow.listener, data);
+    return early !== null ? early : this.#known(flow, data, now);
+  }
+
+  /**
+   * Pre-admission for a shell that finds attached flows by itself: a datagram from a client it knows no
+   * flow of, its address read into `words` (core/ip_words.ts `readIpBytes`). Runs every check `fromClient`
+   * runs before it allocates a flow (size, cluster, bans, limits, first-datagram filter, descriptor budget,
+   * drain, max_flows, source policy: core/admission_order.ts), counts a refusal and returns its Drop code;
+   * or null when the client is admissible: the shell then builds its text and calls `admitScreened`, which
+   * checks nothing again. No string, event or object on a refusal (an automatic ban is the exception).
+   */
+  screen(
+    listener: Listener,
+    family: IpFamily,
+    words: Uint32Array,
+    port: number,
+    data: Uint8Array,
+    now: number,
+  ): Drop | null {
+    const early = this.#early(listener, data);
+    if (early !== null) return early;
+    return refusal(this.#admission.order, listener, family, words, null, port, data, FD_PER_FLOW, now);
+  }
+
+  /** Admits a client `screen` found admissible for this very datagram (nothing in between). */
+  admitScreened(listener: Listener, ip: string, port: number, data: Uint8Array, now: number): Flow | Drop {
+    const ports = listener.table.get(ip);
+    const known = ports === undefined ? undefined : ports.get(port);
+    if (known !== undefined) return this.#known(known, data, now); // the shell's index missed it: still right
+    return this.#admit(listener as UdpListener, ports, ip, port, data, now);
+  }
+
+  /** The checks every client datagram meets first: a UDP listener, size, a cluster with backends, not empty. */
+  #early(listener: Listener, data: Uint8Array): Drop | null {
     const size = data.byteLength;
     const drops = listener.counters.drops;
+    // A datagram for a TCP listener is a shell's mistake: counted, never a UDP flow on TCP counters.
+    if (!isUdpListener(listener)) {
+      drops.invalid++;
+      return Drop.Invalid;
+    }
     if (size > listener.config.maxDatagramSize) {
       drops.truncated++;
       return Drop.Truncated;
@@ -159,30 +224,38 @@ export class RelayCore extends NamedTables {
       drops.invalid++;
       return Drop.Invalid;
     }
-    const ports = listener.table.get(ip);
-    const known = ports === undefined ? undefined : ports.get(port);
-    if (known !== undefined) {
-      const p = listener.protection;
-      if (
-        p !== null && p.chargesEstablished &&
-        overEstablishedLimit(this.protection, listener, p, ip, size, now)
-      ) {
-        return Drop.RateLimited;
-      }
-      if (known.state === FlowState.Established) return this.#forwardClient(known, size, now, data);
-      this.#admission.holdPending(known, data, now);
-      return known;
+    return null;
+  }
+
+  /** A datagram of an attached flow. */
+  #known(known: Flow, data: Uint8Array, now: number): Flow | Drop {
+    const listener = known.listener;
+    const p = listener.protection;
+    if (
+      p !== null && p.chargesEstablished &&
+      overEstablishedLimit(this.protection, listener, p, known.clientIp, data.byteLength, now)
+    ) {
+      return Drop.RateLimited;
     }
-    // A datagram for a TCP listener is a shell's mistake: counted, never a UDP flow on TCP counters.
-    if (!isUdpListener(listener)) {
-      listener.counters.drops.invalid++;
-      return Drop.Invalid;
-    }
-    const flow = this.#admission.admit(listener, cluster, ports, ip, port, data, now);
+    if (known.state === FlowState.Established) return this.#forwardClient(known, data.byteLength, now, data);
+    this.#admission.holdPending(known, data, now);
+    return known;
+  }
+
+  /** A screened client's new flow: the balancer, the table entry, its `open`, its first datagram. */
+  #admit(
+    listener: UdpListener,
+    ports: Map<number, Flow> | undefined,
+    ip: string,
+    port: number,
+    data: Uint8Array,
+    now: number,
+  ): Flow | Drop {
+    const flow = this.#admission.admit(listener, listener.cluster as Cluster, ports, ip, port, data, now);
     if (typeof flow === "number") return flow;
     if (flow.state === FlowState.Established) {
       this.#events.push({ kind: "open", flow, held: null, withHeader: false });
-      this.#forwardClient(flow, size, now, data);
+      this.#forwardClient(flow, data.byteLength, now, data);
     }
     this.#life.schedule(flow);
     return flow;

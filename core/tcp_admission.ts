@@ -15,6 +15,10 @@ import { Drop } from "./drops.ts";
 import { FD_PER_CONNECTION } from "./fd_budget.ts";
 import { isTcpListener, type Listener } from "./listener.ts";
 import type { ConnectionEnd } from "./reasons.ts";
+import { readIp } from "./ip_words.ts";
+
+/** Scratch words for the client's address (admission is synchronous: one at a time). */
+const WORDS = new Uint32Array(4);
 
 /** What TCP admission needs of its core (the shared checks' needs, and more). */
 export interface TcpAdmissionHost extends AdmissionOrderHost {
@@ -51,8 +55,19 @@ export function admitConnection(
     return Drop.NoBackend;
   }
   // Bans and limits, descriptors, shed, source policy: the order UDP shares (core/admission_order.ts).
-  const refused = refusal(host, listener, ip, port, NO_DATA, FD_PER_CONNECTION, now);
+  const refused = refusal(
+    host,
+    listener,
+    readIp(ip, WORDS),
+    WORDS,
+    ip,
+    port,
+    NO_DATA,
+    FD_PER_CONNECTION,
+    now,
+  );
   if (refused !== null) return refused;
+  host.protection.top.flows.add(ip, 1);
   if (now >= host.health.expiry) host.health.tick(now);
   const choice = host.choose(cluster, affinityHash(cluster.config, ip, port), now);
   if (choice === null) {

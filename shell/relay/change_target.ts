@@ -7,7 +7,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { formatSocketAddress, parseSocketAddress } from "../../core/address.ts";
+import { formatSocketAddress, parseSocketAddress, sameIp } from "../../core/address.ts";
 import { type ConfigResult, configToToml } from "../../core/config.ts";
 import type { Connection } from "../../core/connection.ts";
 import { type Flow, FLOW_STATE_NAMES } from "../../core/flow.ts";
@@ -262,7 +262,7 @@ function splitClient(text: string): { ip: string; port?: number } {
 
 function sameClient(f: Flow | Connection, ip: string, port: number | undefined): boolean {
   if (port !== undefined && f.clientPort !== port) return false;
-  return f.clientIp === ip || f.clientIp === `::ffff:${ip}`;
+  return sameIp(f.clientIp, ip);
 }
 
 /** The listing of the open connections matching `filter` (core/control_api.ts TcpConnectionInfo). */

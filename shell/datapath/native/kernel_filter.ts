@@ -8,8 +8,14 @@
  * ban by). Attaching replaces the old program atomically. User space checks everything again, so a filter
  * that could not be attached (or was switched off with `kernel_filter = false`) only costs speed.
  *
- * The kernel counts a datagram its filter drops in the socket's drop counter (sk_drops), which is what
- * SO_RXQ_OVFL reports: those drops show in `ferry_listener_rxq_overflows_total`.
+ * Counting the filter's drops: Linux keeps no count of its own for a socket filter. A datagram the filter
+ * refuses is added to the socket's drop counter (sk_drops: `udp_queue_rcv_one_skb` → `drop:`), the same
+ * counter a full receive queue adds to and the only one SO_RXQ_OVFL and SO_MEMINFO report per socket (so
+ * those drops show in `ferry_listener_rxq_overflows_total` too). What can be counted is kept apart here:
+ * `drops` is how much sk_drops grew while a program was attached (SO_MEMINFO read at attach, detach and
+ * when asked): the filter's drops plus any queue overflows in that time, exact when the queue did not
+ * overflow. (Per network namespace, `nstat`'s UdpInErrors − UdpRcvbufErrors − UdpInCsumErrors is the
+ * filter's share: not per socket, so not used here.)
  *
  * @module
  */
@@ -35,6 +41,11 @@ export interface KernelFilterStatus {
   readonly omitted: number;
   /** Why no program is attached although there were rules, or null. */
   readonly error: string | null;
+  /**
+   * Datagrams the kernel dropped at the socket while a program was attached (sk_drops growth): the
+   * filter's refusals, plus receive-queue overflows in that time; null where SO_MEMINFO is missing.
+   */
+  readonly drops?: number | null;
 }
 
 interface Attached {
@@ -42,6 +53,10 @@ interface Attached {
   config: unknown;
   generation: number;
   status: KernelFilterStatus;
+  /** sk_drops when the program now attached was attached (-1: none attached, or unknown). */
+  base: number;
+  /** sk_drops growth under programs attached before. */
+  dropped: number;
 }
 
 /** Attaches `bytes` (struct sock_filter[]) to `fd`; returns 0 or the errno. */
@@ -81,11 +96,31 @@ export class KernelFilters {
   readonly #byListener = new Map<Listener, Attached>();
   #timer: ReturnType<typeof setInterval> | null = null;
 
-  /** Filters for listeners of `core`, attached through `libc`. */
-  constructor(libc: Libc, core: RelayCore, clock: () => number) {
+  readonly #drops: (fd: number) => number;
+
+  /**
+   * Filters for listeners of `core`, attached through `libc`; `drops` reads a socket's sk_drops (SO_MEMINFO,
+   * -1 when unknown).
+   */
+  constructor(libc: Libc, core: RelayCore, clock: () => number, drops: (fd: number) => number = () => -1) {
     this.#libc = libc;
     this.#core = core;
     this.#clock = clock;
+    this.#drops = drops;
+  }
+
+  /** sk_drops growth of `a` under attached programs, to now. */
+  #dropped(a: Attached): number | null {
+    if (a.base < 0) return a.dropped;
+    const now = this.#drops(a.fd);
+    return now < 0 ? null : a.dropped + Math.max(0, now - a.base);
+  }
+
+  /** Notes an attach (`on`) or a detach at `a`'s socket, for the drop count. */
+  #mark(a: Attached, on: boolean): void {
+    const d = this.#dropped(a);
+    if (d !== null) a.dropped = d;
+    a.base = on ? this.#drops(a.fd) : -1;
   }
 
   /** Takes a freshly bound listener socket and attaches its filter. */
@@ -95,6 +130,8 @@ export class KernelFilters {
       config: null,
       generation: -1,
       status: { instructions: 0, omitted: 0, error: null },
+      base: -1,
+      dropped: 0,
     });
     this.refresh(listener);
     if (this.#timer === null) {
@@ -117,7 +154,9 @@ export class KernelFilters {
 
   /** The status of a listener's filter, if bound. */
   status(listener: Listener): KernelFilterStatus | undefined {
-    return this.#byListener.get(listener)?.status;
+    const a = this.#byListener.get(listener);
+    if (a === undefined) return undefined;
+    return { ...a.status, drops: this.#dropped(a) };
   }
 
   /** Refreshes every listener whose rules changed: two comparisons each when nothing did. */
@@ -152,12 +191,14 @@ export class KernelFilters {
       : null;
     if (compiled === null) {
       if (a.status.instructions > 0) detachBpf(this.#libc, a.fd);
+      this.#mark(a, false);
       a.status = { instructions: 0, omitted: 0, error: null };
       return;
     }
     const e = attachBpf(this.#libc, a.fd, encodeBpf(compiled.program));
     // A failed attach must not leave an older program (with a lifted ban, say) in place.
     if (e !== 0 && a.status.instructions > 0) detachBpf(this.#libc, a.fd);
+    if (e === 0 ? a.base < 0 : a.base >= 0) this.#mark(a, e === 0);
     a.status = e === 0
       ? { instructions: compiled.program.length, omitted: compiled.omitted, error: null }
       : { instructions: 0, omitted: 0, error: `setsockopt(SO_ATTACH_FILTER) failed: errno ${e}` };

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { formatIp, parseIp, type SocketAddress } from "../../../core/address.ts";
+import { formatIp, isIpv4Mapped, parseIp, type SocketAddress } from "../../../core/address.ts";
 
 // ---- constants (asm-generic values: identical on x86_64 and aarch64) ---------------------------------------
 
@@ -182,9 +182,7 @@ export function writeSockaddr(u8: Uint8Array, off: number, addr: SocketAddress):
 
 /** Formats 16 address bytes: IPv4-mapped as "::ffff:a.b.c.d" (as the runtimes report them), else RFC 5952. */
 export function formatIpv6(u8: Uint8Array, off: number): string {
-  let mapped = u8[off + 10] === 0xff && u8[off + 11] === 0xff;
-  for (let i = 0; mapped && i < 10; i++) if (u8[off + i] !== 0) mapped = false;
-  if (mapped) return `::ffff:${u8[off + 12]}.${u8[off + 13]}.${u8[off + 14]}.${u8[off + 15]}`;
+  if (isIpv4Mapped(u8, off)) return `::ffff:${u8[off + 12]}.${u8[off + 13]}.${u8[off + 14]}.${u8[off + 15]}`;
   return formatIp({ family: 6, bytes: u8.subarray(off, off + 16) });
 }
 

@@ -11,6 +11,7 @@ import type { Flow } from "../../../core/flow.ts";
 import type { Listener } from "../../../core/listener.ts";
 import type { Batches } from "./batches.ts";
 import type { KernelFilterStatus } from "./kernel_filter.ts";
+import { FlowIndex } from "./flow_index.ts";
 import { SOCKADDR_IN, SOCKADDR_IN6 } from "./layout.ts";
 import type { ListenerSocketInfo } from "./sockets.ts";
 
@@ -83,6 +84,8 @@ export class NativeListener {
   dirty = false;
   /** Kernel drops at the upstream sockets of its flows already closed (read at each close). */
   upstreamDropsClosed = 0;
+  /** Its attached flows by client sockaddr (shell/datapath/native/flow_index.ts). */
+  readonly flows = new FlowIndex();
   readonly family: 4 | 6;
   readonly nameLen: number;
   /** GSO is on for this listener's flows (asked for, and the kernel has it). */

@@ -46,7 +46,8 @@ import { EpollLoop, LISTENER_TAG, WAKE_TAG } from "./epoll_loop.ts";
 import { Errno, ErrnoCounts, NativeError } from "./errno.ts";
 import type { Libc } from "./ffi.ts";
 import { MMSGHDR, MSG_DONTWAIT, MSGHDR, RECV_CONTROL, SOCKADDR_MAX, writeSockaddr } from "./layout.ts";
-import { type ControlSeen, IpText, replyPktinfo, scanControl } from "./peers.ts";
+import { type ControlSeen, replyPktinfo, scanControl } from "./peers.ts";
+import { ClientLookup } from "./client_lookup.ts";
 import { isWildcard, openListenerSocket, openUpstreamSocket, type Scratch } from "./sockets.ts";
 import { backendUsable, UpstreamPool } from "./upstream_pool.ts";
 
@@ -91,7 +92,8 @@ export class NativeUdp implements CoreDriver {
   /** The batch and sockaddr offset of the datagram being admitted (its `open` copies the client's name). */
   #rxB: Batches | null = null;
   #rxName = 0;
-  readonly #ip = new IpText();
+  /** Sockaddr → flow or refusal, without building the client's text (shell/datapath/native/client_lookup.ts). */
+  readonly #lookup: ClientLookup;
   readonly #seen: ControlSeen = { overflows: -1, pktinfo: -1 };
   /** Failed syscalls by call and errno. */
   readonly errors: ErrnoCounts = new ErrnoCounts();
@@ -123,7 +125,8 @@ export class NativeUdp implements CoreDriver {
     this.#onError = options.onError;
     this.#gso = options.gso ?? true;
     this.#loop = new EpollLoop(libc, clock);
-    this.kernelFilters = new KernelFilters(libc, core, clock);
+    this.kernelFilters = new KernelFilters(libc, core, clock, (fd) => this.#scratch.drops(fd));
+    this.#lookup = new ClientLookup(core);
     this.#io = new ScratchIo(libc, core, clock, this.errors, (call, errno) => this.#recvError(call, errno));
     this.#scratch = this.#io.scratch;
     this.#late = new LateWindow((nf) => this.#release(nf), clock);
@@ -179,6 +182,7 @@ export class NativeUdp implements CoreDriver {
       }
       this.#slots[index] = nl;
       this.#bound.set(listener, nl);
+      if (listener.flows > 0) this.#lookup.seed(nl, this.#core.flows());
       this.kernelFilters.add(listener, info.fd);
       this.#events.route(listener, this);
       listener.localAddress = info.local;
@@ -261,6 +265,8 @@ export class NativeUdp implements CoreDriver {
   onEvent(e: DriverEvent): void {
     if (e.kind === "open") this.#opened(e.flow, e.held, e.withHeader);
     else if (e.kind === "closed") {
+      const nl = this.#bound.get(e.flow.listener);
+      if (nl !== undefined) this.#lookup.forget(nl, e.flow);
       const nf = e.flow.handle;
       if (nf instanceof NativeFlow) this.#closeFlow(nf);
     } else if (e.kind === "listener_done") this.unbind(e.listener);
@@ -375,7 +381,6 @@ export class NativeUdp implements CoreDriver {
     const len = b.dv.getUint32(r.rxMm + i * MMSGHDR.size + MMSGHDR.len, true);
     const name = r.rxName + i * SOCKADDR_MAX;
     const port = (u8[name + 2] << 8) | u8[name + 3];
-    const ip = nl.family === 4 ? this.#ip.ipv4(u8, name + 4) : this.#ip.ipv6(u8, name + 8);
     const m = r.rxMm + i * MMSGHDR.size;
     const clen = b.dv.getUint32(m + MSGHDR.controllen, true);
     let pkt = -1;
@@ -385,7 +390,8 @@ export class NativeUdp implements CoreDriver {
       if (seen.overflows >= 0) nl.rxqOverflows = seen.overflows;
       pkt = seen.pktinfo;
     }
-    const f = this.#core.fromClient(nl.listener, ip, port, b.rxView(i, len), now);
+    // Known flows by their sockaddr bytes, unknown clients screened string-free (client_lookup.ts).
+    const f = this.#lookup.fromClient(nl, u8, name, port, b.rxView(i, len), now);
     if (typeof f === "number" || f.state === FlowState.AwaitingBackend) return;
     if (this.#core.hasEvents) this.#admitted(b, name);
     const nf = f.handle as NativeFlow | null;

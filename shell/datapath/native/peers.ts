@@ -7,6 +7,7 @@
  * @module
  */
 
+import { isIpv4Mapped } from "../../../core/address.ts";
 import {
   cmsgAlign,
   CMSGHDR,
@@ -46,9 +47,7 @@ export class IpText {
 
   /** The 16 IPv6 bytes at `off` (IPv4-mapped ones through the IPv4 cache). */
   ipv6(u8: Uint8Array, off: number): string {
-    let mapped = u8[off + 10] === 0xff && u8[off + 11] === 0xff;
-    for (let i = 0; mapped && i < 10; i++) if (u8[off + i] !== 0) mapped = false;
-    return mapped ? this.ipv4(u8, off + 12, true) : formatIpv6(u8, off);
+    return isIpv4Mapped(u8, off) ? this.ipv4(u8, off + 12, true) : formatIpv6(u8, off);
   }
 }
 
