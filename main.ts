@@ -44,8 +44,8 @@ import {
 } from "./shell/process/platform.ts";
 import { type Running, startRelay } from "./shell/relay/start.ts";
 import type { ChangeHook } from "./shell/relay/changes.ts";
-import { type HttpServer, serve } from "./shell/process/serve.ts";
-import { checkAdminBinding, createAdminApp } from "./admin/app.ts";
+import { adminLimits, type HttpServer, serve } from "./shell/process/serve.ts";
+import { BODY_LIMIT, checkAdminBinding, createAdminApp } from "./admin/app.ts";
 import type { StatusInfo } from "./core/control_api.ts";
 import { removeStaleTemp } from "./shell/relay/persist.ts";
 import { VERSION } from "./shell/process/version.ts";
@@ -163,8 +163,7 @@ function adminRebinder(
     const was = formatSocketAddress(prev.admin.listen);
     const address = formatSocketAddress(next.admin.listen);
     if (address === was) return Promise.resolve(null);
-    const fresh = serve(app, next.admin.listen);
-    return Promise.resolve({
+    return serve(app, next.admin.listen, adminLimits(BODY_LIMIT)).then((fresh) => ({
       commit: () => {
         const old = current();
         replace(fresh);
@@ -177,7 +176,7 @@ function adminRebinder(
         });
       },
       abort: () => void fresh.close().catch(() => {}),
-    });
+    }));
   };
 }
 
@@ -313,7 +312,7 @@ async function run(options: RunOptions): Promise<void> {
     });
     control.addHook(adminRebinder(app, () => admin, (next) => (admin = next)));
     try {
-      admin = serve(app, config.admin.listen);
+      admin = await serve(app, config.admin.listen, adminLimits(BODY_LIMIT));
     } catch (e) {
       log.error("cannot start the admin API on {address}: {error}", {
         event: "start_failed",

@@ -24,6 +24,9 @@ import {
 import { nativeSupport } from "../shell/datapath/native/select.ts";
 
 const short = process.argv.includes("--short");
+/** `--only NAME[,NAME]`: run just those cases (names as `step` prints them, e.g. "admin abuse"). */
+const onlyAt = process.argv.indexOf("--only");
+const only = onlyAt < 0 ? null : (process.argv[onlyAt + 1] ?? "").split(",");
 const size: Size = short
   ? {
     floodSources: 4000,
@@ -44,13 +47,14 @@ const size: Size = short
     putFuzz: 800,
     hupFuzz: 100,
     adminConcurrent: 2000,
-    halfOpen: 2000,
+    halfOpen: 20_000,
     phaseMs: 3000,
   };
 
 const rows: Row[] = [];
 const started = performance.now();
 const step = async (name: string, run: () => Promise<Row | Row[] | null>) => {
+  if (only !== null && !only.includes(name)) return;
   const t = performance.now();
   try {
     const r = await run();

@@ -6,9 +6,8 @@
  * @module
  */
 
-import net from "node:net";
 import process from "node:process";
-import { writeFileSync } from "node:fs";
+import { readdirSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { FerryProcess, type FerryTarget, freePorts } from "../../tests/support/ferry_process.ts";
 import { redisMissing, RedisServer } from "../../tests/support/redis.ts";
@@ -16,8 +15,9 @@ import {
   bound,
   echoProcess as echoBackend,
   floodProcess as sourceFlood,
+  halfOpenProcess,
   newFlowRate,
-  pacedFlow,
+  pacedProcess as pacedFlow,
   sleep,
 } from "./peers.ts";
 
@@ -211,51 +211,75 @@ export async function configFuzzCase(size: Size): Promise<Row> {
   }
 }
 
-/** Admin API abuse: a burst of concurrent requests, half-open connections, oversized and bad bodies. */
+/** Open descriptors of process `pid` (Linux), or NaN. */
+function openFds(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The status of an admin call, 0 when it failed or timed out. */
+async function statusOf(r: Promise<Response>): Promise<number> {
+  try {
+    const res = await r;
+    await res.body?.cancel();
+    return res.status;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Admin API abuse: half-open connections (from child processes, each with its own descriptor limit), a
+ * burst of concurrent requests, oversized and bad bodies, with a legit 1 kHz flow alongside.
+ */
 export async function adminAbuseCase(size: Size): Promise<Row> {
   const echo = await echoBackend();
   const { ferry, port } = await ferryOn(echo.port, "auto");
-  const sockets: net.Socket[] = [];
+  const holders: Awaited<ReturnType<typeof halfOpenProcess>>[] = [];
   try {
+    const pid = ferry.child.pid as number;
+    const fds0 = openFds(pid);
     const legit = await pacedFlow(port, 1);
+    await sleep(300);
     legit.phase("during");
-    const url = new URL(ferry.adminUrl);
-    for (let i = 0; i < size.halfOpen; i++) {
-      const s = net.connect(Number(url.port), "127.0.0.1");
-      s.on("error", () => {});
-      s.write("GET /metrics HTTP/1.1\r\nHost: x\r\n"); // never finished
-      sockets.push(s);
+    const adminPort = Number(new URL(ferry.adminUrl).port);
+    for (let left = size.halfOpen; left > 0; left -= 10_000) {
+      holders.push(await halfOpenProcess(adminPort, Math.min(10_000, left)));
     }
-    const burst = await Promise.allSettled(
-      Array.from({ length: size.adminConcurrent }, () =>
-        ferry.api("/metrics").then(async (r) => {
-          await r.body?.cancel();
-          return r.status;
-        })),
+    const fdsHeld = openFds(pid);
+    const statuses = await Promise.all(
+      Array.from({ length: size.adminConcurrent }, () => statusOf(ferry.api("/metrics"))),
     );
-    const statuses = burst.map((b) => b.status === "fulfilled" ? b.value : 0);
-    const big = await ferry.api("/api/v1/config", { method: "PUT", body: "x".repeat(3 << 20) });
-    await big.body?.cancel();
-    const junk = await ferry.api("/api/v1/config", {
+    const big = await statusOf(ferry.api("/api/v1/config", { method: "PUT", body: "x".repeat(3 << 20) }));
+    const junk = await statusOf(ferry.api("/api/v1/config", {
       method: "PUT",
       body: "{{{",
       headers: { "content-type": "application/json" },
-    });
-    await junk.body?.cancel();
-    const health = await ferry.api("/healthz");
-    await health.body?.cancel();
+    }));
+    const health = await statusOf(ferry.api("/healthz"));
+    legit.phase("after");
+    await sleep(500);
     const p = await legit.stop();
+    let opened = 0, closed = 0;
+    for (const h of holders.splice(0)) {
+      opened += h.opened;
+      closed += (await h.release()).closedByServer;
+    }
     const count = (s: number) => statuses.filter((x) => x === s).length;
     return {
       test: "admin API abuse",
-      load: `${size.adminConcurrent} concurrent GET /metrics, ${size.halfOpen} half-open conns`,
-      faults: ferry.running && health.status === 200 ? "healthz ok" : "HEALTHZ DOWN",
-      bad: `3 MiB body → ${big.status}, bad JSON → ${junk.status}`,
-      lost: `${count(200)}×200 ${count(503)}×503 ${count(0)} failed; legit 1 kHz loss ${p.during.lost}/` +
-        `${p.during.sent}, p99 ${fmt(p.during.p99)} ms`,
+      load: `${size.adminConcurrent} concurrent GET /metrics, ${opened} half-open conns`,
+      faults: ferry.running && health === 200 ? "healthz ok" : `HEALTHZ DOWN (${health})`,
+      bad: `3 MiB body → ${big}, bad JSON → ${junk}`,
+      lost: `${count(200)}×200 ${count(503)}×503 ${count(0)} failed; ${closed} half-open closed by ferry, ` +
+        `fds ${fds0} → ${fdsHeld}; legit 1 kHz loss ${p.during.lost}/${p.during.sent}, ` +
+        `p99 ${fmt(p.during.p99)} ms${p.during.lost > p.during.sent / 100 ? " LOST" : ""}`,
     };
   } finally {
-    for (const s of sockets) s.destroy();
+    for (const h of holders) await h.release().catch(() => {});
     await ferry.stop();
     echo.close();
   }
