@@ -24,6 +24,7 @@ import {
   parseArgs,
   type RunOptions,
 } from "./shell/process/cli.ts";
+import { loadConfigOffThread } from "./shell/process/config_load.ts";
 import { log, setupLogging } from "./shell/process/logging.ts";
 import {
   commandArgs,
@@ -229,8 +230,9 @@ async function run(options: RunOptions): Promise<void> {
         version: VERSION,
         runtimeVersion: runtimeVersion(),
         configPath: first.file,
+        // Off this thread: a large config would stall forwarding while it is parsed, checked and hashed.
         load: async () => {
-          const r = await load();
+          const r = await loadConfigOffThread(options, load);
           if (!r.ok) logConfigErrors(r);
           return r;
         },

@@ -14,6 +14,7 @@ import { killAllRedis } from "../tests/support/redis.ts";
 import {
   adminAbuseCase,
   configFuzzCase,
+  configStallCase,
   faultCases,
   flowCostCase,
   redisHungCase,
@@ -77,6 +78,7 @@ try {
   if (!("reason" in native)) await step("flow cost native", () => flowCostCase(size, "native"));
   await step("flow cost runtime", () => flowCostCase(size, "runtime"));
   await step("config fuzz", () => configFuzzCase(size));
+  await step("config stall", () => configStallCase(size));
   await step("admin abuse", () => adminAbuseCase(size));
   await step("faults", () => faultCases(size));
   await step("redis hung", () => redisHungCase(size));

@@ -49,7 +49,7 @@ describe("admin thread", () => {
   test("past the connection cap, a new connection is answered 503 at once, or pushes out a stale one", async () => {
     await withServer(
       ok,
-      { maxConnections: 4, evictAfterMs: 300, headerTimeoutMs: 10_000 },
+      { maxConnections: 4, evictAfterMs: 300, evictHeadlessAfterMs: 300, headerTimeoutMs: 10_000 },
       async (server) => {
         const held = Array.from({ length: 4 }, () => raw(server.port, "GET / HTTP/1.1\r\nHost: x\r\n"));
         await sleep(100);

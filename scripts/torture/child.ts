@@ -28,8 +28,7 @@ if (mode === "echo") {
   const [port, count, first, batch, wait] = args.map(Number);
   console.log(JSON.stringify(await sourceFlood(port, count, first, batch, wait)));
   process.exit(0);
-}
-else if (mode === "halfopen") {
+} else if (mode === "halfopen") {
   const [port, count] = args.map(Number);
   const sockets: net.Socket[] = [];
   let closedByServer = 0, refused = 0, opened = 0, ending = false;
@@ -61,8 +60,7 @@ else if (mode === "halfopen") {
   for (const s of sockets) s.destroy();
   console.log(JSON.stringify({ closedByServer, refused }));
   process.exit(0);
-}
-else if (mode === "paced") {
+} else if (mode === "paced") {
   const [port, interval] = args.map(Number);
   const flow = await pacedFlow(port, interval);
   console.log("{}");

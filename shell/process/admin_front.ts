@@ -5,8 +5,9 @@
  * that trickled bytes cannot defeat for the head — and passes each admitted connection's bytes through to
  * the HTTP server on a private Unix socket.
  *
- * At the cap, a new connection pushes out the one idle (or headless) the longest, if that has been so for
- * at least `evictAfterMs`: an operator gets in past a pile of half-open connections. When every open
+ * At the cap, a new connection pushes out the oldest one still without a request head after
+ * `evictHeadlessAfterMs`, else the one idle the longest for at least `evictAfterMs`: an operator gets in
+ * past a pile of half-open connections. When every open
  * connection is busy, the new one is answered 503 with Retry-After and closed, before anything is parsed.
  *
  * @module
@@ -163,7 +164,7 @@ export class AdminFront {
     let victim: Conn | null = null;
     for (const c of this.#conns) {
       const since = c.headed ? c.lastActive : c.opened;
-      if (now - since < this.#limits.evictAfterMs) continue;
+      if (now - since < (c.headed ? this.#limits.evictAfterMs : this.#limits.evictHeadlessAfterMs)) continue;
       const best = victim === null ? Infinity : (victim.headed ? victim.lastActive : victim.opened);
       // Headless ones go first: a connection that never finished a request head is the likelier attacker.
       if (victim === null || (!c.headed && victim.headed) || (c.headed === victim.headed && since < best)) {

@@ -14,8 +14,10 @@ export interface AdminThreadLimits {
   readonly headerTimeoutMs: number;
   /** A connection with no bytes either way for this long is closed, in ms. */
   readonly idleTimeoutMs: number;
-  /** How long a connection must have been idle (or headless) before a new one may push it out, in ms. */
+  /** How long a connection must have been idle before a new one may push it out, in ms. */
   readonly evictAfterMs: number;
+  /** How long a connection may lack a complete request head before a new one may push it out, in ms. */
+  readonly evictHeadlessAfterMs: number;
   /** Requests handed to the main thread and not yet answered; more are answered 503 by the admin thread. */
   readonly maxInFlight: number;
   /** Largest body read; past it, the main thread's app sees `bodyLimit + 1` bytes and answers 413. */

@@ -12,6 +12,7 @@ import { setImmediate } from "node:timers";
 import type { SocketAddress } from "../../core/address.ts";
 import {
   ADMIN_EVICT_AFTER_MS,
+  ADMIN_EVICT_HEADLESS_AFTER_MS,
   ADMIN_HEADER_TIMEOUT_MS,
   ADMIN_IDLE_TIMEOUT_S,
   MAX_ADMIN_CONNECTIONS,
@@ -45,6 +46,7 @@ export function adminLimits(bodyLimit: number = 1024 * 1024): AdminThreadLimits 
     headerTimeoutMs: ADMIN_HEADER_TIMEOUT_MS,
     idleTimeoutMs: ADMIN_IDLE_TIMEOUT_S * 1000,
     evictAfterMs: ADMIN_EVICT_AFTER_MS,
+    evictHeadlessAfterMs: ADMIN_EVICT_HEADLESS_AFTER_MS,
     maxInFlight: MAX_ADMIN_IN_FLIGHT,
     bodyLimit,
   };
@@ -58,7 +60,7 @@ const ZERO: AdminThreadCounts = {
   busy: 0,
   open: 0,
 };
-/** The last counts of each running server (by port), and those of closed ones added up. */
+/** The last counts of each running server, and those of closed ones added up. */
 const live = new Map<HttpServer, AdminThreadCounts>();
 let retired: AdminThreadCounts = ZERO;
 

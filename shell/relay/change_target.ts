@@ -6,9 +6,9 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { formatSocketAddress, parseSocketAddress } from "../../core/address.ts";
-import { type ConfigResult, configToToml } from "../../core/config.ts";
+import type { ConfigResult } from "../../core/config.ts";
+import { configHash } from "./config_hash.ts";
 import { type Flow, FLOW_STATE_NAMES } from "../../core/flow.ts";
 import type { FerryConfig } from "../../core/types.ts";
 import type {
@@ -55,10 +55,8 @@ export interface RelayControlOptions {
   readonly processFacts?: () => Partial<ProcessMetrics>;
 }
 
-/** Hex SHA-256 of a config as TOML: two configs with the same meaning hash alike. */
-export function configHash(config: FerryConfig): string {
-  return createHash("sha256").update(configToToml(config)).digest("hex");
-}
+/** Hex SHA-256 of a config as TOML: two configs with the same meaning hash alike (./config_hash.ts). */
+export { configHash };
 
 /** The relay behind the change queue (shell/relay/changes.ts), when one relay runs in this thread. */
 export class RelayControl implements ChangeTarget {
