@@ -25,6 +25,7 @@ import {
   type RunOptions,
 } from "./shell/process/cli.ts";
 import { loadConfigOffThread } from "./shell/process/config_load.ts";
+import { checkConfigOffThread } from "./shell/process/config_check.ts";
 import { log, setupLogging } from "./shell/process/logging.ts";
 import {
   commandArgs,
@@ -311,6 +312,7 @@ async function run(options: RunOptions): Promise<void> {
       fleet: plane?.fleet ?? null,
       ...(plane?.bans == null ? {} : { protection: plane.bans.shared() }),
       onError: (e) => log.error("admin API error: {error}", { error: reason(e) }),
+      checkConfig: checkConfigOffThread,
     });
     control.addHook(adminRebinder(app, () => admin, (next) => (admin = next)));
     try {

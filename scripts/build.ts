@@ -78,6 +78,7 @@ const entrypoints = [
   "shell/workers/worker_main.ts",
   "shell/process/admin_thread.ts",
   "shell/process/config_load_thread.ts",
+  "shell/process/config_check_thread.ts",
 ];
 const args = [
   "build",

@@ -1,7 +1,8 @@
 /**
  * Regression (issue 12, finding 4): a reload loads the config off the data path's thread
  * (shell/process/config_load.ts) with the same outcome as loadConfig there: the same config (and its hash
- * remembered, so it is not serialised again here), the same errors for a bad file.
+ * remembered, so it is not serialised again here), the same errors for a bad file; and PUT /config's check
+ * (shell/process/config_check.ts) gives what replaceConfigToml / replaceConfig give, refusals included.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -11,6 +12,9 @@ import { join } from "node:path";
 import { loadConfig, type LoadIo, parseArgs, type RunOptions } from "../shell/process/cli.ts";
 import { loadConfigOffThread } from "../shell/process/config_load.ts";
 import { configHash } from "../shell/relay/config_hash.ts";
+import { checkConfigOffThread } from "../shell/process/config_check.ts";
+import { EditError, REDACTED, replaceConfig, replaceConfigToml } from "../core/config_edits.ts";
+import type { FerryConfig } from "../core/types.ts";
 import { envNames, getEnv, readTextFile } from "../shell/process/platform.ts";
 
 const io: LoadIo = { readTextFile, env: getEnv, envNames };
@@ -58,5 +62,45 @@ describe("config load off the thread", () => {
     } finally {
       done();
     }
+  });
+});
+
+describe("PUT /config's check off the thread", () => {
+  const current = { admin: { token: "running-token" } } as FerryConfig;
+  const withToken = VALID.replace("[admin]\n", `[admin]\ntoken = "${REDACTED}"\n`);
+
+  test("TOML: the config replaceConfigToml makes, the redacted token kept", async () => {
+    const there = await checkConfigOffThread({ toml: withToken, token: "running-token" });
+    assert.deepEqual(there, replaceConfigToml(withToken, current));
+    assert.equal(there.admin.token, "running-token");
+  });
+
+  test("JSON: the config replaceConfig makes", async () => {
+    const raw = {
+      listeners: [{ name: "u", address: "127.0.0.1:5353", cluster: "c" }],
+      clusters: { c: { backends: [{ address: "127.0.0.1:53" }] } },
+    };
+    assert.deepEqual(
+      await checkConfigOffThread({ json: raw, token: "" }),
+      replaceConfig(raw, undefined, current),
+    );
+  });
+
+  test("a refusal is the same EditError", async () => {
+    const bad = VALID.replace("weight = 2", 'weight = "heavy"');
+    let expected: unknown;
+    try {
+      replaceConfigToml(bad, current);
+    } catch (e) {
+      expected = e;
+    }
+    await assert.rejects(checkConfigOffThread({ toml: bad, token: "" }), (e: unknown) => {
+      assert.ok(e instanceof EditError);
+      assert.ok(expected instanceof EditError);
+      assert.equal(e.kind, expected.kind);
+      assert.equal(e.message, expected.message);
+      assert.deepEqual(e.errors, expected.errors);
+      return true;
+    });
   });
 });
