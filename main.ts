@@ -299,44 +299,7 @@ async function run(options: RunOptions): Promise<void> {
   logListeners(await control.status());
 
   let admin: HttpServer | null = null;
-  if (first.adminEnabled) {
-    const refused = checkAdminBinding(config.admin.listen, config.admin.token);
-    if (refused !== null) {
-      log.error("cannot start the admin API: {error}", { event: "start_failed", error: refused });
-      running.stop();
-      return exit(Exit.Failure);
-    }
-    // The token of the running config, asked at every request: a reload or PUT that changes it is live.
-    const app = createAdminApp(control, {
-      token: () => control.config().admin.token,
-      fleet: plane?.fleet ?? null,
-      ...(plane?.bans == null ? {} : { protection: plane.bans.shared() }),
-      onError: (e) => log.error("admin API error: {error}", { error: reason(e) }),
-      checkConfig: checkConfigOffThread,
-    });
-    control.addHook(adminRebinder(app, () => admin, (next) => (admin = next)));
-    try {
-      admin = await serve(app, config.admin.listen, adminLimits(BODY_LIMIT));
-    } catch (e) {
-      log.error("cannot start the admin API on {address}: {error}", {
-        event: "start_failed",
-        address: formatSocketAddress(config.admin.listen),
-        error: reason(e),
-      });
-      running.stop();
-      return exit(Exit.Failure);
-    }
-    log.info("admin API on http://{address}", {
-      event: "admin_listening",
-      address: formatSocketAddress({ ...config.admin.listen, port: admin.port }),
-    });
-  }
-
-  // systemd (Type=notify): everything is bound now.
-  notify = await openNotifier((m) => log.warning(m, { event: "sd_notify" }));
-  notify?.ready(`serving ${config.listeners.length} listeners`);
-  notify?.startWatchdog();
-
+  // Signals are handled from here on: a SIGHUP or SIGTERM while the admin API starts must not end the process.
   let stopping = false;
   const stop = (signal: Signal) => {
     if (stopping) {
@@ -392,6 +355,43 @@ async function run(options: RunOptions): Promise<void> {
   onSignal("SIGHUP", () => {
     reloads = reloads.then(reload).catch((e) => log.error("reload failed: {error}", { error: reason(e) }));
   });
+  if (first.adminEnabled) {
+    const refused = checkAdminBinding(config.admin.listen, config.admin.token);
+    if (refused !== null) {
+      log.error("cannot start the admin API: {error}", { event: "start_failed", error: refused });
+      running.stop();
+      return exit(Exit.Failure);
+    }
+    // The token of the running config, asked at every request: a reload or PUT that changes it is live.
+    const app = createAdminApp(control, {
+      token: () => control.config().admin.token,
+      fleet: plane?.fleet ?? null,
+      ...(plane?.bans == null ? {} : { protection: plane.bans.shared() }),
+      onError: (e) => log.error("admin API error: {error}", { error: reason(e) }),
+      checkConfig: checkConfigOffThread,
+    });
+    control.addHook(adminRebinder(app, () => admin, (next) => (admin = next)));
+    try {
+      admin = await serve(app, config.admin.listen, adminLimits(BODY_LIMIT));
+    } catch (e) {
+      log.error("cannot start the admin API on {address}: {error}", {
+        event: "start_failed",
+        address: formatSocketAddress(config.admin.listen),
+        error: reason(e),
+      });
+      running.stop();
+      return exit(Exit.Failure);
+    }
+    log.info("admin API on http://{address}", {
+      event: "admin_listening",
+      address: formatSocketAddress({ ...config.admin.listen, port: admin.port }),
+    });
+  }
+
+  // systemd (Type=notify): everything is bound now.
+  notify = await openNotifier((m) => log.warning(m, { event: "sd_notify" }));
+  notify?.ready(`serving ${config.listeners.length} listeners`);
+  notify?.startWatchdog();
 }
 
 async function check(options: RunOptions): Promise<void> {
