@@ -10,6 +10,7 @@
 
 import { setImmediate } from "node:timers";
 import type { SocketAddress } from "../../core/address.ts";
+import { log } from "./logging.ts";
 import {
   ADMIN_EVICT_AFTER_MS,
   ADMIN_EVICT_HEADLESS_AFTER_MS,
@@ -73,6 +74,29 @@ function add(a: AdminThreadCounts, b: AdminThreadCounts, open = true): AdminThre
     busy: a.busy + b.busy,
     open: a.open + (open ? b.open : 0),
   };
+}
+
+/** When refusals were last logged (at most one line per REFUSAL_LOG_MS while they go on), and the counts then. */
+let refusalsLogged = -Infinity;
+let countsLogged: AdminThreadCounts = ZERO;
+const REFUSAL_LOG_MS = 10_000;
+
+/** Logs (at most every REFUSAL_LOG_MS) the connections and requests the admin threads refused since the last line. */
+function noteRefusals(): void {
+  const now = adminCounts();
+  const connections = now.connectionsRefused - countsLogged.connectionsRefused;
+  const requests = now.busy - countsLogged.busy;
+  if (connections + requests <= 0 || Date.now() - refusalsLogged < REFUSAL_LOG_MS) return;
+  refusalsLogged = Date.now();
+  countsLogged = now;
+  log.warning("admin API at its limits: {connections} connections and {requests} requests refused (503)", {
+    event: "admin_busy",
+    connections,
+    requests,
+    evicted: now.connectionsEvicted,
+    headerTimeouts: now.headerTimeouts,
+    open: now.open,
+  });
 }
 
 /** What the admin threads refused and closed since the process started (for metrics and logs). */
@@ -185,7 +209,10 @@ export function serve(
           return queue.push(m);
         case "stats": {
           const { type: _, ...counts } = m;
-          if (server !== null) live.set(server, counts);
+          if (server !== null) {
+            live.set(server, counts);
+            noteRefusals();
+          }
           return;
         }
         case "failed":
