@@ -32,6 +32,12 @@ export const ADMIN_IDLE_TIMEOUT_S = 10;
  */
 export const MAX_ADMIN_CONNECTIONS = 64;
 
+/**
+ * Connections past the cap being answered 503 at once, at most (each holds a descriptor until its answer
+ * is out, within about a second); past it, a connection is closed unanswered.
+ */
+export const MAX_ADMIN_REFUSING = 32;
+
 /** Descriptors one admin connection holds: the accepted socket and both ends of the front's local link. */
 export const FD_PER_ADMIN_CONNECTION = 3;
 

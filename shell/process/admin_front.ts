@@ -38,8 +38,6 @@ const REFUSAL = (() => {
     `content-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`;
 })();
 
-/** Refused connections answered at once, at most (the rest are closed unanswered). */
-export const MAX_REFUSING = 32;
 /** Longest a refused connection's request head is waited for before the 503 goes out anyway, in ms. */
 const REFUSAL_WAIT_MS = 200;
 
@@ -122,11 +120,11 @@ export class AdminFront {
   /**
    * Answers a connection past the cap 503 and closes it: once its request head is in (or after
    * REFUSAL_WAIT_MS), so a client mid-send reads the answer rather than a reset. At most
-   * MAX_REFUSING such connections wait at once (their descriptors are in the admin reserve); past that,
+   * `maxRefusing` such connections wait at once (their descriptors are in the admin reserve); past that,
    * a connection is closed at once.
    */
   #refuse(client: net.Socket): void {
-    if (this.#refusing >= MAX_REFUSING) return void client.destroy();
+    if (this.#refusing >= this.#limits.maxRefusing) return void client.destroy();
     this.#refusing++;
     let tail = "", done = false;
     const answer = () => {

@@ -18,6 +18,8 @@ export interface AdminThreadLimits {
   readonly evictAfterMs: number;
   /** How long a connection may lack a complete request head before a new one may push it out, in ms. */
   readonly evictHeadlessAfterMs: number;
+  /** Connections past the cap being answered 503 at once, at most (the rest are closed unanswered). */
+  readonly maxRefusing: number;
   /** Requests handed to the main thread and not yet answered; more are answered 503 by the admin thread. */
   readonly maxInFlight: number;
   /** Largest body read; past it, the main thread's app sees `bodyLimit + 1` bytes and answers 413. */

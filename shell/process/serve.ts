@@ -18,6 +18,7 @@ import {
   ADMIN_IDLE_TIMEOUT_S,
   MAX_ADMIN_CONNECTIONS,
   MAX_ADMIN_IN_FLIGHT,
+  MAX_ADMIN_REFUSING,
 } from "../../core/limits.ts";
 import type {
   AdminThreadCounts,
@@ -49,6 +50,7 @@ export function adminLimits(bodyLimit: number = 1024 * 1024): AdminThreadLimits 
     evictAfterMs: ADMIN_EVICT_AFTER_MS,
     evictHeadlessAfterMs: ADMIN_EVICT_HEADLESS_AFTER_MS,
     maxInFlight: MAX_ADMIN_IN_FLIGHT,
+    maxRefusing: MAX_ADMIN_REFUSING,
     bodyLimit,
   };
 }
