@@ -151,11 +151,24 @@ function mutate(text: string, seed: number): string {
   return lines.join("\n");
 }
 
+/**
+ * A mutation that keeps the admin API's address: a valid config without it would move the API to the
+ * default port, away from the address the fuzzing talks to (a fine outcome, but the end of the test).
+ */
+function keepingAdmin(text: string, seed: number): string {
+  let out = mutate(text, seed);
+  for (let k = 1; !/\[admin\]\nlisten = "127\.0\.0\.1:0"\n/.test(out); k++) {
+    out = mutate(text, seed + k * 1_000_000);
+  }
+  return out;
+}
+
 /** Mutated configs through `ferry check`, PUT /config and SIGHUP; the running config must not change. */
 export async function configFuzzCase(size: Size): Promise<Row> {
   const echo = await echoBackend();
   const { ferry, toml, port } = await ferryOn(echo.port, "auto");
   let crashed = 0, wrong = 0, put = 0, applied = 0, hup = 0, checks = 0;
+  let stage = "start";
   try {
     const hash = async () => (await ferry.json<{ configHash: string }>("/api/v1/status")).configHash;
     const original = await hash();
@@ -168,7 +181,8 @@ export async function configFuzzCase(size: Size): Promise<Row> {
       if (/at \w+ \(|TypeError|RangeError/.test(r.stderr ?? "")) wrong++;
     }
     for (let i = 0; i < size.putFuzz; i++) {
-      const res = await ferry.api("/api/v1/config", { method: "PUT", body: mutate(toml, 10_000 + i) });
+      stage = `PUT ${i}`;
+      const res = await ferry.api("/api/v1/config", { method: "PUT", body: keepingAdmin(toml, 10_000 + i) });
       await res.body?.cancel();
       put++;
       if (res.status >= 500) wrong++;
@@ -178,11 +192,16 @@ export async function configFuzzCase(size: Size): Promise<Row> {
       }
     }
     for (let i = 0; i < size.hupFuzz; i++) {
-      writeFileSync(ferry.configPath, i === 0 ? toml + "#" + "x".repeat(5 << 20) : mutate(toml, 20_000 + i));
+      stage = `SIGHUP ${i}`;
+      writeFileSync(
+        ferry.configPath,
+        i === 0 ? toml + "#" + "x".repeat(5 << 20) : keepingAdmin(toml, 20_000 + i),
+      );
       process.kill(ferry.child.pid as number, "SIGHUP");
       hup++;
       await sleep(30);
     }
+    stage = "after";
     writeFileSync(ferry.configPath, toml);
     await sleep(200);
     if (!ferry.running) crashed++;
@@ -205,6 +224,10 @@ export async function configFuzzCase(size: Size): Promise<Row> {
       lost: `${wrong} stack traces or 5xx; running config ${same ? "unchanged" : "CHANGED"}; ` +
         `forwarding ${ok ? "ok" : "LOST"}`,
     };
+  } catch (e) {
+    throw new Error(
+      `${stage} (ferry ${ferry.running ? "running" : "EXITED"}): ${(e as Error)?.message ?? e}`,
+    );
   } finally {
     await ferry.stop();
     echo.close();
