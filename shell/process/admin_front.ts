@@ -78,7 +78,10 @@ export class AdminFront {
     return { ...this.#counts, open: this.#conns.size };
   }
 
-  /** Stops listening; closes every connection (`graceful`: once idle, within `idleTimeoutMs`). */
+  /**
+   * Stops listening; closes every connection (`graceful`: each once its bytes are through, within
+   * `idleTimeoutMs`; the admin thread first waits for the requests in hand to be answered).
+   */
   async close(graceful: boolean): Promise<void> {
     const closed = new Promise<void>((r) => this.#server.close(() => r()));
     if (!graceful) { for (const c of this.#conns) this.#end(c); }
@@ -86,7 +89,7 @@ export class AdminFront {
     while (this.#conns.size > 0 && Date.now() < until) {
       // A graceful close waits for connections with no exchange in flight (the request that asked for a
       // move gets its answer), then ends them.
-      for (const c of this.#conns) if (Date.now() - c.lastActive >= 100) this.#end(c);
+      for (const c of this.#conns) if (Date.now() - c.lastActive >= 50) this.#end(c, true);
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const c of this.#conns) this.#end(c);
@@ -187,9 +190,14 @@ export class AdminFront {
     }
   }
 
-  #end(conn: Conn): void {
+  /** Closes `conn` (`flush`: its last bytes to the client first). */
+  #end(conn: Conn, flush = false): void {
     if (!this.#conns.delete(conn)) return;
-    conn.client.destroy();
+    conn.link.unpipe(conn.client);
     conn.link.destroy();
+    if (flush) {
+      conn.client.end();
+      setTimeout(() => conn.client.destroy(), 1000).unref?.();
+    } else conn.client.destroy();
   }
 }

@@ -38,6 +38,8 @@ const post = (m: FromAdminThread, transfer: Transferable[] = []) => scope.postMe
 const waiting = new Map<number, (r: Response) => void>();
 let nextId = 1;
 let busy = 0;
+/** Requests being read or answered (a graceful close waits for them). */
+let inFlight = 0;
 
 function busyResponse(max: number): Response {
   return new Response(
@@ -79,7 +81,6 @@ async function boundedBody(request: Request, limit: number): Promise<ArrayBuffer
 }
 
 function handler(limits: AdminThreadLimits): (request: Request) => Promise<Response> {
-  let inFlight = 0;
   return async (request) => {
     if (inFlight >= limits.maxInFlight) {
       busy++;
@@ -148,6 +149,11 @@ async function start(hostname: string, port: number, limits: AdminThreadLimits):
     const m = event.data as ToAdminThread;
     if (m.type !== "close") return;
     clearInterval(timer);
+    if (m.graceful) {
+      // Every request in hand gets its answer first (the one that asked for the move, say).
+      const until = Date.now() + limits.idleTimeoutMs;
+      while (inFlight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    }
     await front!.close(m.graceful);
     await inner!.stop().catch(() => {});
     cleanup();
