@@ -175,6 +175,9 @@ export class ChangeQueue implements Control {
     if (persist && path === null) {
       return failed("refused", "no config file to persist to (started without --config)");
     }
+    // A turn first: the next config may just have arrived from a worker (a large one takes a while to
+    // receive), and applying it is another stretch of work.
+    await yieldTurn();
     const refused = await this.#target.refusals?.(next) ?? [];
     if (refused.length > 0) return { ok: false, errors: refused, failure: "refused" };
     let pending: PendingWrite | null = null;
