@@ -34,6 +34,9 @@ interface InnerServer {
 const scope = globalThis as unknown as WorkerScope;
 const post = (m: FromAdminThread, transfer: Transferable[] = []) => scope.postMessage(m, transfer);
 
+/** Longest a request waits for the main thread's answer before it is answered 504. */
+const ANSWER_TIMEOUT_MS = 30_000;
+
 /** Requests handed to the main thread, by id. */
 const waiting = new Map<number, (r: Response) => void>();
 let nextId = 1;
@@ -91,7 +94,20 @@ function handler(limits: AdminThreadLimits): (request: Request) => Promise<Respo
     try {
       const body = await boundedBody(request, limits.bodyLimit);
       const id = nextId++;
-      const answered = new Promise<Response>((resolve) => waiting.set(id, resolve));
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const answered = new Promise<Response>((resolve) => {
+        waiting.set(id, resolve);
+        // An answer that never comes must not hold a slot for good.
+        timer = setTimeout(() => {
+          waiting.delete(id);
+          resolve(
+            new Response(JSON.stringify({ error: "the relay did not answer in time", errors: [] }), {
+              status: 504,
+              headers: { "content-type": "application/json" },
+            }),
+          );
+        }, ANSWER_TIMEOUT_MS);
+      });
       post({
         type: "request",
         id,
@@ -100,7 +116,9 @@ function handler(limits: AdminThreadLimits): (request: Request) => Promise<Respo
         headers: [...request.headers],
         body,
       }, body === null ? [] : [body]);
-      return await answered;
+      const response = await answered;
+      clearTimeout(timer);
+      return response;
     } finally {
       inFlight--;
     }

@@ -148,14 +148,19 @@ class RequestQueue {
   }
 
   async #drain(): Promise<void> {
-    while (this.#queue.length > 0) {
-      const done = this.#answer(this.#queue.shift()!);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, TURN_WAIT_MS)))]);
-      clearTimeout(timer);
-      await new Promise<void>((r) => setImmediate(r));
+    try {
+      while (this.#queue.length > 0) {
+        const done = this.#answer(this.#queue.shift()!).catch(() => {});
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, TURN_WAIT_MS)))]);
+        clearTimeout(timer);
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    } finally {
+      // Never left marked running: every later request would wait for a drain that never comes.
+      this.#running = false;
+      if (this.#queue.length > 0) this.push(this.#queue.shift()!);
     }
-    this.#running = false;
   }
 
   async #answer(m: AdminThreadRequest): Promise<void> {
@@ -179,7 +184,17 @@ class RequestQueue {
       });
       body = new TextEncoder().encode(text).buffer as ArrayBuffer;
     }
-    this.#send({ type: "response", id: m.id, status, headers, body }, body === null ? [] : [body]);
+    const reply = { type: "response" as const, id: m.id, status, headers, body };
+    try {
+      this.#send(reply, body === null ? [] : [body]);
+    } catch {
+      // A buffer the runtime will not hand over (not detachable): copied instead; an answer always goes.
+      try {
+        this.#send({ ...reply, body: body === null ? null : body.slice(0) });
+      } catch {
+        this.#send({ ...reply, status: 500, headers: [], body: null });
+      }
+    }
   }
 }
 
