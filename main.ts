@@ -24,6 +24,8 @@ import {
   parseArgs,
   type RunOptions,
 } from "./shell/process/cli.ts";
+import { loadConfigOffThread } from "./shell/process/config_load.ts";
+import { checkConfigOffThread } from "./shell/process/config_check.ts";
 import { log, setupLogging } from "./shell/process/logging.ts";
 import {
   commandArgs,
@@ -44,8 +46,8 @@ import {
 } from "./shell/process/platform.ts";
 import { type Running, startRelay } from "./shell/relay/start.ts";
 import type { ChangeHook } from "./shell/relay/changes.ts";
-import { type HttpServer, serve } from "./shell/process/serve.ts";
-import { checkAdminBinding, createAdminApp } from "./admin/app.ts";
+import { adminLimits, type HttpServer, serve } from "./shell/process/serve.ts";
+import { BODY_LIMIT, checkAdminBinding, createAdminApp } from "./admin/app.ts";
 import type { StatusInfo } from "./core/control_api.ts";
 import { removeStaleTemp } from "./shell/relay/persist.ts";
 import { VERSION } from "./shell/process/version.ts";
@@ -163,8 +165,7 @@ function adminRebinder(
     const was = formatSocketAddress(prev.admin.listen);
     const address = formatSocketAddress(next.admin.listen);
     if (address === was) return Promise.resolve(null);
-    const fresh = serve(app, next.admin.listen);
-    return Promise.resolve({
+    return serve(app, next.admin.listen, adminLimits(BODY_LIMIT)).then((fresh) => ({
       commit: () => {
         const old = current();
         replace(fresh);
@@ -177,7 +178,7 @@ function adminRebinder(
         });
       },
       abort: () => void fresh.close().catch(() => {}),
-    });
+    }));
   };
 }
 
@@ -230,8 +231,9 @@ async function run(options: RunOptions): Promise<void> {
         version: VERSION,
         runtimeVersion: runtimeVersion(),
         configPath: first.file,
+        // Off this thread: a large config would stall forwarding while it is parsed, checked and hashed.
         load: async () => {
-          const r = await load();
+          const r = await loadConfigOffThread(options, load);
           if (!r.ok) logConfigErrors(r);
           return r;
         },
@@ -297,43 +299,7 @@ async function run(options: RunOptions): Promise<void> {
   logListeners(await control.status());
 
   let admin: HttpServer | null = null;
-  if (first.adminEnabled) {
-    const refused = checkAdminBinding(config.admin.listen, config.admin.token);
-    if (refused !== null) {
-      log.error("cannot start the admin API: {error}", { event: "start_failed", error: refused });
-      running.stop();
-      return exit(Exit.Failure);
-    }
-    // The token of the running config, asked at every request: a reload or PUT that changes it is live.
-    const app = createAdminApp(control, {
-      token: () => control.config().admin.token,
-      fleet: plane?.fleet ?? null,
-      ...(plane?.bans == null ? {} : { protection: plane.bans.shared() }),
-      onError: (e) => log.error("admin API error: {error}", { error: reason(e) }),
-    });
-    control.addHook(adminRebinder(app, () => admin, (next) => (admin = next)));
-    try {
-      admin = serve(app, config.admin.listen);
-    } catch (e) {
-      log.error("cannot start the admin API on {address}: {error}", {
-        event: "start_failed",
-        address: formatSocketAddress(config.admin.listen),
-        error: reason(e),
-      });
-      running.stop();
-      return exit(Exit.Failure);
-    }
-    log.info("admin API on http://{address}", {
-      event: "admin_listening",
-      address: formatSocketAddress({ ...config.admin.listen, port: admin.port }),
-    });
-  }
-
-  // systemd (Type=notify): everything is bound now.
-  notify = await openNotifier((m) => log.warning(m, { event: "sd_notify" }));
-  notify?.ready(`serving ${config.listeners.length} listeners`);
-  notify?.startWatchdog();
-
+  // Signals are handled from here on: a SIGHUP or SIGTERM while the admin API starts must not end the process.
   let stopping = false;
   const stop = (signal: Signal) => {
     if (stopping) {
@@ -389,6 +355,43 @@ async function run(options: RunOptions): Promise<void> {
   onSignal("SIGHUP", () => {
     reloads = reloads.then(reload).catch((e) => log.error("reload failed: {error}", { error: reason(e) }));
   });
+  if (first.adminEnabled) {
+    const refused = checkAdminBinding(config.admin.listen, config.admin.token);
+    if (refused !== null) {
+      log.error("cannot start the admin API: {error}", { event: "start_failed", error: refused });
+      running.stop();
+      return exit(Exit.Failure);
+    }
+    // The token of the running config, asked at every request: a reload or PUT that changes it is live.
+    const app = createAdminApp(control, {
+      token: () => control.config().admin.token,
+      fleet: plane?.fleet ?? null,
+      ...(plane?.bans == null ? {} : { protection: plane.bans.shared() }),
+      onError: (e) => log.error("admin API error: {error}", { error: reason(e) }),
+      checkConfig: checkConfigOffThread,
+    });
+    control.addHook(adminRebinder(app, () => admin, (next) => (admin = next)));
+    try {
+      admin = await serve(app, config.admin.listen, adminLimits(BODY_LIMIT));
+    } catch (e) {
+      log.error("cannot start the admin API on {address}: {error}", {
+        event: "start_failed",
+        address: formatSocketAddress(config.admin.listen),
+        error: reason(e),
+      });
+      running.stop();
+      return exit(Exit.Failure);
+    }
+    log.info("admin API on http://{address}", {
+      event: "admin_listening",
+      address: formatSocketAddress({ ...config.admin.listen, port: admin.port }),
+    });
+  }
+
+  // systemd (Type=notify): everything is bound now.
+  notify = await openNotifier((m) => log.warning(m, { event: "sd_notify" }));
+  notify?.ready(`serving ${config.listeners.length} listeners`);
+  notify?.startWatchdog();
 }
 
 async function check(options: RunOptions): Promise<void> {

@@ -23,7 +23,7 @@ import { ApiError, errorBody, type ErrorStatus } from "./errors.ts";
 import type { ProtectionControl } from "../core/protection_api.ts";
 import { collectMetrics, metricsJson, PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./metrics.ts";
 import { clusterRoutes } from "./routes/clusters.ts";
-import { configRoutes } from "./routes/config.ts";
+import { type ConfigChecker, configRoutes } from "./routes/config.ts";
 import { dashboardRoutes } from "./dashboard/routes.ts";
 import { fleetRoutes } from "./routes/fleet.ts";
 import { flowRoutes } from "./routes/flows.ts";
@@ -51,6 +51,11 @@ export interface AdminOptions {
   readonly fleet?: FleetAccess | null;
   /** Bans and top talkers, when they differ from `control.protection` (shared with the fleet). */
   readonly protection?: ProtectionControl;
+  /**
+   * Checks a whole config for `PUT /config` (as replaceConfigToml / replaceConfig, throwing their
+   * EditError) somewhere that does not stall forwarding; absent, the check runs in the change's turn.
+   */
+  readonly checkConfig?: ConfigChecker;
 }
 
 /** The status of each kind of refused edit. */
@@ -115,7 +120,7 @@ export function createAdminApp(control: Control, options: AdminOptions): Hono {
   app.route("/api/v1", clusterRoutes(control, changes, fleet));
   app.route("/api/v1", fleetRoutes(fleet));
   app.route("/api/v1", flowRoutes(control));
-  app.route("/api/v1", configRoutes(control, changes));
+  app.route("/api/v1", configRoutes(control, changes, options.checkConfig));
   app.route("/api/v1", protectionRoutes(protection));
 
   app.notFound((c) => c.json(errorBody(`no route ${c.req.method} ${c.req.path}`), 404));

@@ -9,10 +9,16 @@
  * @module
  */
 
+import { FD_PER_ADMIN_CONNECTION, MAX_ADMIN_CONNECTIONS, MAX_ADMIN_REFUSING } from "./limits.ts";
+
 /** Descriptors kept for the process itself: stdio, logs, runtime internals, epoll, Redis, probes. */
 export const FD_RESERVE = 128;
-/** Descriptors kept for the admin API's connections. */
-export const FD_ADMIN = 256;
+/**
+ * Descriptors kept for the admin API: its capped connections (three descriptors each, see core/limits.ts),
+ * up to 32 refused ones being answered 503, and its thread's own (the listening sockets, the runtime's
+ * event loop): 64 × 3 + 32 + 32 = 256.
+ */
+export const FD_ADMIN = MAX_ADMIN_CONNECTIONS * FD_PER_ADMIN_CONNECTION + MAX_ADMIN_REFUSING + 32;
 /** Descriptors a UDP flow holds (its upstream socket) and a TCP connection holds (both ends). */
 export const FD_PER_FLOW = 1, FD_PER_CONNECTION = 2;
 /** The smallest budget handed out, so a tiny limit still relays something. */

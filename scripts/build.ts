@@ -72,8 +72,14 @@ const outPath = outfile.startsWith("/") ? outfile : `${root}${outfile}`;
 
 const localBun = `${root}node_modules/.bin/bun`;
 const bun = exists(localBun) ? localBun : "bun";
-// The worker entry is a second entrypoint: inside the binary, workers load it from the root bundle.
-const entrypoints = ["main.ts", "shell/workers/worker_main.ts"];
+// Worker entries are further entrypoints: inside the binary, workers load them from the root bundle.
+const entrypoints = [
+  "main.ts",
+  "shell/workers/worker_main.ts",
+  "shell/process/admin_thread.ts",
+  "shell/process/config_load_thread.ts",
+  "shell/process/config_check_thread.ts",
+];
 const args = [
   "build",
   "--compile",

@@ -14,6 +14,7 @@ import { killAllRedis } from "../tests/support/redis.ts";
 import {
   adminAbuseCase,
   configFuzzCase,
+  configStallCase,
   faultCases,
   flowCostCase,
   redisHungCase,
@@ -24,6 +25,9 @@ import {
 import { nativeSupport } from "../shell/datapath/native/select.ts";
 
 const short = process.argv.includes("--short");
+/** `--only NAME[,NAME]`: run just those cases (names as `step` prints them, e.g. "admin abuse"). */
+const onlyAt = process.argv.indexOf("--only");
+const only = onlyAt < 0 ? null : (process.argv[onlyAt + 1] ?? "").split(",");
 const size: Size = short
   ? {
     floodSources: 4000,
@@ -44,13 +48,14 @@ const size: Size = short
     putFuzz: 800,
     hupFuzz: 100,
     adminConcurrent: 2000,
-    halfOpen: 2000,
+    halfOpen: 20_000,
     phaseMs: 3000,
   };
 
 const rows: Row[] = [];
 const started = performance.now();
 const step = async (name: string, run: () => Promise<Row | Row[] | null>) => {
+  if (only !== null && !only.includes(name)) return;
   const t = performance.now();
   try {
     const r = await run();
@@ -73,6 +78,7 @@ try {
   if (!("reason" in native)) await step("flow cost native", () => flowCostCase(size, "native"));
   await step("flow cost runtime", () => flowCostCase(size, "runtime"));
   await step("config fuzz", () => configFuzzCase(size));
+  await step("config stall", () => configStallCase(size));
   await step("admin abuse", () => adminAbuseCase(size));
   await step("faults", () => faultCases(size));
   await step("redis hung", () => redisHungCase(size));

@@ -972,7 +972,7 @@ describe("openapi", () => {
 describe("serve", () => {
   test("serves the app on 127.0.0.1 and closes", async () => {
     const { app } = setup();
-    const server = serve(app, addr("127.0.0.1:0"));
+    const server = await serve(app, addr("127.0.0.1:0"));
     try {
       assert.ok(server.port > 0);
       const res = await fetch(`http://127.0.0.1:${server.port}/healthz`);

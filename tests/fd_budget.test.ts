@@ -7,6 +7,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { descriptorBudget, FD_ADMIN, FD_RESERVE, workerShare } from "../core/fd_budget.ts";
+import { FD_PER_ADMIN_CONNECTION, MAX_ADMIN_CONNECTIONS, MAX_ADMIN_REFUSING } from "../core/limits.ts";
 import { type CoreEvent, RelayCore } from "../core/relay_core.ts";
 import { Drop, type Listener } from "../core/listener.ts";
 import { addr, bytes, cluster, config, listener } from "./support/fixtures.ts";
@@ -27,6 +28,11 @@ describe("descriptor budget", () => {
     assert.equal(descriptorBudget(1024, 3, 2).reserve, FD_RESERVE + 6, "each worker binds each listener");
     assert.equal(descriptorBudget(100, 1).relay, 64, "a floor for tiny limits");
     assert.equal(workerShare(1000, 3), 333);
+  });
+
+  test("the admin room holds the admin API's capped connections and refusals, and its thread's own", () => {
+    const capped = MAX_ADMIN_CONNECTIONS * FD_PER_ADMIN_CONNECTION + MAX_ADMIN_REFUSING;
+    assert.ok(FD_ADMIN >= capped + 16, `${FD_ADMIN} descriptors for ${capped} at the caps`);
   });
 
   test("flows of every listener and TCP connections share one budget; refusals are counted and told once", () => {

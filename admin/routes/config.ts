@@ -16,8 +16,13 @@ import { badField } from "../errors.ts";
 import { toRaw } from "../../core/config_raw.ts";
 import { choiceOf, isJsonType, jsonBody, persistOf, queryOf } from "../validate.ts";
 
-/** The config routes. */
-export function configRoutes(control: Control, changes: Changes): Hono {
+/** Checks a whole config body with the running token, as replaceConfigToml / replaceConfig (their EditError). */
+export type ConfigChecker = (
+  body: ({ readonly toml: string } | { readonly json: unknown }) & { readonly token: string },
+) => Promise<FerryConfig>;
+
+/** The config routes; `check`, when given, checks a replacement before its turn (off the data path). */
+export function configRoutes(control: Control, changes: Changes, check?: ConfigChecker): Hono {
   const app = new Hono();
 
   // The token is never shown; its ETag is the config hash, for a conditional write (If-Match).
@@ -32,15 +37,25 @@ export function configRoutes(control: Control, changes: Changes): Hono {
   app.put("/config", async (c) => {
     const persist = persistOf(queryOf(c, ["persist"]));
     let edit;
+    let body;
     if (isJsonType(c.req.header("content-type"))) {
       const raw = await jsonBody(c);
+      body = { json: raw };
       edit = (current: FerryConfig) => replaceConfig(raw, undefined, current);
     } else {
       const text = await c.req.text();
       if (text.trim() === "") {
         throw badField("", "a config body (TOML, or JSON with application/json) is required");
       }
+      body = { toml: text };
       edit = (current: FerryConfig) => replaceConfigToml(text, current);
+    }
+    if (check !== undefined) {
+      // Checked before its turn, with the token running now; if that changes meanwhile, checked again.
+      const token = control.config().admin.token;
+      const checked = await check({ ...body, token });
+      const inTurn = edit;
+      edit = (current: FerryConfig) => current.admin.token === token ? checked : inTurn(current);
     }
     const r = await changes.apply(c, edit, persist);
     return c.json({ configHash: r.configHash, persisted: r.persisted });

@@ -6,9 +6,8 @@
  * @module
  */
 
-import net from "node:net";
 import process from "node:process";
-import { writeFileSync } from "node:fs";
+import { readdirSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { FerryProcess, type FerryTarget, freePorts } from "../../tests/support/ferry_process.ts";
 import { redisMissing, RedisServer } from "../../tests/support/redis.ts";
@@ -16,8 +15,9 @@ import {
   bound,
   echoProcess as echoBackend,
   floodProcess as sourceFlood,
+  halfOpenProcess,
   newFlowRate,
-  pacedFlow,
+  pacedProcess as pacedFlow,
   sleep,
 } from "./peers.ts";
 
@@ -151,11 +151,24 @@ function mutate(text: string, seed: number): string {
   return lines.join("\n");
 }
 
+/**
+ * A mutation that keeps the admin API's address: a valid config without it would move the API to the
+ * default port, away from the address the fuzzing talks to (a fine outcome, but the end of the test).
+ */
+function keepingAdmin(text: string, seed: number): string {
+  let out = mutate(text, seed);
+  for (let k = 1; !/\[admin\]\nlisten = "127\.0\.0\.1:0"\n/.test(out); k++) {
+    out = mutate(text, seed + k * 1_000_000);
+  }
+  return out;
+}
+
 /** Mutated configs through `ferry check`, PUT /config and SIGHUP; the running config must not change. */
 export async function configFuzzCase(size: Size): Promise<Row> {
   const echo = await echoBackend();
   const { ferry, toml, port } = await ferryOn(echo.port, "auto");
   let crashed = 0, wrong = 0, put = 0, applied = 0, hup = 0, checks = 0;
+  let stage = "start";
   try {
     const hash = async () => (await ferry.json<{ configHash: string }>("/api/v1/status")).configHash;
     const original = await hash();
@@ -168,7 +181,8 @@ export async function configFuzzCase(size: Size): Promise<Row> {
       if (/at \w+ \(|TypeError|RangeError/.test(r.stderr ?? "")) wrong++;
     }
     for (let i = 0; i < size.putFuzz; i++) {
-      const res = await ferry.api("/api/v1/config", { method: "PUT", body: mutate(toml, 10_000 + i) });
+      stage = `PUT ${i}`;
+      const res = await ferry.api("/api/v1/config", { method: "PUT", body: keepingAdmin(toml, 10_000 + i) });
       await res.body?.cancel();
       put++;
       if (res.status >= 500) wrong++;
@@ -178,15 +192,27 @@ export async function configFuzzCase(size: Size): Promise<Row> {
       }
     }
     for (let i = 0; i < size.hupFuzz; i++) {
-      writeFileSync(ferry.configPath, i === 0 ? toml + "#" + "x".repeat(5 << 20) : mutate(toml, 20_000 + i));
+      stage = `SIGHUP ${i}`;
+      writeFileSync(
+        ferry.configPath,
+        i === 0 ? toml + "#" + "x".repeat(5 << 20) : keepingAdmin(toml, 20_000 + i),
+      );
       process.kill(ferry.child.pid as number, "SIGHUP");
       hup++;
       await sleep(30);
     }
+    stage = "after";
     writeFileSync(ferry.configPath, toml);
     await sleep(200);
     if (!ferry.running) crashed++;
-    const same = (await hash()) === original || applied > 0;
+    // The reloads above may still be taking turns in the queue, and an HTTP client may reuse a keep-alive
+    // connection the admin front is closing: retry the read a few times before calling the API down.
+    let now = "";
+    for (let k = 0; now === "" && k < 10; k++) {
+      now = await hash().catch(async () => (await sleep(300), ""));
+    }
+    if (now === "") throw new Error("the admin API did not answer within 3 s");
+    const same = now === original || applied > 0;
     const c = await bound();
     const ok = await new Promise<boolean>((res) => {
       const t = setTimeout(() => res(false), 1000);
@@ -205,57 +231,85 @@ export async function configFuzzCase(size: Size): Promise<Row> {
       lost: `${wrong} stack traces or 5xx; running config ${same ? "unchanged" : "CHANGED"}; ` +
         `forwarding ${ok ? "ok" : "LOST"}`,
     };
+  } catch (e) {
+    throw new Error(
+      `${stage} (ferry ${ferry.running ? "running" : "EXITED"}): ${(e as Error)?.message ?? e}`,
+    );
   } finally {
     await ferry.stop();
     echo.close();
   }
 }
 
-/** Admin API abuse: a burst of concurrent requests, half-open connections, oversized and bad bodies. */
+/** Open descriptors of process `pid` (Linux), or NaN. */
+function openFds(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The status of an admin call, 0 when it failed or timed out. */
+async function statusOf(r: Promise<Response>): Promise<number> {
+  try {
+    const res = await r;
+    await res.body?.cancel();
+    return res.status;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Admin API abuse: half-open connections (from child processes, each with its own descriptor limit), a
+ * burst of concurrent requests, oversized and bad bodies, with a legit 1 kHz flow alongside.
+ */
 export async function adminAbuseCase(size: Size): Promise<Row> {
   const echo = await echoBackend();
   const { ferry, port } = await ferryOn(echo.port, "auto");
-  const sockets: net.Socket[] = [];
+  const holders: Awaited<ReturnType<typeof halfOpenProcess>>[] = [];
   try {
+    const pid = ferry.child.pid as number;
+    const fds0 = openFds(pid);
     const legit = await pacedFlow(port, 1);
+    await sleep(300);
     legit.phase("during");
-    const url = new URL(ferry.adminUrl);
-    for (let i = 0; i < size.halfOpen; i++) {
-      const s = net.connect(Number(url.port), "127.0.0.1");
-      s.on("error", () => {});
-      s.write("GET /metrics HTTP/1.1\r\nHost: x\r\n"); // never finished
-      sockets.push(s);
+    const adminPort = Number(new URL(ferry.adminUrl).port);
+    for (let left = size.halfOpen; left > 0; left -= 10_000) {
+      holders.push(await halfOpenProcess(adminPort, Math.min(10_000, left)));
     }
-    const burst = await Promise.allSettled(
-      Array.from({ length: size.adminConcurrent }, () =>
-        ferry.api("/metrics").then(async (r) => {
-          await r.body?.cancel();
-          return r.status;
-        })),
+    const fdsHeld = openFds(pid);
+    const statuses = await Promise.all(
+      Array.from({ length: size.adminConcurrent }, () => statusOf(ferry.api("/metrics"))),
     );
-    const statuses = burst.map((b) => b.status === "fulfilled" ? b.value : 0);
-    const big = await ferry.api("/api/v1/config", { method: "PUT", body: "x".repeat(3 << 20) });
-    await big.body?.cancel();
-    const junk = await ferry.api("/api/v1/config", {
+    const big = await statusOf(ferry.api("/api/v1/config", { method: "PUT", body: "x".repeat(3 << 20) }));
+    const junk = await statusOf(ferry.api("/api/v1/config", {
       method: "PUT",
       body: "{{{",
       headers: { "content-type": "application/json" },
-    });
-    await junk.body?.cancel();
-    const health = await ferry.api("/healthz");
-    await health.body?.cancel();
+    }));
+    const health = await statusOf(ferry.api("/healthz"));
+    legit.phase("after");
+    await sleep(500);
     const p = await legit.stop();
+    let opened = 0, closed = 0;
+    for (const h of holders.splice(0)) {
+      opened += h.opened;
+      closed += (await h.release()).closedByServer;
+    }
     const count = (s: number) => statuses.filter((x) => x === s).length;
     return {
       test: "admin API abuse",
-      load: `${size.adminConcurrent} concurrent GET /metrics, ${size.halfOpen} half-open conns`,
-      faults: ferry.running && health.status === 200 ? "healthz ok" : "HEALTHZ DOWN",
-      bad: `3 MiB body → ${big.status}, bad JSON → ${junk.status}`,
-      lost: `${count(200)}×200 ${count(503)}×503 ${count(0)} failed; legit 1 kHz loss ${p.during.lost}/` +
-        `${p.during.sent}, p99 ${fmt(p.during.p99)} ms`,
+      load: `${size.adminConcurrent} concurrent GET /metrics, ${opened} half-open conns`,
+      faults: ferry.running && health === 200 ? "healthz ok" : `HEALTHZ DOWN (${health})`,
+      bad: `3 MiB body → ${big}, bad JSON → ${junk}`,
+      lost: `${count(200)}×200 ${count(503)}×503 ${count(0)} failed; ${closed} half-open closed by ferry, ` +
+        `fds ${fds0} → ${fdsHeld}; legit 1 kHz loss ${p.during.lost}/${p.during.sent}, ` +
+        `p99 ${fmt(p.during.p99)} ms${p.during.lost > p.during.sent / 20 ? " LOST" : ""}`,
     };
   } finally {
-    for (const s of sockets) s.destroy();
+    for (const h of holders) await h.release().catch(() => {});
     await ferry.stop();
     echo.close();
   }
@@ -296,8 +350,8 @@ export async function faultCases(size: Size): Promise<Row[]> {
         load: "1 live flow; 20 × 65,507 B replies",
         faults: `remove ${a.status}, re-add ${b.status}`,
         bad: "20 oversized",
-        lost: `${b.status === 200 ? "port kept" : "PORT LOST"}; ${reached} oversized reached the client, ` +
-          `${truncated} counted`,
+        lost: `${b.status === 200 ? "port kept" : "PORT LOST"}; ${reached} oversized reached the client` +
+          `${reached > 0 ? " (LOST: uncounted)" : ""}, ${truncated} counted`,
       });
     } finally {
       await ferry.stop();
@@ -328,7 +382,7 @@ export async function faultCases(size: Size): Promise<Row[]> {
         lost: `${refused} refused as fd_limit (logged ${
           ferry.logs().some((l) => l.event === "fd_limit")
         }), ` +
-          `${aborted} aborted on EMFILE`,
+          `${aborted} aborted on EMFILE${aborted > 0 ? " LOST" : ""}`,
       });
     } finally {
       await ferry.stop();
@@ -375,6 +429,62 @@ export async function redisHungCase(size: Size): Promise<Row | null> {
     redis.resume();
     await ferry.stop();
     redis.kill();
+    echo.close();
+  }
+}
+
+/** A valid config of about `bytes`: the relay's own, plus clusters of three backends each that no listener uses. */
+function largeConfig(toml: string, bytes: number, variant: number): string {
+  const parts = [toml];
+  let size = toml.length;
+  for (let i = 0; size < bytes; i++) {
+    const b = (k: number) => `{ address = "127.0.0.1:${10_000 + ((i * 3 + k + variant) % 50_000)}" }`;
+    const part = `[clusters.pool${i}]\nbackends = [${b(0)}, ${b(1)}, ${b(2)}]\n`;
+    parts.push(part);
+    size += part.length;
+  }
+  return parts.join("");
+}
+
+/**
+ * Stalls of the data path's thread by config work: large valid configs (just under the 1 MiB limit)
+ * through SIGHUP and PUT /config, with a legit 1 kHz flow alongside; it must lose nothing.
+ */
+export async function configStallCase(size: Size): Promise<Row> {
+  const echo = await echoBackend();
+  const { ferry, toml, port } = await ferryOn(echo.port, "auto");
+  try {
+    const legit = await pacedFlow(port, 1);
+    await sleep(300);
+    legit.phase("during");
+    const rounds = Math.max(2, Math.round(size.hupFuzz / 10));
+    let applied = 0, bytes = 0;
+    const hash = async () => (await ferry.json<{ configHash: string }>("/api/v1/status")).configHash;
+    for (let i = 0; i < rounds; i++) {
+      const text = largeConfig(toml, 1_000_000, i);
+      bytes = text.length;
+      const before = await hash();
+      writeFileSync(ferry.configPath, text);
+      process.kill(ferry.child.pid as number, "SIGHUP");
+      for (let t = 0; t < 100 && (await hash()) === before; t++) await sleep(50);
+      if ((await hash()) !== before) applied++;
+      const put = await statusOf(
+        ferry.api("/api/v1/config", { method: "PUT", body: largeConfig(toml, 1_000_000, i + 100) }),
+      );
+      if (put === 200) applied++;
+    }
+    await sleep(300);
+    const p = await legit.stop();
+    return {
+      test: "config stall (1 MB valid configs)",
+      load: `${rounds} SIGHUP + ${rounds} PUT of ${(bytes / 1e6).toFixed(2)} MB, 1 kHz alongside`,
+      faults: ferry.running ? `${applied} of ${2 * rounds} applied` : "CRASHED",
+      bad: "-",
+      // Reported, not failed on: the change's own work on the data path's thread still stalls it (see README).
+      lost: `legit 1 kHz loss ${p.during.lost}/${p.during.sent}, p99 ${fmt(p.during.p99)} ms`,
+    };
+  } finally {
+    await ferry.stop();
     echo.close();
   }
 }

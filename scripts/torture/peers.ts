@@ -190,3 +190,61 @@ export async function newFlowRate(port: number, count: number, batch = 200): Pro
   }
   return Math.round(got / ((performance.now() - start) / 1000));
 }
+
+/** Lines of JSON a child prints, one at a time. */
+function jsonLines(child: ReturnType<typeof spawn>): () => Promise<unknown> {
+  const lines: string[] = [];
+  let buffer = "";
+  let wake = () => {};
+  child.stdout!.on("data", (d) => {
+    buffer += d;
+    const parts = buffer.split("\n");
+    buffer = parts.pop()!;
+    lines.push(...parts.filter((l) => l !== ""));
+    wake();
+  });
+  return async () => {
+    while (lines.length === 0) await new Promise<void>((r) => (wake = r));
+    return JSON.parse(lines.shift()!);
+  };
+}
+
+/**
+ * `pacedFlow` in its own process, so what the measuring process does (a burst of admin requests, say)
+ * cannot stall the legit client itself and be mistaken for the relay's loss.
+ */
+export async function pacedProcess(port: number, intervalMs = 1) {
+  const child = spawn(process.execPath, ["run", "-A", CHILD, "paced", String(port), String(intervalMs)], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const next = jsonLines(child);
+  await next();
+  return {
+    phase(name: string) {
+      child.stdin!.write(`phase ${name}\n`);
+    },
+    async stop(): Promise<Record<string, PhaseStats>> {
+      child.stdin!.write("stop\n");
+      return await next() as Record<string, PhaseStats>;
+    },
+  };
+}
+
+/**
+ * `count` half-open admin connections from a child process (its own descriptor limit): resolves once
+ * they are open; `release()` closes them and resolves with how many the server closed (and answered 503).
+ */
+export async function halfOpenProcess(port: number, count: number) {
+  const child = spawn(process.execPath, ["run", "-A", CHILD, "halfopen", String(port), String(count)], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  const next = jsonLines(child);
+  const { opened } = await next() as { opened: number };
+  return {
+    opened,
+    async release(): Promise<{ closedByServer: number; refused: number }> {
+      child.stdin!.end();
+      return await next() as { closedByServer: number; refused: number };
+    },
+  };
+}

@@ -6,10 +6,10 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { formatSocketAddress, parseSocketAddress, sameIp } from "../../core/address.ts";
-import { type ConfigResult, configToToml } from "../../core/config.ts";
+import type { ConfigResult } from "../../core/config.ts";
 import type { Connection } from "../../core/connection.ts";
+import { configHash } from "./config_hash.ts";
 import { type Flow, FLOW_STATE_NAMES } from "../../core/flow.ts";
 import type { TcpRelay } from "../datapath/tcp_relay.ts";
 import { isUdpListener, type Listener, type TcpListener } from "../../core/listener.ts";
@@ -61,10 +61,8 @@ export interface RelayControlOptions {
   readonly processFacts?: () => Partial<ProcessMetrics>;
 }
 
-/** Hex SHA-256 of a config as TOML: two configs with the same meaning hash alike. */
-export function configHash(config: FerryConfig): string {
-  return createHash("sha256").update(configToToml(config)).digest("hex");
-}
+/** Hex SHA-256 of a config as TOML: two configs with the same meaning hash alike (./config_hash.ts). */
+export { configHash };
 
 /** The relay behind the change queue (shell/relay/changes.ts), when one relay runs in this thread. */
 export class RelayControl implements ChangeTarget {
