@@ -9,7 +9,7 @@
  * @module
  */
 
-import { type Cidr, formatIp, parseCidr } from "./address.ts";
+import { type Cidr, formatIp, parseCidr, unmapIpv4 } from "./address.ts";
 import { type IpFamily, maskWord, prefixHash, readIp } from "./ip_words.ts";
 
 /** Where a ban came from. */
@@ -42,6 +42,18 @@ export interface BanRequest {
 
 const SEED = 0x6261_6e73;
 
+/**
+ * A block given as text or parsed, as the table keys it: `readIp` reads an IPv4-mapped source
+ * (::ffff:a.b.c.d) as IPv4, so a block inside ::ffff:0:0/96 becomes the IPv4 block it covers
+ * (::ffff:192.0.2.0/120 is 192.0.2.0/24) or it could never match. Shorter IPv6 blocks stay IPv6.
+ */
+function block(cidr: string | Cidr): Cidr | string {
+  const c = typeof cidr === "string" ? parseCidr(cidr) : cidr;
+  if (typeof c === "string" || c.ip.family !== 6 || c.prefix < 96) return c;
+  const ip = unmapIpv4(c.ip);
+  return ip.family === 4 ? { ip, prefix: c.prefix - 96 } : c;
+}
+
 /** Words of a parsed CIDR, masked to its prefix. */
 function cidrWords(cidr: Cidr): Uint32Array {
   const out = new Uint32Array(4);
@@ -64,7 +76,7 @@ function canonical(cidr: Cidr, words: Uint32Array): string {
 
 /** The canonical text of a CIDR block ("10.1.2.3/16" → "10.1.0.0/16"), or null when it is none. */
 export function canonicalCidr(text: string): string | null {
-  const cidr = parseCidr(text);
+  const cidr = block(text);
   return typeof cidr === "string" ? null : canonical(cidr, cidrWords(cidr));
 }
 
@@ -94,7 +106,7 @@ export class BanTable {
 
   /** Adds or replaces the ban on a block; returns it, or a reason the block is invalid. */
   add(request: BanRequest, now: number): Ban | string {
-    const cidr = typeof request.cidr === "string" ? parseCidr(request.cidr) : request.cidr;
+    const cidr = block(request.cidr);
     if (typeof cidr === "string") return cidr;
     const words = cidrWords(cidr);
     const text = canonical(cidr, words);
@@ -123,7 +135,7 @@ export class BanTable {
 
   /** Removes the ban on a block (any spelling of it); true if there was one. */
   remove(cidrText: string): boolean {
-    const cidr = parseCidr(cidrText);
+    const cidr = block(cidrText);
     if (typeof cidr === "string") return false;
     const ban = this.#byCidr.get(canonical(cidr, cidrWords(cidr)));
     if (ban === undefined) return false;
@@ -205,7 +217,7 @@ export class BanTable {
 
   /** The ban on exactly this block, if any. */
   get(cidrText: string): Ban | undefined {
-    const cidr = parseCidr(cidrText);
+    const cidr = block(cidrText);
     if (typeof cidr === "string") return undefined;
     return this.#byCidr.get(canonical(cidr, cidrWords(cidr)));
   }
