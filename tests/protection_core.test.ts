@@ -104,6 +104,28 @@ describe("protection in the relay core", () => {
     assert.ok(isFlow(core.fromClient(l, "203.0.113.9", 9998, bytes(1), 2100 + 5000)), "the ban lapsed");
   });
 
+  test("an established flow still over its limit neither re-places nor shortens a ban (regression)", () => {
+    const { core, l } = setup({
+      limits: limits({ perIp: { ...NO_RATES, datagrams: 1 }, banAfterMs: 100, banForMs: 5000 }),
+      filter: null,
+      amplification: null,
+    });
+    assert.ok(isFlow(core.fromClient(l, "203.0.113.9", 1, bytes(1), 0)));
+    for (let t = 0; t < 1000; t++) core.fromClient(l, "203.0.113.9", 1, bytes(1), t);
+    assert.equal(core.protection.autoBanCount, 1, "one automatic ban, announced once");
+    assert.equal(
+      core.protection.bans.get("203.0.113.9")!.expiresAt,
+      core.protection.autoBans[0].createdAt + 5000,
+    );
+    // An operator's longer ban on the same block is not cut down to ban_for by the source's flow.
+    core.protection.bans.add({ cidr: "203.0.113.9", ttlMs: 0, reason: "operator", origin: "api" }, 1000);
+    for (let t = 1000; t < 2000; t++) core.fromClient(l, "203.0.113.9", 1, bytes(1), t);
+    const ban = core.protection.bans.get("203.0.113.9")!;
+    assert.equal(ban.reason, "operator");
+    assert.equal(ban.expiresAt, Infinity);
+    assert.equal(core.protection.autoBanCount, 1);
+  });
+
   test("bans refuse new flows (UDP and TCP) but leave established ones", () => {
     const core = new RelayCore(
       config([cluster()], [listener(), listener({ name: "t", protocol: "tcp" })]),

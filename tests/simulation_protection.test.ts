@@ -1,0 +1,682 @@
+/**
+ * Deterministic simulation of edge protection in the sans-io core: a seeded RNG drives client datagrams from
+ * a small population of IPv4, IPv6 and IPv4-mapped sources (new and established flows), backend replies,
+ * clock jumps, timeouts, bans placed, lifted and listed, reconfigured protection and sprays of fresh sources,
+ * against one `RelayCore` whose listeners get random `[listeners.limits]`, `[listeners.filter]` and
+ * `[listeners.amplification]` settings. Each datagram's fate is predicted by naive models
+ * (tests/support/protection_model.ts) and checked, with these invariants after every step:
+ * - every client datagram is forwarded or counted under exactly one drop reason, and per listener
+ *   received = datagrams_in + the sum of the client-side drop counters (replies: out + amplified + late);
+ * - a refused datagram allocates nothing; over-limit sources never get a flow: in any window, admissions per
+ *   source IP and prefix stay within burst + rate × window (plus one burst per eviction, the table's
+ *   documented fail-open), whatever the model;
+ * - a source under a live ban gets no new flow (and the ban counts the hit), and gets one after expiry;
+ *   automatic bans appear exactly when the model says (ban_after over a limit), for ban_for;
+ * - the amplification guard never lets a flow's replies exceed ratio × its bytes received until it has
+ *   sent `datagrams` datagrams, and bites exactly then;
+ * - limiter memory is fixed: entries ≤ capacity and bytes constant, however many sources spray.
+ *
+ * The limiter model is exact while a table has evicted nothing; after an eviction that listener's limit
+ * verdicts are only checked against the window bound. Knobs as tests/simulation.test.ts (FERRY_SIM_SEEDS,
+ * FERRY_SIM_BASE, FERRY_SIM_STEPS, FERRY_SIM_SEED, FERRY_SIM_TRACE, FERRY_SIM_STATS).
+ *
+ * @module
+ */
+
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { BUCKET_ENTRY_BYTES } from "../core/bucket_table.ts";
+import { type Flow, FlowState } from "../core/flow.ts";
+import { Drop, type Listener } from "../core/listener.ts";
+import type { BytesAt, FirstDatagramRule } from "../core/first_datagram_filter.ts";
+import type { LimitsConfig, ListenerProtection, ProtectionConfig } from "../core/protection.ts";
+import { RelayCore } from "../core/relay_core.ts";
+import { Rng } from "../core/rng.ts";
+import { cluster, config, listener } from "./support/fixtures.ts";
+import {
+  blockText,
+  type ModelAutoBan,
+  ModelBans,
+  ModelLimits,
+  ruleHolds,
+  sourceAddress,
+} from "./support/protection_model.ts";
+import { simEnv, simIntEnv } from "./support/sim_knobs.ts";
+
+const SEEDS = simIntEnv("FERRY_SIM_SEEDS", 300);
+const BASE = simIntEnv("FERRY_SIM_BASE", 1);
+/** Half the main simulation's steps: each step here is cheap but a spray is many datagrams. */
+const STEPS = Math.max(1, Math.floor(simIntEnv("FERRY_SIM_STEPS", 400) / 2));
+const ONLY = simEnv("FERRY_SIM_SEED");
+const TRACE = simEnv("FERRY_SIM_TRACE") === "1";
+const AUTO_MAX_FLOWS = 40;
+
+const IPS = [
+  "192.0.2.1",
+  "192.0.2.2",
+  "192.0.2.3",
+  "::ffff:192.0.2.1",
+  "::ffff:192.0.2.4",
+  "192.0.3.7",
+  "198.51.100.2",
+  "::ffff:198.51.100.2",
+  "2001:db8::1",
+  "2001:db8::2",
+  "2001:db8:0:1::9",
+  "2001:db8:1::5",
+  "224.0.0.5", // multicast: refused by the source policy, after the limits
+];
+const PORTS = [1000, 1001, 1002];
+const BAN_BLOCKS = [
+  "192.0.2.0/24",
+  "192.0.2.1",
+  "192.0.2.3/32",
+  "::ffff:192.0.2.0/120",
+  "::ffff:192.0.2.1/128",
+  "192.0.0.0/16",
+  "198.51.100.2/32",
+  "::ffff:198.51.100.0/120",
+  "2001:db8::/32",
+  "2001:db8::/64",
+  "2001:db8:0:1::/64",
+  "2001:db8::1/128",
+  "::/0",
+];
+const BAN_TTLS = [0, 30, 300, 3000];
+const ALPHABET = [0x00, 0xff, 0x54, 0x51];
+const REGEXES = ["", "", "", "^\\xff", "Q", "^[\\x00-\\x7f]*$"];
+const NAMES = ["p1", "p2"];
+/** Client-side drop reasons: with no external cluster, every client datagram ends in one of these or is in. */
+const CLIENT_DROPS = [
+  "truncated",
+  "no_backend",
+  "invalid",
+  "shed",
+  "fd_limit",
+  "rate_limited",
+  "filtered",
+  "banned",
+];
+const REASON_OF: Record<number, string> = {
+  [Drop.Truncated]: "truncated",
+  [Drop.Invalid]: "invalid",
+  [Drop.Shed]: "shed",
+  [Drop.RateLimited]: "rate_limited",
+  [Drop.Filtered]: "filtered",
+  [Drop.Banned]: "banned",
+};
+
+/** Admissions (time, weight) per source key, for the window bound; per protection object. */
+type Ledger = Map<string, [number, number][]>;
+
+class ProtectionSim {
+  readonly rng: Rng;
+  readonly core: RelayCore;
+  now = 1_000;
+  step = 0;
+  readonly bans = new ModelBans();
+  readonly models = new Map<Listener, { p: ListenerProtection | null; limits: ModelLimits | null }>();
+  readonly received = new Map<Listener, number>();
+  readonly replies = new Map<Listener, number>();
+  /** The protection a flow was admitted under (the amplification bound holds while it is unchanged). */
+  readonly admittedUnder = new Map<Flow, ListenerProtection | null>();
+  readonly ledgers = new Map<ListenerProtection, Ledger[]>();
+  readonly memory = new Map<ListenerProtection, number>();
+  readonly recentClosed: Flow[] = [];
+  readonly hits = new Map<string, number>();
+  readonly ring: string[] = [];
+  sprayed = 0;
+
+  constructor(readonly seed: number, readonly steps: number) {
+    this.rng = new Rng(Math.imul(seed, 0x2545f491) ^ 0x70726f74);
+    const c = cluster({
+      frontTimeout: this.pick([300, 2_000, 30_000]),
+      backTimeout: this.pick([300, 30_000]),
+    });
+    this.core = new RelayCore(
+      config([c], NAMES.map((name, i) => this.randomListener(name, i))),
+      { seed, autoMaxFlows: AUTO_MAX_FLOWS },
+    );
+    for (const name of NAMES) {
+      const l = this.core.listener(name)!;
+      this.received.set(l, 0);
+      this.replies.set(l, 0);
+    }
+  }
+
+  int(n: number): number {
+    return this.rng.nextInt(n);
+  }
+  chance(p: number): boolean {
+    return this.rng.nextFloat() < p;
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[this.rng.nextInt(items.length)];
+  }
+  hit(key: string): void {
+    this.hits.set(key, (this.hits.get(key) ?? 0) + 1);
+  }
+  label(text: string): void {
+    if (TRACE) console.log(`seed ${this.seed} step ${this.step} t=${this.now}: ${text}`);
+    this.ring.push(`t=${this.now} ${text}`);
+    if (this.ring.length > 12) this.ring.shift();
+  }
+
+  // -- random settings
+
+  randomLimits(): LimitsConfig {
+    const rates = () => ({
+      newFlows: this.pick([0, 0, 1, 3, 10]),
+      datagrams: this.pick([0, 0, 5, 20, 100]),
+      bytes: this.pick([0, 0, 300, 3000, 20_000]),
+    });
+    return {
+      perIp: rates(),
+      perPrefix: rates(),
+      burstMs: this.pick([200, 1000, 2000]),
+      prefixV4: this.pick([16, 24, 28]),
+      prefixV6: this.pick([32, 48, 64]),
+      tableSize: this.pick([4, 16, 64, 1024, 1024]),
+      banAfterMs: this.pick([0, 0, 100, 500]),
+      banForMs: this.pick([200, 2000]),
+    };
+  }
+
+  randomFilter(): FirstDatagramRule {
+    const match: BytesAt[] = [];
+    for (let i = this.int(3); i > 0; i--) {
+      const bytes = Uint8Array.from({ length: 1 + this.int(2) }, () => this.pick(ALPHABET));
+      const mask = this.chance(0.3) ? bytes.map(() => this.pick([0xf0, 0x0f, 0xff])) : null;
+      match.push({ offset: this.pick([0, 1, 4]), bytes, mask });
+    }
+    return {
+      minLength: this.pick([0, 0, 2, 4]),
+      maxLength: this.pick([0, 0, 64, 300]),
+      match,
+      regex: this.pick(REGEXES),
+    };
+  }
+
+  randomProtection(): ProtectionConfig {
+    return {
+      limits: this.chance(0.75) ? this.randomLimits() : null,
+      filter: this.chance(0.4) ? this.randomFilter() : null,
+      amplification: this.chance(0.5)
+        ? { ratio: this.pick([0.5, 1, 3]), datagrams: this.pick([1, 2, 4]) }
+        : null,
+    };
+  }
+
+  randomListener(name: string, i: number) {
+    return listener({
+      name,
+      address: { ip: "127.0.0.1", port: 7000 + i, family: 4 },
+      maxFlows: this.pick([0, 4, 50]),
+      protection: this.randomProtection(),
+    });
+  }
+
+  /** The model of `l`'s current protection (a new protection object starts with fresh buckets). */
+  model(l: Listener): { p: ListenerProtection | null; limits: ModelLimits | null } {
+    let m = this.models.get(l);
+    if (m === undefined || m.p !== l.protection) {
+      const lc = l.protection?.config.limits ?? null;
+      m = { p: l.protection, limits: lc === null ? null : new ModelLimits(lc) };
+      this.models.set(l, m);
+      if (l.protection !== null) {
+        this.ledgers.set(l.protection, [new Map(), new Map()]);
+        this.memory.set(l.protection, memoryOf(l.protection));
+      }
+    }
+    return m;
+  }
+
+  /** True while the listener's tables have forgotten no source: the limiter model is exact. */
+  exact(l: Listener): boolean {
+    const p = l.protection;
+    return p === null || ((p.perIp?.evictions ?? 0) === 0 && (p.perPrefix?.evictions ?? 0) === 0);
+  }
+
+  // -- the run
+
+  run(): void {
+    for (this.step = 1; this.step <= this.steps; this.step++) {
+      try {
+        this.once();
+      } catch (e) {
+        const msg = e instanceof Error ? e.message : String(e);
+        assert.fail(
+          `seed ${this.seed} step ${this.step}: ${msg}\n  replay: FERRY_SIM_SEED=${this.seed} ` +
+            `(FERRY_SIM_TRACE=1 prints every op)\n  last ops:\n    ${this.ring.join("\n    ")}`,
+        );
+      }
+    }
+  }
+
+  once(): void {
+    const r = this.rng.nextFloat() * 100;
+    if (r < 46) this.opClient(this.pickListener());
+    else if (r < 50) this.opChatty();
+    else if (r < 68) this.opReply();
+    else if (r < 80) this.opClock();
+    else if (r < 84) this.opTimeout();
+    else if (r < 89) this.opBan();
+    else if (r < 91) this.opUnban();
+    else if (r < 93) this.opListBans();
+    else if (r < 97) this.opReconfigure();
+    else if (r < 98) this.opSpray();
+    else this.opClock();
+    this.checkInvariants();
+  }
+
+  pickListener(): Listener {
+    return this.core.listener(this.pick(NAMES))!;
+  }
+
+  datagram(l: Listener): Uint8Array {
+    const r = this.rng.nextFloat();
+    const size = r < 0.03 ? 0 : r < 0.06 ? 1501 : r < 0.15 ? this.int(1501) : 1 + this.int(120);
+    const data = Uint8Array.from({ length: size }, () => this.pick(ALPHABET));
+    const rule = l.protection?.filter?.rule;
+    if (rule !== undefined && this.chance(0.6)) {
+      for (const m of rule.match) {
+        for (let i = 0; i < m.bytes.length && m.offset + i < size; i++) data[m.offset + i] = m.bytes[i];
+      }
+    }
+    return data;
+  }
+
+  // -- client datagrams
+
+  opClient(l: Listener, ipPort?: [string, number], data = this.datagram(l)): void {
+    const [ip, port] = ipPort ?? [this.pick(IPS), this.pick(PORTS)];
+    this.label(`fromClient ${l.config.name} ${ip}:${port} ${data.length}B`);
+    const m = this.model(l);
+    const exact = this.exact(l);
+    const known = l.lookup(ip, port);
+    const flowsBefore = this.core.flowCount;
+    const listenerFlows = l.flows;
+    const c = l.counters;
+    const before = [c.datagramsIn, ...CLIENT_DROPS.map((d) => c.drops[d as keyof typeof c.drops])];
+    const banned = this.bans.holding(ip, this.now);
+    const mostSpecific = banned.sort((a, b) => Number(b.split("/")[1]) - Number(a.split("/")[1]))[0];
+    const hitsBefore = mostSpecific === undefined
+      ? 0
+      : this.core.protection.bans.get(mostSpecific)?.hits ?? 0;
+    const autoBans: ModelAutoBan[] = [];
+    const limit = l.config.maxFlows > 0 ? l.config.maxFlows : AUTO_MAX_FLOWS;
+
+    // The model's verdict, in the core's order of checks: "in" = forwarded or admitted.
+    let want: string;
+    const limited = (newFlow: boolean) => {
+      if (m.limits === null) return false;
+      if (!newFlow && !m.limits.chargesEstablished) return false;
+      const v = m.limits.check(ip, newFlow, data.length, this.now);
+      if (v !== null && v.ban !== null) autoBans.push(v.ban);
+      return v !== null;
+    };
+    if (data.length > l.config.maxDatagramSize) want = "truncated";
+    else if (data.length === 0) want = "invalid";
+    else if (known !== undefined) want = limited(false) ? "rate_limited" : "in";
+    else if (banned.length > 0) want = "banned";
+    else if (limited(true)) want = "rate_limited";
+    else if (
+      l.protection?.filter !== null && l.protection?.filter !== undefined &&
+      !ruleHolds(l.protection.filter.rule, data)
+    ) {
+      want = "filtered";
+    } else if (listenerFlows >= limit) want = "shed";
+    else if (sourceAddress(ip).family === 4 && sourceAddress(ip).bytes[0] === 224) want = "invalid";
+    else want = "in";
+
+    const r = this.core.fromClient(l, ip, port, data, this.now);
+    this.received.set(l, this.received.get(l)! + 1);
+    const got = typeof r === "number" ? REASON_OF[r] ?? `drop${r}` : "in";
+    // Exactly one counter moved, by one.
+    const after = [c.datagramsIn, ...CLIENT_DROPS.map((d) => c.drops[d as keyof typeof c.drops])];
+    const moved = after.map((v, i) => v - before[i]);
+    const which = ["in", ...CLIENT_DROPS].filter((_, i) => moved[i] !== 0);
+    if (which.length !== 1 || moved.reduce((a, b) => a + b, 0) !== 1) {
+      assert.fail(`${ip}:${port}: counters moved [${moved.join(" ")}] for one datagram (${got})`);
+    }
+    if (which[0] !== got) assert.fail(`${ip}:${port}: returned ${got} but counted ${which[0]}`);
+    this.hit(`client:${known === undefined ? "new" : "known"}:${got}`);
+
+    // The limiter model decides rate_limited only while exact; otherwise the core may also fail open.
+    const agrees = got === want || (!exact && (got === "rate_limited" || want === "rate_limited"));
+    if (!agrees) assert.fail(`${ip}:${port} on ${l.config.name}: ${got}, the model says ${want}`);
+    if (!exact && got !== want) this.hit("limiter:loose-verdict");
+
+    if (typeof r === "number") {
+      if (this.core.flowCount !== flowsBefore) {
+        assert.fail(`${ip}:${port}: refused (${got}) but a flow moved`);
+      }
+      if (l.lookup(ip, port) !== known) assert.fail(`${ip}:${port}: refused (${got}) but the table changed`);
+    } else if (known === undefined) {
+      if (l.flows !== listenerFlows + 1 || l.flows > limit) {
+        assert.fail(`${ip}:${port}: admitted past ${limit}`);
+      }
+      this.admittedUnder.set(r, l.protection);
+      this.ledge(l, ip, true, data.length);
+      if (this.bans.lapsedFor(ip, this.now)) this.hit("ban:admitted-after-expiry");
+    } else {
+      if (r !== known) assert.fail(`${ip}:${port}: a known client got another flow`);
+      this.ledge(l, ip, false, data.length);
+    }
+    if (got === "banned") {
+      const ban = this.core.protection.bans.get(mostSpecific!);
+      if (ban === undefined || ban.hits !== hitsBefore + 1) {
+        assert.fail(
+          `${ip}: banned, but ban ${mostSpecific} counted ${ban?.hits ?? "no"} hits (was ${hitsBefore})`,
+        );
+      }
+    }
+    this.takeAutoBans(l, exact, autoBans);
+  }
+
+  /** One established flow sends a run of datagrams at once: the per-source datagram and byte limits bite. */
+  opChatty(): void {
+    const flows = [...this.core.flows()].filter((f) => f.state === FlowState.Established);
+    if (flows.length === 0) return;
+    const f = this.pick(flows);
+    for (let i = 5 + this.int(20); i > 0; i--) {
+      this.opClient(
+        f.listener,
+        [f.clientIp, f.clientPort],
+        Uint8Array.from({ length: 1 + this.int(300) }, () => 0x51),
+      );
+      if (f.state !== FlowState.Established) break;
+    }
+  }
+
+  /** Checks the automatic bans the core placed against the model's (or adopts them once loose). */
+  takeAutoBans(l: Listener, exact: boolean, predicted: ModelAutoBan[]): void {
+    const placed = this.core.protection.autoBans.splice(0);
+    // No automatic ban while a ban on that block is in force: it is neither shortened nor announced again.
+    const due = predicted.filter((b) => !this.bans.liveOn(b.cidr, this.now));
+    if (exact) {
+      const got = placed.map((b) => `${b.cidr}@${b.expiresAt}`).join(" ");
+      const wantText = due.map((b) => `${b.cidr}@${b.expiresAt}`).join(" ");
+      if (got !== wantText) {
+        assert.fail(`${l.config.name}: automatic bans [${got}], the model says [${wantText}]`);
+      }
+    }
+    for (const b of placed) {
+      if (b.origin !== "auto") assert.fail(`automatic ban ${b.cidr} has origin ${b.origin}`);
+      this.bans.addUntil(b.cidr, b.expiresAt);
+      this.hit("ban:auto");
+    }
+  }
+
+  /** Records an accepted datagram (and a new flow) per source key, then checks the window bound. */
+  ledge(l: Listener, ip: string, newFlow: boolean, size: number): void {
+    const p = l.protection;
+    const lc = p?.config.limits ?? null;
+    if (p === null || lc === null) return;
+    const a = sourceAddress(ip);
+    const keyed: [Ledger, string, typeof lc.perIp, number][] = [
+      [this.ledgers.get(p)![0], blockText(a, a.family === 4 ? 32 : 128), lc.perIp, p.perIp?.evictions ?? 0],
+      [
+        this.ledgers.get(p)![1],
+        blockText(a, a.family === 4 ? lc.prefixV4 : lc.prefixV6),
+        lc.perPrefix,
+        p.perPrefix?.evictions ?? 0,
+      ],
+    ];
+    for (const [ledger, key, rates, evictions] of keyed) {
+      const dims: [string, number, number][] = [
+        ["new_flows", rates.newFlows, newFlow ? 1 : 0],
+        ["datagrams", rates.datagrams, 1],
+        ["bytes", rates.bytes, size],
+      ];
+      for (const [dim, rate, weight] of dims) {
+        if (rate <= 0 || weight === 0) continue;
+        const burst = Math.max(1, (rate * lc.burstMs) / 1000);
+        const k = `${dim} ${key}`;
+        const list = ledger.get(k) ?? [];
+        list.push([this.now, weight]);
+        if (list.length > 48) list.shift();
+        ledger.set(k, list);
+        let sum = 0;
+        for (let j = list.length - 1; j >= 0; j--) {
+          sum += list[j][1];
+          const bound = burst + (rate * (this.now - list[j][0])) / 1000 + burst * evictions;
+          if (sum > bound + 1e-6) {
+            assert.fail(
+              `${l.config.name} ${k}: ${sum} since t=${list[j][0]} > bound ${bound} (${evictions} evictions)`,
+            );
+          }
+        }
+      }
+    }
+  }
+
+  // -- replies
+
+  opReply(): void {
+    const live = [...this.core.flows()];
+    const f = this.recentClosed.length > 0 && (live.length === 0 || this.chance(0.08))
+      ? this.pick(this.recentClosed)
+      : live.length > 0
+      ? this.pick(live)
+      : undefined;
+    if (f === undefined) return;
+    const l = f.listener;
+    const size = 1 + this.int(400);
+    this.label(`fromBackend flow#${f.id} ${f.clientIp}:${f.clientPort} ${size}B`);
+    const q = f.quality;
+    const c = l.counters;
+    const before = [c.datagramsOut, c.drops.amplified, c.drops.late];
+    const a = l.protection?.amplification ?? null;
+    const open = f.state === FlowState.Established || f.state === FlowState.Closing;
+    const amplifies = a !== null && f.requests < a.datagrams && q.bytesOut + size > a.ratio * q.bytesIn;
+    const want = !open ? "late" : amplifies ? "amplified" : "out";
+    const ok = this.core.fromBackend(f, size, this.now);
+    this.replies.set(l, this.replies.get(l)! + 1);
+    const moved = [c.datagramsOut, c.drops.amplified, c.drops.late].map((v, i) => v - before[i]);
+    const got = moved[0] === 1 ? "out" : moved[1] === 1 ? "amplified" : moved[2] === 1 ? "late" : "none";
+    if (moved.reduce((x, y) => x + y, 0) !== 1 || got !== want || ok !== (want === "out")) {
+      assert.fail(`reply to flow#${f.id}: ${got} (${ok}), the model says ${want}`);
+    }
+    this.hit(`reply:${got}`);
+    // The bound itself, for flows whose guard has not changed under them.
+    if (ok && a !== null && f.requests < a.datagrams && this.admittedUnder.get(f) === l.protection) {
+      if (q.bytesOut > a.ratio * q.bytesIn) {
+        assert.fail(`flow#${f.id}: sent back ${q.bytesOut} B for ${q.bytesIn} B in, ratio ${a.ratio}`);
+      }
+    }
+    this.reap();
+  }
+
+  reap(): void {
+    for (let e = this.core.poll(); e !== undefined; e = this.core.poll()) {
+      if (e.kind !== "closed") continue;
+      this.admittedUnder.delete(e.flow);
+      this.recentClosed.push(e.flow);
+      if (this.recentClosed.length > 16) this.recentClosed.shift();
+    }
+  }
+
+  // -- time
+
+  opClock(): void {
+    const r = this.rng.nextFloat();
+    const dt = r < 0.7 ? this.int(40) : r < 0.95 ? 40 + this.int(1000) : 1000 + this.int(5000);
+    this.now += dt;
+    this.label(`clock +${dt}`);
+  }
+
+  opTimeout(): void {
+    const next = this.core.nextDeadline();
+    if (next !== Infinity && this.chance(0.5)) this.now = Math.max(this.now, next);
+    this.label("onTimeout");
+    this.core.onTimeout(this.now);
+    this.reap();
+  }
+
+  // -- bans
+
+  opBan(): void {
+    const cidr = this.pick(BAN_BLOCKS);
+    const ttl = this.pick(BAN_TTLS);
+    this.label(`ban ${cidr} ttl ${ttl}`);
+    const ban = this.core.protection.bans.add({ cidr, ttlMs: ttl, reason: "sim", origin: "api" }, this.now);
+    if (typeof ban === "string") assert.fail(`ban ${cidr}: ${ban}`);
+    const key = this.bans.add(cidr, ttl, this.now);
+    if (ban.cidr !== key) assert.fail(`ban ${cidr} is held as ${ban.cidr}, the model says ${key}`);
+    this.hit(cidr.startsWith("::ffff:") ? "ban:mapped" : "ban:add");
+  }
+
+  opUnban(): void {
+    const cidr = this.pick(BAN_BLOCKS);
+    this.label(`unban ${cidr}`);
+    const had = this.core.protection.bans.get(cidr) !== undefined;
+    const removed = this.core.protection.bans.remove(cidr);
+    if (removed !== had) assert.fail(`remove ${cidr}: ${removed}, get said ${had}`);
+    this.bans.remove(cidr, this.now);
+    if (removed) this.hit("ban:removed");
+  }
+
+  opListBans(): void {
+    this.label("list bans");
+    const listed = this.core.protection.bans.list(this.now).map((b) => b.cidr).sort().join(" ");
+    const want = this.bans.live(this.now).join(" ");
+    if (listed !== want) assert.fail(`bans listed [${listed}], the model has [${want}]`);
+    if (this.core.protection.bans.size !== this.bans.live(this.now).length) {
+      assert.fail("ban count after list");
+    }
+  }
+
+  // -- reconfiguration and sprays
+
+  opReconfigure(): void {
+    const l = this.pickListener();
+    const keep = this.chance(0.4);
+    const lc = keep
+      ? { ...l.config }
+      : { ...this.randomListener(l.config.name, NAMES.indexOf(l.config.name)) };
+    this.label(`setListener ${lc.name} ${keep ? "same protection" : "new protection"}`);
+    const old = l.protection;
+    const got = this.core.setListener(lc);
+    if (got !== l) assert.fail("setListener replaced the listener object");
+    if (keep && l.protection !== old) assert.fail("an unchanged protection config restarted its buckets");
+    if (!keep && l.protection !== null && l.protection === old) {
+      assert.fail("a new protection config kept old buckets");
+    }
+    this.hit(keep ? "reconfigure:kept" : "reconfigure:new");
+  }
+
+  /** Many fresh sources at once: the limiter tables must stay within their size. */
+  opSpray(): void {
+    const l = this.pickListener();
+    const n = 30 + this.int(120);
+    this.label(`spray ${n} sources on ${l.config.name}`);
+    for (let i = 0; i < n; i++) {
+      const k = this.sprayed++;
+      const ip = k % 3 === 2
+        ? `2001:db8:ff:${(k >> 8).toString(16)}::${(k & 0xff).toString(16)}`
+        : `10.${(k >> 16) & 0xff}.${(k >> 8) & 0xff}.${k & 0xff}`;
+      this.opClient(l, [ip, 2000], Uint8Array.of(0x51, 0xff, 0, 0, 0x54));
+    }
+    this.hit("spray");
+  }
+
+  // -- invariants
+
+  checkInvariants(): void {
+    this.reap();
+    let topDrops = 0;
+    for (const name of NAMES) {
+      const l = this.core.listener(name)!;
+      const c = l.counters;
+      const sum = c.datagramsIn + CLIENT_DROPS.reduce((s, d) => s + c.drops[d as keyof typeof c.drops], 0);
+      if (sum !== this.received.get(l)) {
+        assert.fail(`${name}: ${this.received.get(l)} received, ${sum} counted`);
+      }
+      const out = c.datagramsOut + c.drops.amplified + c.drops.late;
+      if (out !== this.replies.get(l)) assert.fail(`${name}: ${this.replies.get(l)} replies, ${out} counted`);
+      topDrops += c.drops.banned + c.drops.rate_limited + c.drops.filtered + c.drops.shed;
+      const p = l.protection;
+      if (p === null) continue;
+      for (const t of [p.perIp, p.perPrefix]) {
+        if (t === null) continue;
+        if (t.size > t.capacity) assert.fail(`${name}: limiter holds ${t.size} > ${t.capacity} entries`);
+        if (t.evictions > 0) this.hit("limiter:evicting");
+      }
+      const fixed = this.memory.get(p);
+      if (fixed !== undefined && memoryOf(p) !== fixed) assert.fail(`${name}: limiter memory moved`);
+    }
+    if (this.core.protection.top.drops.total !== topDrops) {
+      assert.fail(
+        `top-talker drops total ${this.core.protection.top.drops.total}, listeners counted ${topDrops}`,
+      );
+    }
+  }
+}
+
+function memoryOf(p: ListenerProtection): number {
+  const bytes = (p.perIp?.memoryBytes ?? 0) + (p.perPrefix?.memoryBytes ?? 0);
+  const entries = (p.perIp?.capacity ?? 0) + (p.perPrefix?.capacity ?? 0);
+  if (bytes !== entries * BUCKET_ENTRY_BYTES) assert.fail(`limiter memory ${bytes} for ${entries} entries`);
+  return bytes;
+}
+
+function simulate(seed: number, steps = STEPS): ProtectionSim {
+  const sim = new ProtectionSim(seed, steps);
+  sim.run();
+  return sim;
+}
+
+/** Paths every default-sized run must reach. */
+const MUST_HIT = [
+  ...["in", "rate_limited", "filtered", "banned", "shed", "invalid", "truncated"].map((r) =>
+    `client:new:${r}`
+  ),
+  "client:known:in",
+  "client:known:rate_limited",
+  "reply:out",
+  "reply:amplified",
+  "reply:late",
+  "ban:add",
+  "ban:mapped",
+  "ban:auto",
+  "ban:removed",
+  "ban:admitted-after-expiry",
+  "limiter:evicting",
+  "limiter:loose-verdict",
+  "reconfigure:kept",
+  "reconfigure:new",
+  "spray",
+];
+
+describe("edge protection simulation", () => {
+  if (ONLY !== undefined && ONLY !== "") {
+    test(`seed ${ONLY} × ${STEPS} steps`, () => {
+      const sim = simulate(Number(ONLY));
+      if (TRACE) console.log(Object.fromEntries([...sim.hits].sort()));
+    });
+    return;
+  }
+  const totals = new Map<string, number>();
+  let runs = 0;
+  const CHUNK = Math.max(1, Math.floor(10_000 / STEPS));
+  for (let first = BASE; first < BASE + SEEDS; first += CHUNK) {
+    const last = Math.min(first + CHUNK, BASE + SEEDS) - 1;
+    test(`seeds ${first}..${last} × ${STEPS} steps`, () => {
+      for (let seed = first; seed <= last; seed++) {
+        const sim = simulate(seed);
+        runs++;
+        for (const [k, n] of sim.hits) totals.set(k, (totals.get(k) ?? 0) + n);
+      }
+    });
+  }
+  test("the runs reached every protection path", () => {
+    if (simEnv("FERRY_SIM_STATS") === "1") console.log(Object.fromEntries([...totals].sort()));
+    if (runs < 100 || STEPS < 100) return; // too small a run to demand everything
+    const missed = MUST_HIT.filter((k) => !totals.has(k));
+    assert.deepEqual(missed, [], `never reached: ${missed.join(", ")}`);
+  });
+  test("a seed replays exactly", () => {
+    assert.deepEqual(simulate(BASE, 100).ring, simulate(BASE, 100).ring);
+  });
+});
