@@ -21,10 +21,19 @@ import type { LimitsConfig, SourceRates } from "../../core/protection.ts";
 
 /** A source as the protection sees it: an IPv4-mapped address is the IPv4 client inside it. */
 export function sourceAddress(ip: string): IpAddress {
-  const a = parseIp(ip);
-  if (a === null) throw new Error(`model: ${ip} is no IP`);
-  return unmapIpv4(a);
+  let a = parsed.get(ip);
+  if (a === undefined) {
+    const p = parseIp(ip);
+    if (p === null) throw new Error(`model: ${ip} is no IP`);
+    a = unmapIpv4(p);
+    if (parsed.size > 4096) parsed.clear();
+    parsed.set(ip, a);
+  }
+  return a;
 }
+
+/** Parsed sources (the simulations ask about the same few thousand again and again); never mutated. */
+const parsed = new Map<string, IpAddress>();
 
 /** `a` masked to its first `bits` bits. */
 function masked(a: IpAddress, bits: number): IpAddress {
@@ -146,6 +155,37 @@ export class ModelLimits {
       if (v.refused === "") continue;
       const due = c.banAfterMs > 0 && v.overForMs >= c.banAfterMs;
       return { ban: due ? { cidr: blockText(a, bits), expiresAt: now + c.banForMs } : null };
+    }
+    return null;
+  }
+}
+
+/**
+ * Units a limiter let through per key over time, checked against what a token bucket guarantees whatever
+ * its state: in any window of T ms at most burst + rate × T (+ `slack`). Keeps each key's last 48 entries;
+ * windows starting at kept entries are complete, so the check stays sound.
+ */
+export class WindowLedger {
+  readonly #entries = new Map<string, [number, number][]>();
+
+  /** Records `weight` units for `key` at `now`; returns what broke when some window holds too many. */
+  record(
+    key: string,
+    weight: number,
+    now: number,
+    rate: number,
+    burst: number,
+    slack: number,
+  ): string | null {
+    const list = this.#entries.get(key) ?? [];
+    list.push([now, weight]);
+    if (list.length > 48) list.shift();
+    this.#entries.set(key, list);
+    let sum = 0;
+    for (let j = list.length - 1; j >= 0; j--) {
+      sum += list[j][1];
+      const bound = burst + (rate * (now - list[j][0])) / 1000 + slack;
+      if (sum > bound + 1e-6) return `${key}: ${sum} since t=${list[j][0]} > bound ${bound}`;
     }
     return null;
   }
