@@ -17,7 +17,8 @@ import {
   unmapIpv4,
 } from "../../core/address.ts";
 import type { FirstDatagramRule } from "../../core/first_datagram_filter.ts";
-import type { LimitsConfig, SourceRates } from "../../core/protection.ts";
+import { BUCKET_ENTRY_BYTES } from "../../core/bucket_table.ts";
+import type { LimitsConfig, ListenerProtection, SourceRates } from "../../core/protection.ts";
 
 /** A source as the protection sees it: an IPv4-mapped address is the IPv4 client inside it. */
 export function sourceAddress(ip: string): IpAddress {
@@ -189,6 +190,16 @@ export class WindowLedger {
     }
     return null;
   }
+}
+
+/** The bytes a protection's limiter tables hold; throws when that is not their entries × 48 B. */
+export function limiterMemory(p: ListenerProtection): number {
+  const bytes = (p.perIp?.memoryBytes ?? 0) + (p.perPrefix?.memoryBytes ?? 0);
+  const entries = (p.perIp?.capacity ?? 0) + (p.perPrefix?.capacity ?? 0);
+  if (bytes !== entries * BUCKET_ENTRY_BYTES) {
+    throw new Error(`limiter memory ${bytes} for ${entries} entries`);
+  }
+  return bytes;
 }
 
 // ---- bans -------------------------------------------------------------------------------------------------

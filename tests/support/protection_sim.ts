@@ -7,7 +7,6 @@
  */
 
 import assert from "node:assert/strict";
-import { BUCKET_ENTRY_BYTES } from "../../core/bucket_table.ts";
 import { type Flow, FlowState } from "../../core/flow.ts";
 import type { Listener } from "../../core/listener.ts";
 import type { ListenerProtection } from "../../core/protection.ts";
@@ -15,6 +14,7 @@ import { RelayCore } from "../../core/relay_core.ts";
 import { cluster, config } from "./fixtures.ts";
 import {
   blockText,
+  limiterMemory,
   type ModelAutoBan,
   ModelBans,
   ModelLimits,
@@ -37,8 +37,6 @@ import {
 /** One seed's run. */
 export class ProtectionSim extends ProtectionWorld {
   readonly core: RelayCore;
-  now = 1_000;
-  step = 0;
   readonly bans = new ModelBans();
   readonly models = new Map<Listener, { p: ListenerProtection | null; limits: ModelLimits | null }>();
   readonly received = new Map<Listener, number>();
@@ -49,13 +47,11 @@ export class ProtectionSim extends ProtectionWorld {
   readonly ledgers = new Map<ListenerProtection, [WindowLedger, WindowLedger]>();
   readonly memory = new Map<ListenerProtection, number>();
   readonly recentClosed: Flow[] = [];
-  readonly hits = new Map<string, number>();
-  readonly ring: string[] = [];
   sprayed = 0;
 
   /** A run of `steps` steps from `seed`; `trace` prints every operation. */
-  constructor(seed: number, readonly steps: number, readonly trace = false) {
-    super(seed);
+  constructor(seed: number, readonly steps: number, trace = false) {
+    super(seed, trace);
     const c = cluster({
       frontTimeout: this.pick([300, 2_000, 30_000]),
       backTimeout: this.pick([300, 30_000]),
@@ -71,15 +67,6 @@ export class ProtectionSim extends ProtectionWorld {
     }
   }
 
-  hit(key: string): void {
-    this.hits.set(key, (this.hits.get(key) ?? 0) + 1);
-  }
-  label(text: string): void {
-    if (this.trace) console.log(`seed ${this.seed} step ${this.step} t=${this.now}: ${text}`);
-    this.ring.push(`t=${this.now} ${text}`);
-    if (this.ring.length > 12) this.ring.shift();
-  }
-
   /** The model of `l`'s current protection (a new protection object starts with fresh buckets). */
   model(l: Listener): { p: ListenerProtection | null; limits: ModelLimits | null } {
     let m = this.models.get(l);
@@ -89,7 +76,7 @@ export class ProtectionSim extends ProtectionWorld {
       this.models.set(l, m);
       if (l.protection !== null) {
         this.ledgers.set(l.protection, [new WindowLedger(), new WindowLedger()]);
-        this.memory.set(l.protection, memoryOf(l.protection));
+        this.memory.set(l.protection, limiterMemory(l.protection));
       }
     }
     return m;
@@ -446,7 +433,7 @@ export class ProtectionSim extends ProtectionWorld {
         if (t.evictions > 0) this.hit("limiter:evicting");
       }
       const fixed = this.memory.get(p);
-      if (fixed !== undefined && memoryOf(p) !== fixed) assert.fail(`${name}: limiter memory moved`);
+      if (fixed !== undefined && limiterMemory(p) !== fixed) assert.fail(`${name}: limiter memory moved`);
     }
     if (this.core.protection.top.drops.total !== topDrops) {
       assert.fail(
@@ -454,11 +441,4 @@ export class ProtectionSim extends ProtectionWorld {
       );
     }
   }
-}
-
-function memoryOf(p: ListenerProtection): number {
-  const bytes = (p.perIp?.memoryBytes ?? 0) + (p.perPrefix?.memoryBytes ?? 0);
-  const entries = (p.perIp?.capacity ?? 0) + (p.perPrefix?.capacity ?? 0);
-  if (bytes !== entries * BUCKET_ENTRY_BYTES) assert.fail(`limiter memory ${bytes} for ${entries} entries`);
-  return bytes;
 }

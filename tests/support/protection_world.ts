@@ -74,10 +74,25 @@ export const REASON_OF: Record<number, string> = {
 /** Seeded random choices and random protection settings. */
 export class ProtectionWorld {
   readonly rng: Rng;
+  now = 1_000;
+  step = 0;
+  /** How often each path was reached, so a test can tell the run exercised it. */
+  readonly hits = new Map<string, number>();
+  /** The last operations, for a failure message. */
+  readonly ring: string[] = [];
 
-  /** A world drawn from `seed`. */
-  constructor(readonly seed: number) {
+  /** A world drawn from `seed`; `trace` prints every operation. */
+  constructor(readonly seed: number, readonly trace = false) {
     this.rng = new Rng(Math.imul(seed, 0x2545f491) ^ 0x70726f74);
+  }
+
+  hit(key: string): void {
+    this.hits.set(key, (this.hits.get(key) ?? 0) + 1);
+  }
+  label(text: string): void {
+    if (this.trace) console.log(`seed ${this.seed} step ${this.step} t=${this.now}: ${text}`);
+    this.ring.push(`t=${this.now} ${text}`);
+    if (this.ring.length > 12) this.ring.shift();
   }
 
   int(n: number): number {
