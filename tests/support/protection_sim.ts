@@ -411,7 +411,7 @@ export class ProtectionSim extends ProtectionWorld {
 
   checkInvariants(): void {
     this.reap();
-    let topDrops = 0;
+    let topDrops = 0, flows = 0, datagramsIn = 0, bytesIn = 0;
     for (const name of NAMES) {
       const l = this.core.listener(name)!;
       const c = l.counters;
@@ -422,6 +422,7 @@ export class ProtectionSim extends ProtectionWorld {
       const out = c.datagramsOut + c.drops.amplified + c.drops.late;
       if (out !== this.replies.get(l)) assert.fail(`${name}: ${this.replies.get(l)} replies, ${out} counted`);
       topDrops += c.drops.banned + c.drops.rate_limited + c.drops.filtered + c.drops.shed;
+      flows += c.flowsCreated, datagramsIn += c.datagramsIn, bytesIn += c.bytesIn;
       const p = l.protection;
       if (p === null) continue;
       for (const t of [p.perIp, p.perPrefix]) {
@@ -435,10 +436,14 @@ export class ProtectionSim extends ProtectionWorld {
       const fixed = this.memory.get(p);
       if (fixed !== undefined && limiterMemory(p) !== fixed) assert.fail(`${name}: limiter memory moved`);
     }
-    if (this.core.protection.top.drops.total !== topDrops) {
-      assert.fail(
-        `top-talker drops total ${this.core.protection.top.drops.total}, listeners counted ${topDrops}`,
-      );
+    // Top talkers count what the listeners count: drops as they happen, flows at admission, accepted
+    // datagrams and bytes charged by each flow (read every 16th step: reading walks the flows).
+    const top = (this.step & 15) === 0 ? this.core.topTalkers() : this.core.protection.top;
+    const totals = [top.drops.total, top.flows.total, top.datagrams.total, top.bytes.total];
+    if ((this.step & 15) !== 0) totals.length = 2;
+    const want = [topDrops, flows, datagramsIn, bytesIn].slice(0, totals.length);
+    if (totals.join(" ") !== want.join(" ")) {
+      assert.fail(`top-talker totals [${totals}], listeners [${want}]`);
     }
   }
 }
