@@ -155,8 +155,11 @@ export class ListenerProtection {
   ): void {
     if (l.banAfterMs <= 0 || t.overForMs < l.banAfterMs) return;
     const what = VERDICT_NAMES[v];
-    // An IPv4 client on a dual-stack socket (::ffff:a.b.c.d) is banned as the IPv4 block it counted in.
-    const text = family === 4 && ip.includes(":") ? ip.slice(ip.lastIndexOf(":") + 1) : ip;
+    // An IPv4 client on a dual-stack socket (::ffff:a.b.c.d) is banned as the IPv4 block it counted in; a
+    // zone ("%eth0") is no part of a block (the source was counted without it, and a CIDR cannot hold one).
+    const zone = ip.indexOf("%");
+    const bare = zone < 0 ? ip : ip.slice(0, zone);
+    const text = family === 4 && bare.includes(":") ? bare.slice(bare.lastIndexOf(":") + 1) : bare;
     this.pendingBan = {
       cidr: `${text}/${bits}`,
       ttlMs: l.banForMs,

@@ -126,6 +126,17 @@ describe("protection in the relay core", () => {
     assert.equal(core.protection.autoBanCount, 1);
   });
 
+  test("a zoned source over a limit is banned as its address without the zone (regression)", () => {
+    const { core, l } = setup({
+      limits: limits({ perIp: { ...NO_RATES, newFlows: 1 }, banAfterMs: 100, banForMs: 5000 }),
+      filter: null,
+      amplification: null,
+    });
+    for (let t = 0; t <= 200; t += 10) core.fromClient(l, "fe80::1%eth0", 1000 + t, bytes(1), t);
+    assert.deepEqual(core.protection.bans.list(200).map((b) => b.cidr), ["fe80::1/128"]);
+    assert.equal(core.protection.autoBanCount, 1);
+  });
+
   test("bans refuse new flows (UDP and TCP) but leave established ones", () => {
     const core = new RelayCore(
       config([cluster()], [listener(), listener({ name: "t", protocol: "tcp" })]),

@@ -24,7 +24,8 @@ import type { LimitsConfig, ListenerProtection, SourceRates } from "../../core/p
 export function sourceAddress(ip: string): IpAddress {
   let a = parsed.get(ip);
   if (a === undefined) {
-    const p = parseIp(ip);
+    // A zone ("%eth0") names an interface, not another source: the core ignores it too.
+    const p = parseIp(ip.includes("%") ? ip.slice(0, ip.indexOf("%")) : ip);
     if (p === null) throw new Error(`model: ${ip} is no IP`);
     a = unmapIpv4(p);
     if (parsed.size > 4096) parsed.clear();

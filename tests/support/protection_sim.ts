@@ -163,8 +163,10 @@ export class ProtectionSim extends ProtectionWorld {
     ) {
       want = "filtered";
     } else if (listenerFlows >= limit) want = "shed";
-    else if (sourceAddress(ip).family === 4 && sourceAddress(ip).bytes[0] === 224) want = "invalid";
-    else want = "in";
+    // The source policy refuses multicast, and zoned text it does not parse (after the limits counted it).
+    else if (ip.includes("%") || (sourceAddress(ip).family === 4 && sourceAddress(ip).bytes[0] === 224)) {
+      want = "invalid";
+    } else want = "in";
 
     const r = this.core.fromClient(l, ip, port, data, this.now);
     this.received.set(l, this.received.get(l)! + 1);

@@ -29,6 +29,7 @@ export const IPS = [
   "2001:db8::2",
   "2001:db8:0:1::9",
   "2001:db8:1::5",
+  "fe80::1%eth0", // a zone: the same source as fe80::1
   "224.0.0.5", // multicast: refused by the source policy, after the limits
 ];
 export const PORTS = [1000, 1001, 1002];
@@ -45,6 +46,7 @@ export const BAN_BLOCKS = [
   "2001:db8::/64",
   "2001:db8:0:1::/64",
   "2001:db8::1/128",
+  "fe80::/64",
   "::/0",
 ];
 export const BAN_TTLS = [0, 30, 300, 3000];
