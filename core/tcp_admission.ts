@@ -60,6 +60,7 @@ export function admitConnection(
   }
   if (host.draining() || listener.draining || listener.flows >= limit) {
     drops.shed++;
+    host.protection.top.drops.add(ip, 1); // as a UDP flow shed: top talkers rank both protocols alike
     return Drop.Shed;
   }
   if (listener.sources.check(ip, port) !== "ok") {
@@ -69,6 +70,7 @@ export function admitConnection(
   // Bans and the per-source limits (new connections count as new flows; no filter on TCP).
   const guarded = admissionGuard(host.protection, listener, ip, NO_DATA, now);
   if (guarded !== null) return guarded;
+  host.protection.top.flows.add(ip, 1); // a new connection is a new flow in the top-talker ranking
   if (now >= host.health.expiry) host.health.tick(now);
   const choice = host.choose(cluster, affinityHash(cluster.config, ip, port), now);
   if (choice === null) {

@@ -173,6 +173,19 @@ describe("protection in the relay core", () => {
     assert.equal(t.counters.drops.rate_limited, 1);
   });
 
+  test("top talkers count TCP connections as new flows and shed ones as drops (regression)", () => {
+    const core = new RelayCore(
+      config([cluster()], [listener({ name: "t", protocol: "tcp", maxFlows: 1 })]),
+      { seed: 1 },
+    );
+    const t = core.listener("t")!;
+    assert.equal(typeof core.openConnection(t, "192.0.2.30", 1, 0), "object");
+    assert.equal(core.openConnection(t, "192.0.2.31", 1, 0), Drop.Shed);
+    const top = core.topTalkers();
+    assert.deepEqual(top.flows.top(5).map((e) => [e.key, e.count]), [["192.0.2.30", 1]]);
+    assert.deepEqual(top.drops.top(5).map((e) => [e.key, e.count]), [["192.0.2.31", 1]]);
+  });
+
   test("the first-datagram filter admits only matching flows, later datagrams are free", () => {
     const { core, l } = setup({
       limits: null,

@@ -1,9 +1,10 @@
 /**
  * Deterministic simulation of edge protection in the sans-io core: a seeded RNG drives client datagrams from
  * a small population of IPv4, IPv6 and IPv4-mapped sources (new and established flows), backend replies,
- * clock jumps, timeouts, bans placed, lifted and listed, reconfigured protection and sprays of fresh sources,
- * against one `RelayCore` whose listeners get random `[listeners.limits]`, `[listeners.filter]` and
- * `[listeners.amplification]` settings. Each datagram's fate is predicted by naive models
+ * clock jumps, timeouts, bans placed, lifted and listed, reconfigured protection, sprays of fresh sources and
+ * TCP connections (tests/support/protection_sim_tcp.ts), against one `RelayCore` whose listeners get random
+ * `[listeners.limits]`, `[listeners.filter]` and `[listeners.amplification]` settings (limits only on the TCP
+ * one). Each datagram's and connection's fate is predicted by naive models
  * (tests/support/protection_model.ts) and checked, with these invariants after every step:
  * - every client datagram is forwarded or counted under exactly one drop reason, and per listener
  *   received = datagrams_in + the sum of the client-side drop counters (replies: out + amplified + late);
@@ -14,7 +15,8 @@
  *   automatic bans appear exactly when the model says (ban_after over a limit), for ban_for;
  * - the amplification guard never lets a flow's replies exceed ratio × its bytes received until it has
  *   sent `datagrams` datagrams, and bites exactly then;
- * - limiter memory is fixed: entries ≤ capacity and bytes constant, however many sources spray.
+ * - limiter memory is fixed: entries ≤ capacity and bytes constant, however many sources spray;
+ * - the top-talker totals (drops, new flows, datagrams, bytes) equal what the listeners counted.
  *
  * The limiter model is exact while a table has evicted nothing; after an eviction that listener's limit
  * verdicts are only checked against the window bound. Knobs as tests/simulation.test.ts (FERRY_SIM_SEEDS,
@@ -61,6 +63,7 @@ const MUST_HIT = [
   "reconfigure:kept",
   "reconfigure:new",
   "spray",
+  ...["in", "rate_limited", "banned", "shed", "invalid"].map((r) => `tcp:${r}`),
 ];
 
 describe("edge protection simulation", () => {

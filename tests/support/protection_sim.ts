@@ -24,8 +24,6 @@ import {
 } from "./protection_model.ts";
 import {
   AUTO_MAX_FLOWS,
-  BAN_BLOCKS,
-  BAN_TTLS,
   CLIENT_DROPS,
   IPS,
   NAMES,
@@ -33,6 +31,8 @@ import {
   ProtectionWorld,
   REASON_OF,
 } from "./protection_world.ts";
+import { checkTcp, opTcp, TCP_NAME } from "./protection_sim_tcp.ts";
+import { opBan, opListBans, opUnban } from "./protection_sim_bans.ts";
 
 /** One seed's run. */
 export class ProtectionSim extends ProtectionWorld {
@@ -57,10 +57,13 @@ export class ProtectionSim extends ProtectionWorld {
       backTimeout: this.pick([300, 30_000]),
     });
     this.core = new RelayCore(
-      config([c], NAMES.map((name, i) => this.randomListener(name, i))),
+      config([c], [
+        ...NAMES.map((name, i) => this.randomListener(name, i)),
+        this.randomTcpListener(TCP_NAME),
+      ]),
       { seed, autoMaxFlows: AUTO_MAX_FLOWS },
     );
-    for (const name of NAMES) {
+    for (const name of [...NAMES, TCP_NAME]) {
       const l = this.core.listener(name)!;
       this.received.set(l, 0);
       this.replies.set(l, 0);
@@ -106,14 +109,15 @@ export class ProtectionSim extends ProtectionWorld {
 
   once(): void {
     const r = this.rng.nextFloat() * 100;
-    if (r < 46) this.opClient(this.pickListener());
+    if (r < 6) opTcp(this);
+    else if (r < 46) this.opClient(this.pickListener());
     else if (r < 50) this.opChatty();
     else if (r < 68) this.opReply();
     else if (r < 80) this.opClock();
     else if (r < 84) this.opTimeout();
-    else if (r < 89) this.opBan();
-    else if (r < 91) this.opUnban();
-    else if (r < 93) this.opListBans();
+    else if (r < 89) opBan(this);
+    else if (r < 91) opUnban(this);
+    else if (r < 93) opListBans(this);
     else if (r < 97) this.opReconfigure();
     else if (r < 98) this.opSpray();
     else this.opClock();
@@ -342,39 +346,6 @@ export class ProtectionSim extends ProtectionWorld {
     this.reap();
   }
 
-  // -- bans
-
-  opBan(): void {
-    const cidr = this.pick(BAN_BLOCKS);
-    const ttl = this.pick(BAN_TTLS);
-    this.label(`ban ${cidr} ttl ${ttl}`);
-    const ban = this.core.protection.bans.add({ cidr, ttlMs: ttl, reason: "sim", origin: "api" }, this.now);
-    if (typeof ban === "string") assert.fail(`ban ${cidr}: ${ban}`);
-    const key = this.bans.add(cidr, ttl, this.now);
-    if (ban.cidr !== key) assert.fail(`ban ${cidr} is held as ${ban.cidr}, the model says ${key}`);
-    this.hit(cidr.startsWith("::ffff:") ? "ban:mapped" : "ban:add");
-  }
-
-  opUnban(): void {
-    const cidr = this.pick(BAN_BLOCKS);
-    this.label(`unban ${cidr}`);
-    const had = this.core.protection.bans.get(cidr) !== undefined;
-    const removed = this.core.protection.bans.remove(cidr);
-    if (removed !== had) assert.fail(`remove ${cidr}: ${removed}, get said ${had}`);
-    this.bans.remove(cidr, this.now);
-    if (removed) this.hit("ban:removed");
-  }
-
-  opListBans(): void {
-    this.label("list bans");
-    const listed = this.core.protection.bans.list(this.now).map((b) => b.cidr).sort().join(" ");
-    const want = this.bans.live(this.now).join(" ");
-    if (listed !== want) assert.fail(`bans listed [${listed}], the model has [${want}]`);
-    if (this.core.protection.bans.size !== this.bans.live(this.now).length) {
-      assert.fail("ban count after list");
-    }
-  }
-
   // -- reconfiguration and sprays
 
   opReconfigure(): void {
@@ -438,6 +409,10 @@ export class ProtectionSim extends ProtectionWorld {
       const fixed = this.memory.get(p);
       if (fixed !== undefined && limiterMemory(p) !== fixed) assert.fail(`${name}: limiter memory moved`);
     }
+    const tcp = this.core.listener(TCP_NAME)!;
+    checkTcp(this, tcp);
+    topDrops += tcp.counters.drops.banned + tcp.counters.drops.rate_limited + tcp.counters.drops.shed;
+    flows += tcp.counters.connectionsTotal;
     // Top talkers count what the listeners count: drops as they happen, flows at admission, accepted
     // datagrams and bytes charged by each flow (read every 16th step: reading walks the flows).
     const top = (this.step & 15) === 0 ? this.core.topTalkers() : this.core.protection.top;

@@ -159,6 +159,21 @@ export class ProtectionWorld {
     });
   }
 
+  /** A TCP listener: limits only (the filter and the guard are UDP's). */
+  randomTcpListener(name: string): ListenerConfig {
+    return listener({
+      name,
+      protocol: "tcp",
+      address: { ip: "127.0.0.1", port: 7100, family: 4 },
+      maxFlows: this.pick([0, 4, 50]),
+      protection: {
+        limits: this.chance(0.8) ? this.randomLimits() : null,
+        filter: null,
+        amplification: null,
+      },
+    });
+  }
+
   datagram(l: Listener): Uint8Array {
     const r = this.rng.nextFloat();
     const size = r < 0.03 ? 0 : r < 0.06 ? 1501 : r < 0.15 ? this.int(1501) : 1 + this.int(120);
