@@ -216,5 +216,8 @@ console.log(
     mib(m.tables)
   } ` +
     `(in use once made: ${mib(m.fixed)}), growth over the sources ${mib(m.grown)}, ` +
-    `entries ${m.entries}, evictions ${m.evictions.toLocaleString("en")}`,
+    `entries ${m.entries}, evictions ${m.evictions.toLocaleString("en")}` +
+    (!("Bun" in globalThis) && !("gc" in globalThis)
+      ? " (no forced GC, so noise: add --v8-flags=--expose-gc)"
+      : ""),
 );
