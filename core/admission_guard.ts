@@ -28,11 +28,18 @@ export interface ProtectionState {
 /** Automatic bans kept for the shell at most; older ones are still enforced, just no longer announced. */
 export const MAX_PENDING_AUTO_BANS = 1024;
 
-/** Places the ban a protection asked for, if any. */
+/**
+ * Places the ban a protection asked for, if any, unless a live ban on that block is in force already: a
+ * source stays over its limit (an established flow keeps sending) after it is banned, and re-placing the
+ * ban on every refused datagram would shorten an operator's longer ban, announce the same ban to the fleet
+ * again and again, and make the kernel filter recompile.
+ */
 function placeAutoBan(state: ProtectionState, p: ListenerProtection, now: number): void {
   const request = p.pendingBan;
   if (request === null) return;
   p.pendingBan = null;
+  const existing = state.bans.get(request.cidr);
+  if (existing !== undefined && existing.expiresAt > now) return;
   const ban = state.bans.add({ ...request, origin: "auto" }, now);
   if (typeof ban === "string") return;
   state.autoBanCount++;

@@ -88,11 +88,14 @@ export class BucketTable {
     const base = slot * 3;
     const elapsed = now - this.#last[slot];
     this.#last[slot] = now;
-    const f = newFlow ? refill(t, base, l.newFlows, elapsed) : Infinity;
+    // Every bucket refills for the time since `last`, which moves on every call: skipping the new-flows
+    // bucket on an established flow's datagram would lose that time, and a chatty source could never open
+    // another flow.
+    const f = refill(t, base, l.newFlows, elapsed);
     const d = refill(t, base + 1, l.datagrams, elapsed);
     const b = refill(t, base + 2, l.bytes, elapsed);
     let verdict: BucketVerdict = BucketVerdict.Ok;
-    if (f < 1) verdict = BucketVerdict.NewFlows;
+    if (newFlow && f < 1) verdict = BucketVerdict.NewFlows;
     else if (d < 1) verdict = BucketVerdict.Datagrams;
     else if (b < size) verdict = BucketVerdict.Bytes;
     if (verdict !== BucketVerdict.Ok) {

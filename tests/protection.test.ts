@@ -8,7 +8,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { cidrContains, formatIp, parseCidr, parseIp } from "../core/address.ts";
+import { type Cidr, cidrContains, parseCidr, parseIp, unmapIpv4 } from "../core/address.ts";
 import { BanTable } from "../core/ban_table.ts";
 import { BucketTable, BucketVerdict } from "../core/bucket_table.ts";
 import { compileFilter, parseHex } from "../core/first_datagram_filter.ts";
@@ -105,6 +105,13 @@ describe("BucketTable", () => {
     assert.ok(t.evictions > 90_000);
   });
 
+  test("an established flow's datagrams do not starve its source's new-flow bucket (regression)", () => {
+    const t = new BucketTable(64, { newFlows: rate(1, 1), datagrams: rate(1000, 1000), bytes: null });
+    assert.equal(t.take(1, true, 10, 0), BucketVerdict.Ok);
+    for (let now = 10; now <= 5000; now += 10) assert.equal(t.take(1, false, 10, now), BucketVerdict.Ok);
+    assert.equal(t.take(1, true, 10, 5000), BucketVerdict.Ok, "5 s at 1 new flow/s refilled the bucket");
+  });
+
   test("never admits more than burst + rate × time per source (property)", () => {
     fc.assert(
       fc.property(
@@ -162,34 +169,53 @@ describe("BanTable", () => {
   });
 
   test("agrees with a linear scan of cidrContains (property)", () => {
+    // IPv4-mapped addresses and blocks too: the table reads a mapped source as IPv4, so the model unmaps the
+    // source, and a block inside ::ffff:0:0/96 (prefix ≥ 96) is the IPv4 block it covers.
+    const mapped = fc.ipV4().map((ip) => `::ffff:${ip}`);
     const v4cidr = fc.tuple(fc.ipV4(), fc.integer({ min: 0, max: 32 })).map(([ip, p]) => `${ip}/${p}`);
     const v6cidr = fc.tuple(fc.ipV6(), fc.integer({ min: 0, max: 128 })).map(([ip, p]) => `${ip}/${p}`);
+    const mappedCidr = fc.tuple(mapped, fc.integer({ min: 80, max: 128 })).map(([ip, p]) => `${ip}/${p}`);
+    const unmapBlock = (b: Cidr): Cidr => {
+      const ip = b.prefix >= 96 ? unmapIpv4(b.ip) : b.ip;
+      return ip.family === b.ip.family ? b : { ip, prefix: b.prefix - 96 };
+    };
     fc.assert(
       fc.property(
-        fc.array(fc.oneof(v4cidr, v6cidr), { maxLength: 12 }),
-        fc.array(fc.oneof(fc.ipV4(), fc.ipV6()), { minLength: 1, maxLength: 20 }),
+        fc.array(fc.oneof(v4cidr, v6cidr, mappedCidr), { maxLength: 12 }),
+        fc.array(fc.oneof(fc.ipV4(), fc.ipV6(), mapped), { minLength: 1, maxLength: 20 }),
         (cidrs, ips) => {
           const bans = new BanTable();
-          const blocks = [];
+          const blocks: Cidr[] = [];
           for (const c of cidrs) {
             const parsed = parseCidr(c);
             if (typeof parsed === "string") continue;
-            // Bans on IPv4-mapped IPv6 blocks are out of this model (the table reads mapped sources as IPv4).
-            if (parsed.ip.family === 6 && formatIp(parsed.ip).includes(".")) continue;
             bans.add({ cidr: c, ttlMs: 0, reason: c, origin: "api" }, 0);
-            blocks.push(parsed);
+            blocks.push(unmapBlock(parsed));
           }
           for (const ip of ips) {
-            const addr = parseIp(ip)!;
-            const mapped = addr.family === 6 && formatIp(addr).includes(".");
-            if (mapped) continue;
-            const expect = blocks.some((b) => cidrContains(b, addr));
+            const addr = unmapIpv4(parseIp(ip)!);
+            const expect = blocks.some((b) => b.ip.family === addr.family && cidrContains(b, addr));
             assert.equal(bans.match(ip, 1) !== null, expect, `${ip} in ${cidrs.join(",")}`);
           }
         },
       ),
       { numRuns: 300 },
     );
+  });
+
+  test("a ban on an IPv4-mapped block holds its IPv4 sources, either spelling (regression)", () => {
+    const bans = new BanTable();
+    const ban = bans.add({ cidr: "::ffff:192.0.2.0/120", ttlMs: 0, reason: "mapped", origin: "api" }, 0);
+    assert.equal(typeof ban === "object" && ban.cidr, "192.0.2.0/24");
+    assert.equal(bans.match("::ffff:192.0.2.9", 1)?.reason, "mapped");
+    assert.equal(bans.match("192.0.2.9", 1)?.reason, "mapped");
+    assert.equal(bans.match("192.0.3.9", 1), null);
+    assert.equal(bans.get("192.0.2.0/24")?.hits, 2);
+    assert.ok(bans.remove("::ffff:192.0.2.77/120"), "lifted by the spelling it was placed with");
+    assert.equal(bans.size, 0);
+    bans.add({ cidr: "::/0", ttlMs: 0, reason: "all v6", origin: "api" }, 0);
+    assert.equal(bans.match("2001:db8::1", 1)?.reason, "all v6");
+    assert.equal(bans.match("::ffff:192.0.2.9", 1), null, "a mapped source is an IPv4 client");
   });
 });
 

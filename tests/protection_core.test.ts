@@ -104,6 +104,39 @@ describe("protection in the relay core", () => {
     assert.ok(isFlow(core.fromClient(l, "203.0.113.9", 9998, bytes(1), 2100 + 5000)), "the ban lapsed");
   });
 
+  test("an established flow still over its limit neither re-places nor shortens a ban (regression)", () => {
+    const { core, l } = setup({
+      limits: limits({ perIp: { ...NO_RATES, datagrams: 1 }, banAfterMs: 100, banForMs: 5000 }),
+      filter: null,
+      amplification: null,
+    });
+    assert.ok(isFlow(core.fromClient(l, "203.0.113.9", 1, bytes(1), 0)));
+    for (let t = 0; t < 1000; t++) core.fromClient(l, "203.0.113.9", 1, bytes(1), t);
+    assert.equal(core.protection.autoBanCount, 1, "one automatic ban, announced once");
+    assert.equal(
+      core.protection.bans.get("203.0.113.9")!.expiresAt,
+      core.protection.autoBans[0].createdAt + 5000,
+    );
+    // An operator's longer ban on the same block is not cut down to ban_for by the source's flow.
+    core.protection.bans.add({ cidr: "203.0.113.9", ttlMs: 0, reason: "operator", origin: "api" }, 1000);
+    for (let t = 1000; t < 2000; t++) core.fromClient(l, "203.0.113.9", 1, bytes(1), t);
+    const ban = core.protection.bans.get("203.0.113.9")!;
+    assert.equal(ban.reason, "operator");
+    assert.equal(ban.expiresAt, Infinity);
+    assert.equal(core.protection.autoBanCount, 1);
+  });
+
+  test("a zoned source over a limit is banned as its address without the zone (regression)", () => {
+    const { core, l } = setup({
+      limits: limits({ perIp: { ...NO_RATES, newFlows: 1 }, banAfterMs: 100, banForMs: 5000 }),
+      filter: null,
+      amplification: null,
+    });
+    for (let t = 0; t <= 200; t += 10) core.fromClient(l, "fe80::1%eth0", 1000 + t, bytes(1), t);
+    assert.deepEqual(core.protection.bans.list(200).map((b) => b.cidr), ["fe80::1/128"]);
+    assert.equal(core.protection.autoBanCount, 1);
+  });
+
   test("bans refuse new flows (UDP and TCP) but leave established ones", () => {
     const core = new RelayCore(
       config([cluster()], [listener(), listener({ name: "t", protocol: "tcp" })]),
@@ -138,6 +171,19 @@ describe("protection in the relay core", () => {
     assert.equal(core.openConnection(t, "192.0.2.30", 2, 0), Drop.RateLimited);
     assert.equal(typeof core.openConnection(t, "192.0.2.31", 1, 0), "object");
     assert.equal(t.counters.drops.rate_limited, 1);
+  });
+
+  test("top talkers count TCP connections as new flows and shed ones as drops (regression)", () => {
+    const core = new RelayCore(
+      config([cluster()], [listener({ name: "t", protocol: "tcp", maxFlows: 1 })]),
+      { seed: 1 },
+    );
+    const t = core.listener("t")!;
+    assert.equal(typeof core.openConnection(t, "192.0.2.30", 1, 0), "object");
+    assert.equal(core.openConnection(t, "192.0.2.31", 1, 0), Drop.Shed);
+    const top = core.topTalkers();
+    assert.deepEqual(top.flows.top(5).map((e) => [e.key, e.count]), [["192.0.2.30", 1]]);
+    assert.deepEqual(top.drops.top(5).map((e) => [e.key, e.count]), [["192.0.2.31", 1]]);
   });
 
   test("the first-datagram filter admits only matching flows, later datagrams are free", () => {

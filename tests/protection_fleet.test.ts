@@ -1,7 +1,9 @@
 /**
- * Fleet bans against a real redis-server: a ban placed on one instance is enforced on the other within a
- * second, lifted everywhere, loaded by an instance that joins later, and an automatic ban is shared by
- * itself. Skips when redis-server is not installed.
+ * Fleet bans against a real redis-server: a ban placed on one instance is enforced on every other within a
+ * second (each refuses a new flow from the block), lifted everywhere, loaded by an instance that joins
+ * later, and an automatic ban is shared by itself; a ban with a TTL lapses on every instance at the same
+ * wall-clock time (each admits the source again) and an instance joining after that neither loads it nor
+ * leaves it in the hash. Skips when redis-server is not installed.
  *
  * @module
  */
@@ -110,6 +112,77 @@ describe("fleet bans through redis", { skip: missing ?? false, timeout: 20_000 }
       assert.ok(b.core.protection.bans.get("203.0.113.5/32") !== undefined, "b banned the source itself");
       await until(() => a.core.protection.bans.get("203.0.113.5/32") !== undefined, 1000);
       assert.equal(a.core.protection.bans.get("203.0.113.5/32")!.origin, "fleet");
+    } finally {
+      for (const s of stops) s.stop();
+      for (const o of open) o.close();
+      redis.kill();
+    }
+  });
+
+  test("a ban reaches every instance within a second, is enforced by each, and lapses on each at its TTL", async () => {
+    const redis = await RedisServer.start();
+    const open: { close(): void }[] = [];
+    const stops: FleetBans[] = [];
+    const now = () => performance.now();
+    const instance = (name: string) => {
+      const core = new RelayCore(config([cluster()], [listener()]), { seed: 1 });
+      const connection = new RedisConnection(redis.url, 500);
+      open.push(connection);
+      const local = coreProtection(() => core, { clock: now, wall: Date.now });
+      const bans = new FleetBans(connection, settings(name), local, Date.now, 2000, log);
+      stops.push(bans);
+      return { name, core, connection, bans, api: bans.shared(), l: core.listener("l")! };
+    };
+    try {
+      const all = [instance("a"), instance("b"), instance("c")];
+      await until(() => all.every((i) => i.connection.stats.connected), 5000);
+      await Promise.all(all.map((i) => i.connection.subscriber.ping()));
+      const [a] = all;
+      const TTL = 1500;
+      let port = 1;
+      const fate = (i: (typeof all)[number]) => {
+        const r = i.core.fromClient(i.l, "198.51.100.77", port++, bytes(3), now());
+        return r === Drop.Banned ? "banned" : typeof r === "object" ? "flow" : `drop ${r}`;
+      };
+      for (const i of all) assert.equal(fate(i), "flow", `${i.name} admits the source before the ban`);
+
+      const added = now();
+      const wallAdded = Date.now();
+      await a.api.addBan({ cidr: "198.51.100.0/24", ttlMs: TTL, reason: "short flood" });
+      // Added on one instance, enforced on all within a second: each instance refuses a new flow.
+      for (const i of all) {
+        await until(() => i.core.protection.bans.size === 1, 1000 - (now() - added));
+        assert.equal(fate(i), "banned", `${i.name} enforces the ban`);
+      }
+      assert.ok(now() - added < 1000, `enforced everywhere after ${Math.round(now() - added)} ms`);
+      // Expiring everywhere: the same wall-clock lapse on every instance, and a new flow after it.
+      for (const i of all) {
+        const listed = (await i.api.bans()).find((b) => b.cidr === "198.51.100.0/24");
+        assert.ok(listed !== undefined, `${i.name} lists the ban`);
+        const lapse = Date.parse(listed.expiresAt!);
+        assert.ok(Math.abs(lapse - (wallAdded + TTL)) < 250, `${i.name} lapses at ${lapse - wallAdded} ms`);
+      }
+      await until(() => now() - added >= TTL - 200, TTL);
+      for (const i of all) {
+        // On a machine so loaded the wait overshot the TTL, the lapse checks below still hold.
+        if (now() - added < TTL - 20) {
+          assert.equal(fate(i), "banned", `${i.name} still bans just before its TTL`);
+        }
+      }
+      await until(() => all.every((i) => i.core.protection.bans.match("198.51.100.1", now()) === null), TTL);
+      assert.ok(now() - added >= TTL - 250, `lapsed after ${Math.round(now() - added)} ms, TTL ${TTL}`);
+      for (const i of all) {
+        assert.equal(fate(i), "flow", `${i.name} admits the source after the ban lapsed`);
+        assert.equal((await i.api.bans()).length, 0, `${i.name} no longer lists it`);
+      }
+      // An instance joining later does not load the lapsed ban, and clears it from the shared hash.
+      const d = instance("d");
+      await until(() => d.connection.stats.connected, 5000);
+      await d.bans.loadAll();
+      assert.equal(d.core.protection.bans.size, 0, "a lapsed ban is not loaded");
+      assert.equal(fate(d), "flow");
+      const left = await d.connection.run((c) => c.hgetall("ferrytest:fleet:bans"), 1000);
+      assert.deepEqual(Object.keys(left), [], "the lapsed ban left the hash");
     } finally {
       for (const s of stops) s.stop();
       for (const o of open) o.close();

@@ -36,27 +36,9 @@ import {
   type SourcePolicy,
 } from "../core/types.ts";
 import { addr, backend, cluster, config, listener } from "./support/fixtures.ts";
+import { simEnv as env, simIntEnv as intEnv } from "./support/sim_knobs.ts";
 
 // ---- run parameters ----------------------------------------------------------------------------------------
-
-function env(name: string): string | undefined {
-  try {
-    const proc = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
-    if (proc?.env !== undefined) return proc.env[name];
-    const deno = (globalThis as { Deno?: { env: { get(key: string): string | undefined } } }).Deno;
-    return deno?.env.get(name);
-  } catch {
-    return undefined; // no permission to read the environment: defaults
-  }
-}
-
-function intEnv(name: string, fallback: number): number {
-  const text = env(name);
-  if (text === undefined || text === "") return fallback;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n)) throw new Error(`${name}=${text} is not an integer`);
-  return n;
-}
 
 const SEEDS = intEnv("FERRY_SIM_SEEDS", 300);
 const BASE = intEnv("FERRY_SIM_BASE", 1);
