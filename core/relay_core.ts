@@ -24,7 +24,7 @@ import { Listener } from "./listener.ts";
 import { encodeProxyV2 } from "./proxy_v2.ts";
 import { FD_PER_CONNECTION, FD_PER_FLOW, FD_REARM, fits } from "./fd_budget.ts";
 import { Rng } from "./rng.ts";
-import { CoreHealth } from "./core_health.ts";
+import { CoreHealth, type PassiveReport } from "./core_health.ts";
 import { externalBackend } from "./external_resolution.ts";
 import { admitConnection, endConnectionIn, type TcpAdmissionHost } from "./tcp_admission.ts";
 import {
@@ -62,6 +62,11 @@ export interface RelayCoreOptions {
    * listeners (core/fd_budget.ts); unset = unbounded.
    */
   readonly descriptorBudget?: number;
+  /**
+   * Set when another owner keeps the health state (the main thread of relay workers): passive failures go
+   * here instead of being judged by this core, and the owner's verdicts come back through `adoptHealth`.
+   */
+  readonly reportPassive?: PassiveReport;
 }
 
 /** Where a flow's count of expected replies stops growing (a flow that far ahead ends by its idle deadline). */
@@ -91,11 +96,7 @@ export class RelayCore {
   #nextId = 1;
   #draining = false;
   /** Health verdicts: probes, passive failures and the windows' expiry (core/core_health.ts). */
-  readonly #health = new CoreHealth(
-    this.#clusters,
-    (e) => this.#push(e),
-    (key, cluster, reason) => this.closeBackendFlows(key, cluster, reason),
-  );
+  readonly #health: CoreHealth;
   /** Edge protection shared by every listener: bans, top talkers, automatic bans not yet shared. */
   readonly protection: ProtectionState = {
     bans: new BanTable(),
@@ -109,6 +110,12 @@ export class RelayCore {
   /** A core running `config`. */
   constructor(config: FerryConfig, options: RelayCoreOptions) {
     this.#rng = new Rng(options.seed);
+    this.#health = new CoreHealth(
+      this.#clusters,
+      (e) => this.#push(e),
+      (key, cluster, reason) => this.closeBackendFlows(key, cluster, reason),
+      options.reportPassive,
+    );
     this.#autoMaxFlows = options.autoMaxFlows ?? DEFAULT_AUTO_MAX_FLOWS;
     this.#tcp = {
       protection: this.protection,
@@ -223,6 +230,14 @@ export class RelayCore {
    */
   probeResult(cluster: string, key: string, error: string | null, now: number): void {
     this.#health.probeResult(cluster, key, error, now);
+  }
+
+  /**
+   * Another owner of the health state (see {@link RelayCoreOptions.reportPassive}) decided backend `key`
+   * of `cluster` is now `status`: balancing follows at once; no "health" event (the owner logged it).
+   */
+  adoptHealth(cluster: string, key: string, status: "up" | "down", now: number): void {
+    this.#health.adopt(cluster, key, status, now);
   }
 
   /** Ends passive health windows that are over. Admission does it by itself; the shell may call it on a timer. */

@@ -13,6 +13,7 @@
 import type { ProtectionControl } from "../../core/protection_api.ts";
 import type { ConfigError } from "../../core/config.ts";
 import { configDiff, describeChanges } from "../../core/config_diff.ts";
+import { type BackendDelta, backendDelta } from "../../core/backend_delta.ts";
 import { toRaw } from "../../core/config_raw.ts";
 import type {
   ApplyResult,
@@ -51,6 +52,11 @@ export type ChangeTarget =
   & {
     /** Applies `config` everywhere, all or nothing; throws to refuse (the previous config keeps running). */
     apply(config: FerryConfig): Promise<void>;
+    /**
+     * Applies a change of backends only (core/backend_delta.ts) everywhere, all or nothing, as `apply` of
+     * the config it leads to would: the queue's way of delivering such a change small. Absent: `apply`.
+     */
+    applyBackends?(deltas: readonly BackendDelta[]): Promise<void>;
     /** Why `config` cannot be applied here, before trying (e.g. a listener workers cannot share). */
     refusals?(config: FerryConfig): Promise<ConfigError[]>;
   };
@@ -74,6 +80,16 @@ function reason(e: unknown): string {
 
 function failed(failure: "refused" | "stale" | "not_saved", message: string): ChangeResult {
   return { ok: false, failure, errors: [{ path: "", message }] };
+}
+
+/**
+ * `config` cut down to the clusters a change of backends named (the rest is the same on both sides), so
+ * the change's log line is worked out on those alone; the whole config when it was not such a change.
+ */
+function only(config: FerryConfig, deltas: readonly BackendDelta[] | null): FerryConfig {
+  if (deltas === null) return config;
+  const named = new Set(deltas.map((d) => d.cluster));
+  return { ...config, clusters: config.clusters.filter((c) => named.has(c.name)) };
 }
 
 /** The serialised Control over a relay or a worker pool. */
@@ -186,12 +202,13 @@ export class ChangeQueue implements Control {
       for (const h of hooks) h.abort();
       await pending?.discard();
     };
+    let deltas: BackendDelta[] | null = null;
     try {
       for (const hook of this.#hooks) {
         const h = await hook(prev, next);
         if (h !== null) hooks.push(h);
       }
-      await this.#target.apply(next);
+      deltas = await this.#deliver(prev, next);
     } catch (e) {
       await undo();
       return failed("refused", `could not apply: ${reason(e)}`);
@@ -208,7 +225,7 @@ export class ChangeQueue implements Control {
     }
     for (const h of hooks) h.commit();
     this.#hash = configHash(next);
-    const lines = describeChanges(configDiff(toRaw(prev), toRaw(next)));
+    const lines = describeChanges(configDiff(toRaw(only(prev, deltas)), toRaw(only(next, deltas))));
     log.info("config changed by {source} ({hash}): {diff}", {
       event: "config_changed",
       source,
@@ -218,6 +235,18 @@ export class ChangeQueue implements Control {
     });
     this.#opts.onApplied?.(this.#hash, persist, next);
     return { ok: true, config: next, configHash: this.#hash, persisted: persist };
+  }
+
+  /**
+   * Hands the applied change to the target: as its backend edits when that is all it changes (a few
+   * hundred bytes to each worker; only those clusters' balancers rebuild), else as the whole config.
+   */
+  async #deliver(prev: FerryConfig, next: FerryConfig): Promise<BackendDelta[] | null> {
+    const target = this.#target;
+    const deltas = target.applyBackends === undefined ? null : backendDelta(prev, next);
+    if (deltas === null) await target.apply(next);
+    else if (deltas.length > 0) await target.applyBackends!(deltas);
+    return deltas;
   }
 
   status(): Awaitable<StatusInfo> {

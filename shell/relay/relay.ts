@@ -6,12 +6,13 @@
  */
 
 import { formatSocketAddress, type SocketAddress } from "../../core/address.ts";
+import { type BackendDelta, withBackendDeltas } from "../../core/backend_delta.ts";
 import type { Listener } from "../../core/listener.ts";
 import { RelayCore } from "../../core/relay_core.ts";
 import type { Datapath, FerryConfig, ListenerConfig } from "../../core/types.ts";
 import { TcpRelay } from "../datapath/tcp_relay.ts";
 import type { TcpSockets } from "../datapath/tcp_sockets.ts";
-import { HealthProber } from "./health_probes.ts";
+import { HealthProber, type ProbeTarget } from "./health_probes.ts";
 import { type Clock, UdpRelay, type UdpRelayHooks } from "../datapath/udp_relay.ts";
 import type { UdpSockets } from "../datapath/udp_sockets.ts";
 import type { Libc } from "../datapath/native/ffi.ts";
@@ -44,7 +45,15 @@ export interface RelayOptions {
   readonly nativeError?: (error: unknown) => void;
   /** The relay worker this relay is (relay.workers > 1), for its session records. */
   readonly worker?: number;
+  /**
+   * Set on relay workers: the main thread owns backend health (shell/workers/shared_health.ts). This relay
+   * then runs no probes and sends its passive failures here; the verdicts come back to `core.adoptHealth`.
+   */
+  readonly reportPassive?: (cluster: string, backend: string, error: string) => void;
 }
+
+/** What a relay whose health is owned elsewhere probes: nothing. */
+const NO_PROBES: ProbeTarget = { clusters: () => [], probeResult: () => {} };
 
 /** How a UDP listener is served, for logs and the status endpoint. */
 export interface ListenerDatapath extends DatapathChoice {
@@ -81,6 +90,7 @@ export class Relay {
       seed: options.seed,
       autoMaxFlows: options.autoMaxFlows,
       descriptorBudget: options.descriptorBudget,
+      reportPassive: options.reportPassive,
     });
     this.udp = new UdpRelay(this.core, platform.udp, platform.clock, options.hooks);
     this.tcp = new TcpRelay(this.core, platform.tcp, platform.clock);
@@ -93,7 +103,7 @@ export class Relay {
     this.udp.setFlowClosed((flow) => this.records.flowClosed(flow));
     this.tcp.setConnectionEnded((conn, end, header) => this.records.connectionEnded(conn, end, header));
     this.health = new HealthProber(
-      this.core,
+      options.reportPassive === undefined ? this.core : NO_PROBES,
       platform.udp,
       platform.tcp,
       platform.clock,
@@ -240,6 +250,19 @@ export class Relay {
     this.#config = next;
     this.records.configure(next.records);
     this.health.sync();
+    this.udp.pump();
+  }
+
+  /**
+   * Applies a change of backends only (core/backend_delta.ts): the named clusters get their new lists and
+   * only their balancers rebuild; listeners, other clusters and their probes are left as they are.
+   */
+  applyBackends(deltas: readonly BackendDelta[]): void {
+    const next = withBackendDeltas(this.#config, deltas);
+    const changed = new Set(deltas.map((d) => d.cluster));
+    for (const c of next.clusters) if (changed.has(c.name)) this.core.setCluster(c);
+    this.#config = next;
+    this.health.sync(changed);
     this.udp.pump();
   }
 

@@ -24,6 +24,7 @@ import type {
   WorkerInit,
   WorkerLogOutput,
   WorkerMethod,
+  WorkerPassive,
   WorkerReply,
   WorkerRequest,
   WorkerStarted,
@@ -31,7 +32,7 @@ import type {
 
 /** The parts of a worker's global scope used here (typed locally: the project compiles as a window). */
 interface WorkerScope {
-  postMessage(message: WorkerStarted | WorkerReply): void;
+  postMessage(message: WorkerStarted | WorkerReply | WorkerPassive): void;
   addEventListener(type: "message", listener: (event: MessageEvent) => void): void;
 }
 
@@ -95,6 +96,12 @@ function handlers(relay: Relay, init: WorkerInit): Handlers {
       configureLogs(config, init.log);
       if (routesThroughRedis(config)) router?.connect();
     },
+    applyBackends: (deltas) => relay.applyBackends(deltas),
+    adoptHealth: (verdicts) => {
+      const now = relay.platform.clock();
+      for (const v of verdicts) relay.core.adoptHealth(v.cluster, v.backend, v.status, now);
+      relay.udp.pump(); // a down verdict may have closed flows
+    },
     drain: (listener) => relay.drain(listener),
     shutdown: async (graceMs) => {
       await relay.shutdown(graceMs);
@@ -121,6 +128,9 @@ async function start(init: WorkerInit): Promise<Handlers | null> {
       worker: init.index,
       hooks: relayLogHooks(log.with({ worker: init.index })),
       nativeError: nativeErrorLogger(log.with({ worker: init.index })),
+      // The main thread probes and judges; this worker only tells it what its flows saw.
+      reportPassive: (cluster, backend, error) =>
+        scope.postMessage({ type: "passive", cluster, backend, error }),
     });
     scope.postMessage({ type: "started", ok: true });
     return handlers(relay, init);
