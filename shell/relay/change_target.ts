@@ -8,9 +8,9 @@
 
 import { createHash } from "node:crypto";
 import { formatSocketAddress, parseSocketAddress } from "../../core/address.ts";
-import { type ConfigResult, configToToml } from "../../core/config.ts";
+import { type ConfigResult, configToRaw, configToToml } from "../../core/config.ts";
 import { type Flow, FLOW_STATE_NAMES } from "../../core/flow.ts";
-import type { FerryConfig } from "../../core/types.ts";
+import type { ClusterConfig, FerryConfig } from "../../core/types.ts";
 import type { BackendDelta } from "../../core/backend_delta.ts";
 import type {
   ClusterMetrics,
@@ -57,9 +57,25 @@ export interface RelayControlOptions {
   readonly processFacts?: () => Partial<ProcessMetrics>;
 }
 
-/** Hex SHA-256 of a config as TOML: two configs with the same meaning hash alike. */
+/** Each cluster's file-shaped text, once per cluster object (a change keeps the clusters it leaves alone). */
+const clusterTexts = new WeakMap<ClusterConfig, string>();
+
+/**
+ * Hex SHA-256 of a config as written back to a file (TOML for everything but the clusters, each cluster's
+ * file-shaped keys after it): two configs with the same meaning hash alike. A cluster's text is kept per
+ * cluster object, so hashing after a change of one cluster renders that cluster only.
+ */
 export function configHash(config: FerryConfig): string {
-  return createHash("sha256").update(configToToml(config)).digest("hex");
+  const hash = createHash("sha256").update(configToToml({ ...config, clusters: [] }));
+  for (const c of config.clusters) {
+    let text = clusterTexts.get(c);
+    if (text === undefined) {
+      text = JSON.stringify(configToRaw({ ...config, listeners: [], clusters: [c] }).clusters);
+      clusterTexts.set(c, text);
+    }
+    hash.update(text);
+  }
+  return hash.digest("hex");
 }
 
 /** The relay behind the change queue (shell/relay/changes.ts), when one relay runs in this thread. */
