@@ -90,13 +90,23 @@ function handlers(relay: Relay, init: WorkerInit): Handlers {
     memory: memoryUsage,
     redis: () => router?.metrics(),
   });
+  const logger = log.with({ worker: init.index });
   return {
     apply: async (config) => {
       await relay.apply(config);
       configureLogs(config, init.log);
       if (routesThroughRedis(config)) router?.connect();
+      logger.debug("applied a whole config", { event: "worker_applied", delivery: "config" });
     },
-    applyBackends: (deltas) => relay.applyBackends(deltas),
+    applyBackends: (deltas) => {
+      relay.applyBackends(deltas);
+      logger.debug("applied backend edits to {clusters}", {
+        event: "worker_applied",
+        delivery: "backends",
+        clusters: deltas.map((d) => d.cluster).join(", "),
+        edits: deltas.reduce((n, d) => n + d.edits.length, 0),
+      });
+    },
     adoptHealth: (verdicts) => {
       const now = relay.platform.clock();
       for (const v of verdicts) relay.core.adoptHealth(v.cluster, v.backend, v.status, now);
