@@ -6,6 +6,8 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { type BackendDelta, backendDelta, withBackendDeltas } from "../core/backend_delta.ts";
 import {
   addBackend,
@@ -21,7 +23,7 @@ import { RelayCore } from "../core/relay_core.ts";
 import { Rng } from "../core/rng.ts";
 import type { FerryConfig } from "../core/types.ts";
 import { ChangeQueue, type ChangeTarget } from "../shell/relay/changes.ts";
-import { FakeControl } from "./support/fake_control.ts";
+import { FAKE_CONFIG_TOML, FakeControl } from "./support/fake_control.ts";
 
 /** Three maglev clusters a, b, c of three backends each (10.0.<i>.<j>:9000), one listener on a. */
 function threeClusters(): FerryConfig {
@@ -212,5 +214,35 @@ describe("the change queue delivers a change of backends as its edits", () => {
     });
     assert.ok(listener.ok, JSON.stringify(listener));
     assert.deepEqual(target.deliveries, [`backends ${cluster}:1`, "apply"]);
+  });
+
+  test("persisted, the edits land in the file as the whole change would", async () => {
+    const dir = mkdtempSync(`${tmpdir()}/ferry-backend-change-`);
+    try {
+      const file = `${dir}/ferry.toml`;
+      writeFileSync(file, FAKE_CONFIG_TOML);
+      const target = new Target();
+      const queue = new ChangeQueue(target, {
+        version: "test",
+        runtimeVersion: "test",
+        configPath: file,
+        load: () => Promise.reject(new Error("not here")),
+        now: () => 0,
+        memory: () => ({ rss: 0, heapUsed: 0 }),
+      });
+      const cluster = target.current.clusters[0].name;
+      const r = await queue.change({
+        source: "api",
+        persist: true,
+        edit: (c) => addBackend(c, cluster, { address: "10.9.9.9:9000", weight: 2 }),
+      });
+      assert.ok(r.ok, JSON.stringify(r));
+      assert.deepEqual(target.deliveries, [`backends ${cluster}:1`]);
+      const saved = parseConfigToml(readFileSync(file, "utf8"));
+      assert.ok(saved.ok);
+      assert.deepEqual(toRaw(saved.config), toRaw(target.current));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

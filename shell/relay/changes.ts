@@ -189,10 +189,14 @@ export class ChangeQueue implements Control {
     }
     const refused = await this.#target.refusals?.(next) ?? [];
     if (refused.length > 0) return { ok: false, errors: refused, failure: "refused" };
+    // A change of backends only: delivered as its edits, and described (for the file and the log) on the
+    // clusters it names alone.
+    const deltas = this.#target.applyBackends === undefined ? null : backendDelta(prev, next);
     let pending: PendingWrite | null = null;
     if (persist) {
       try {
-        pending = await prepareWrite(path!, persistedText(await readConfigFile(path!), prev, next));
+        const text = persistedText(await readConfigFile(path!), only(prev, deltas), only(next, deltas));
+        pending = await prepareWrite(path!, text);
       } catch (e) {
         return failed("not_saved", `could not write ${path}: ${reason(e)}; nothing was changed`);
       }
@@ -202,13 +206,12 @@ export class ChangeQueue implements Control {
       for (const h of hooks) h.abort();
       await pending?.discard();
     };
-    let deltas: BackendDelta[] | null = null;
     try {
       for (const hook of this.#hooks) {
         const h = await hook(prev, next);
         if (h !== null) hooks.push(h);
       }
-      deltas = await this.#deliver(prev, next);
+      await this.#deliver(next, deltas);
     } catch (e) {
       await undo();
       return failed("refused", `could not apply: ${reason(e)}`);
@@ -241,12 +244,9 @@ export class ChangeQueue implements Control {
    * Hands the applied change to the target: as its backend edits when that is all it changes (a few
    * hundred bytes to each worker; only those clusters' balancers rebuild), else as the whole config.
    */
-  async #deliver(prev: FerryConfig, next: FerryConfig): Promise<BackendDelta[] | null> {
-    const target = this.#target;
-    const deltas = target.applyBackends === undefined ? null : backendDelta(prev, next);
-    if (deltas === null) await target.apply(next);
-    else if (deltas.length > 0) await target.applyBackends!(deltas);
-    return deltas;
+  async #deliver(next: FerryConfig, deltas: readonly BackendDelta[] | null): Promise<void> {
+    if (deltas === null) await this.#target.apply(next);
+    else if (deltas.length > 0) await this.#target.applyBackends!(deltas);
   }
 
   status(): Awaitable<StatusInfo> {
