@@ -12,6 +12,18 @@ import type { Listener } from "./listener.ts";
 
 /** Something the shell must act on, returned by `poll`. */
 export type CoreEvent =
+  /**
+   * The flow is Established: open its upstream (towards `flow.backend`) and keep it in `flow.handle`.
+   * `held` is the datagram buffered while the flow awaited its backend (after `resolved`): send it once
+   * open, prefixed by `flow.proxyHeader` when `withHeader`. Null for a flow admitted by `fromClient`, whose
+   * datagram is the one the shell holds (act on this event before sending it).
+   */
+  | {
+    readonly kind: "open";
+    readonly flow: Flow;
+    readonly held: Uint8Array | null;
+    readonly withHeader: boolean;
+  }
   /** An `external` cluster admitted this flow: resolve its backend, then call `resolved`. */
   | { readonly kind: "resolve"; readonly flow: Flow }
   /** The flow closed: release its handle (close its upstream socket). */
@@ -36,6 +48,7 @@ export type CoreEvent =
  */
 export function eventListener(e: CoreEvent): Listener | null {
   switch (e.kind) {
+    case "open":
     case "resolve":
     case "closed":
       return e.flow.listener;

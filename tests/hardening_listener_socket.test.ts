@@ -71,7 +71,6 @@ for (const datapath of ["runtime", "native"] as const) {
       // Removed for real: once its flow idles out, the port is let go.
       await relay.apply({ ...cfg, listeners: [] });
       assert.ok(await until(() => relay.core.flowCount === 0, 3000));
-      relay.udp.pump();
       assert.ok(await portFreeSoon(port), "port still held after the last flow closed");
     });
 
@@ -85,7 +84,6 @@ for (const datapath of ["runtime", "native"] as const) {
       await assert.rejects(relay.apply({ ...cfg, listeners: [...cfg.listeners, bad] }));
       assert.equal(relay.core.listener("l")?.removed, true, "still removed, as before the failed apply");
       assert.ok(await until(() => relay.core.flowCount === 0, 3000));
-      relay.udp.pump();
       assert.ok(await portFreeSoon(port), "port held for good after the rollback");
       await relay.apply(cfg);
       assert.equal(await client.ask("back", port), "back");
@@ -116,7 +114,6 @@ for (const datapath of ["runtime", "native"] as const) {
     test("a failed apply re-binds a listener it had already closed", async () => {
       const { relay, cfg, port, client } = await setup();
       relay.core.closeAll("disconnected");
-      relay.udp.pump();
       const [other] = await freePorts("udp", 1);
       const held = dgram.createSocket("udp4");
       await new Promise<void>((r) => held.bind(0, "127.0.0.1", () => r()));

@@ -103,6 +103,7 @@ describe("health in the core", () => {
     const { core, l } = setup({ mode: "udp", send: D, fall: 2, rise: 1, maxFails: 0 });
     const pinned = core.fromClient(l, "1.1.1.1", 1, D, 0) as Flow;
     assert.equal(pinned.backend?.key, "10.0.0.1:53");
+    assert.equal(core.poll()?.kind, "open");
     core.probeResult("c", "10.0.0.1:53", "timeout", 1);
     core.probeResult("c", "10.0.0.1:53", "timeout", 2);
     const ev = core.poll();
@@ -119,7 +120,7 @@ describe("health in the core", () => {
   test("passive ECONNREFUSED marks a backend down, and it returns after fail_timeout", () => {
     const { core, l } = setup({ maxFails: 1, failTimeout: 1000 });
     const f = core.fromClient(l, "1.1.1.1", 1, D, 0) as Flow;
-    core.sendFailed(f, true, true, 10);
+    core.sendFailed(f, "to_backend", "refused", 10);
     assert.equal(f.backend?.state, "down");
     for (let p = 2; p < 6; p++) {
       assert.equal((core.fromClient(l, "1.1.1.1", p, D, 20) as Flow).backend?.key, "10.0.0.2:53");

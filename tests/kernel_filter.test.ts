@@ -13,18 +13,15 @@ import { parseCidr } from "../core/address.ts";
 import type { Listener } from "../core/listener.ts";
 import { RelayCore } from "../core/relay_core.ts";
 import type { ListenerConfig } from "../core/types.ts";
-import { bunUdpSockets } from "../shell/datapath/bun/udp.ts";
-import { denoUdpSockets } from "../shell/datapath/deno/udp.ts";
 import { NativeUdp } from "../shell/datapath/native/native_udp.ts";
 import { nativeSupport } from "../shell/datapath/native/select.ts";
-import { UdpRelay } from "../shell/datapath/udp_relay.ts";
+import { CoreLoop } from "../shell/relay/core_loop.ts";
 import { addr, backend, cluster, config, listener } from "./support/fixtures.ts";
 import { EchoBackend, sleep } from "./support/udp.ts";
 
 const support = await nativeSupport();
 const skip = "reason" in support ? `native data path unavailable: ${support.reason}` : false;
 if (skip) console.log(`kernel filter tests skipped: ${skip}`);
-const sockets = "Bun" in globalThis ? bunUdpSockets : denoUdpSockets;
 const clock = () => performance.now();
 
 async function peer(host: string): Promise<Socket & { replies: string[] }> {
@@ -49,9 +46,8 @@ async function rig(l: Partial<ListenerConfig>) {
     ]),
     { seed: 1 },
   );
-  const hub = new UdpRelay(core, sockets, clock);
-  const native = new NativeUdp(core, support.libc, clock, () => hub.pump(), {}, {});
-  hub.attach(native);
+  const hub = new CoreLoop(core, clock);
+  const native = new NativeUdp(hub, support.libc, {}, {});
   const lst = core.listener("l") as Listener;
   const { port } = await native.bind(lst, false);
   const peers = [await peer("127.0.0.2"), await peer("127.0.0.3")];

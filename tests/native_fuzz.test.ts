@@ -13,10 +13,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { RelayCore } from "../core/relay_core.ts";
 import type { Listener } from "../core/listener.ts";
-import { UdpRelay } from "../shell/datapath/udp_relay.ts";
-import type { UdpSockets } from "../shell/datapath/udp_sockets.ts";
-import { bunUdpSockets } from "../shell/datapath/bun/udp.ts";
-import { denoUdpSockets } from "../shell/datapath/deno/udp.ts";
+import { CoreLoop } from "../shell/relay/core_loop.ts";
 import { NativeUdp } from "../shell/datapath/native/native_udp.ts";
 import { nativeSupport } from "../shell/datapath/native/select.ts";
 import { addr, backend, cluster, config, listener } from "./support/fixtures.ts";
@@ -24,7 +21,6 @@ import { sleep, until } from "./support/udp.ts";
 
 const support = await nativeSupport();
 if ("reason" in support) console.log(`native fuzz test skipped: ${support.reason}`);
-const sockets: UdpSockets = "Bun" in globalThis ? bunUdpSockets : denoUdpSockets;
 const MAX = 2000;
 const SESSIONS = 200;
 const CONCURRENCY = 8;
@@ -185,9 +181,8 @@ describe("native data path fuzz", {
     );
     const core = new RelayCore(cfg, { seed });
     const clock = () => performance.now();
-    const hub = new UdpRelay(core, sockets, clock);
-    const native = new NativeUdp(core, support.libc, clock, () => hub.pump());
-    hub.attach(native);
+    const hub = new CoreLoop(core, clock);
+    const native = new NativeUdp(hub, support.libc);
     const stop = async () => {
       hub.stop();
       native.stop();

@@ -10,7 +10,7 @@ import process from "node:process";
 import { RelayCore } from "../core/relay_core.ts";
 import type { Listener } from "../core/listener.ts";
 import type { ClusterConfig, ListenerConfig } from "../core/types.ts";
-import { UdpRelay } from "../shell/datapath/udp_relay.ts";
+import { CoreLoop } from "../shell/relay/core_loop.ts";
 import { Relay } from "../shell/relay/relay.ts";
 import { decodeProxyV2 } from "../core/proxy_v2.ts";
 import { detectPlatform } from "../shell/process/platform.ts";
@@ -44,12 +44,11 @@ const clock = () => performance.now();
 // Bun does not print why a suite was skipped: say it once here.
 if ("reason" in support) console.log(`native UDP tests skipped: ${support.reason}`);
 
-/** A runtime driver (the event hub and timer owner) with a native driver attached, as Relay builds them. */
+/** A core loop (the event hub and timer owner) with a native driver, as Relay builds them. */
 export function nativeDriver(core: RelayCore, options: NativeUdpOptions = {}, libc?: Libc) {
   if (!("libc" in support)) throw new Error(support.reason);
-  const hub = new UdpRelay(core, sockets, clock);
-  const native = new NativeUdp(core, libc ?? support.libc, clock, () => hub.pump(), {}, options);
-  hub.attach(native);
+  const hub = new CoreLoop(core, clock);
+  const native = new NativeUdp(hub, libc ?? support.libc, {}, options);
   return {
     hub,
     native,
@@ -450,7 +449,6 @@ describe("Relay: the data path per listener", { skip }, () => {
     assert.equal(await c.ask("via b", relay.address("b")?.port ?? 0), "via b");
     // Closing a flow from outside (the admin API's disconnect) reaches the native flow's socket.
     assert.equal(relay.core.disconnect("127.0.0.1", c.port, "b"), 1);
-    relay.udp.pump();
     assert.equal(relay.core.flowCount, 3);
     // A reload that drops "b" (no flows left: unbound at once) and raises n's max_datagram_size: the kept
     // native listener grows its buffers and takes what it used to cut.

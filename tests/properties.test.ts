@@ -309,7 +309,7 @@ class World {
         else if (out === null) assert.equal(f.state, FlowState.Closed, "an unroutable flow must be aborted");
         else {
           assert.ok(out === f && f.backend !== null, "resolved() returned a flow without a backend");
-          core.takePending(f);
+          assert.equal(f.pending, null, "the held datagram moved to the open event");
         }
         return;
       }
@@ -323,7 +323,14 @@ class World {
       }
       case "sendFailed": {
         const f = this.flow(op.f);
-        if (f !== undefined) core.sendFailed(f, op.toBackend, op.refused, this.now);
+        if (f !== undefined) {
+          core.sendFailed(
+            f,
+            op.toBackend ? "to_backend" : "to_client",
+            op.refused ? "refused" : "error",
+            this.now,
+          );
+        }
         return;
       }
       case "disconnect": {
@@ -390,6 +397,9 @@ class World {
         assert.notEqual(e.change.from, e.change.to, "a health event that changes nothing");
       } else if (e.kind === "fd_limit") {
         assert.fail("fd_limit event without a descriptor budget");
+      } else if (e.kind === "open") {
+        assert.ok(e.flow.backend !== null, "open event for a flow without a backend");
+        assert.ok(!this.closed.has(e.flow), "open event after the flow's closed event");
       } else assert.equal(e.flow.state, FlowState.AwaitingBackend, "resolve event for a flow not awaiting");
     }
     this.track();
@@ -787,7 +797,11 @@ describe("PROXY header", () => {
             if (r.state === FlowState.AwaitingBackend) {
               assert.ok(r.proxyHeader === null, "a header before the backend is known");
               assert.ok(core.resolved(r, addr("10.9.0.1:53"), i) === r, "resolution refused");
-              assert.ok(core.takePending(r) !== null);
+              let held: Uint8Array | null = null;
+              for (let e = core.poll(); e !== undefined; e = core.poll()) {
+                if (e.kind === "open" && e.flow === r) held = e.held;
+              }
+              assert.ok(held !== null, "the open event carries the held datagram");
             }
             n++;
             assert.equal(r.proxyHeader !== null, mode !== "off", `header presence with mode ${mode}`);

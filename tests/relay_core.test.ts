@@ -233,7 +233,7 @@ describe("teardown knobs and close reasons", () => {
     assert.equal(l.counters.drops.late, 1);
     assert.equal(l.counters.datagramsOut, 1);
     const evs = events(core);
-    assert.deepEqual(evs.map((e) => e.kind), ["closed"]);
+    assert.deepEqual(evs.map((e) => e.kind), ["open", "closed"]); // admitted, then closed
     assert.notEqual(flowOf(core.fromClient(l, "1.1.1.1", 1, D, 7)), f);
   });
 
@@ -334,7 +334,7 @@ describe("teardown knobs and close reasons", () => {
     assert.equal(core.flowCount, 0);
     assert.equal(l.flows, 0);
     for (const be of core.cluster("c")?.backends ?? []) assert.equal(be.flows, 0);
-    assert.equal(events(core).length, 4);
+    assert.deepEqual(events(core).map((e) => e.kind), [...Array(4).fill("open"), ...Array(4).fill("closed")]);
   });
 
   test("closeBackendFlows closes only that backend's flows", () => {
@@ -403,7 +403,10 @@ describe("external resolution", () => {
     assert.equal(r, f);
     assert.equal(f.state, FlowState.Established);
     assert.equal(f.backend?.key, "10.1.1.1:53");
-    assert.deepEqual(core.takePending(f), bytes(11, 2));
+    const open = events(core).find((e) => e.kind === "open");
+    assert.ok(open?.kind === "open" && open.flow === f, "resolution queues the flow's open");
+    assert.deepEqual(open.held, bytes(11, 2), "carrying the newest held datagram");
+    assert.equal(f.pending, null);
     assert.equal(f.requests, 1);
     assert.equal(core.resolved(f, addr("10.1.1.2:53"), 3), null); // already resolved
   });
@@ -484,7 +487,7 @@ describe("live reconfiguration", () => {
     core.applyConfig(config([cluster()], []));
     assert.equal(core.fromClient(l, "1.1.1.2", 1, D, 0), Drop.Shed);
     assert.equal(core.fromClient(l, "1.1.1.1", 1, D, 0), f);
-    assert.equal(events(core).length, 0);
+    assert.deepEqual(events(core).map((e) => e.kind), ["open"]); // f's admission; nothing since
     core.close(f, "drain");
     assert.deepEqual(events(core).map((e) => e.kind), ["closed", "listener_done"]);
     assert.equal(core.listener("l"), undefined);
@@ -503,8 +506,8 @@ describe("send failures", () => {
   test("counted against the listener, the flow's quality and the backend", () => {
     const { core, l } = setup();
     const f = flowOf(core.fromClient(l, "1.1.1.1", 1, D, 0));
-    core.sendFailed(f, true, true, 1);
-    core.sendFailed(f, false, false, 2);
+    core.sendFailed(f, "to_backend", "refused", 1);
+    core.sendFailed(f, "to_client", "error", 2);
     assert.equal(l.counters.drops.send_error, 2);
     assert.equal(f.backend?.counters.refusals, 1);
     assert.equal(f.backend?.counters.sendErrors, 1);

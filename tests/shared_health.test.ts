@@ -70,7 +70,7 @@ describe("a core whose health is owned elsewhere", () => {
     const l = core.listener("l") as Listener;
     const f = core.fromClient(l, "1.1.1.1", 1, D, 0) as Flow;
     assert.equal(f.backend?.key, "10.0.0.1:53");
-    core.sendFailed(f, true, true, 10);
+    core.sendFailed(f, "to_backend", "refused", 10);
     assert.deepEqual(reports, ["c 10.0.0.1:53 refused (ICMP port unreachable)"]);
     // max_fails = 1 would have taken it down here; the owner has not said so.
     assert.equal(f.backend?.state, "up");

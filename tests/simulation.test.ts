@@ -256,6 +256,8 @@ class Sim {
   readonly backendsSeen = new Set<Backend>();
   readonly done = new Set<Listener>();
   readonly closed = new Set<Flow>();
+  /** Flows whose `open` event was seen, with the datagram it carried. */
+  readonly opened = new WeakMap<Flow, Uint8Array | null>();
   /** Flows closed recently: late replies, late resolutions, sends on them. */
   readonly recentClosed: Flow[] = [];
   /** Flows with a "resolve" event the shell has not answered yet. */
@@ -438,6 +440,13 @@ class Sim {
         this.toResolve.push(f);
       } else if (e.kind === "fd_limit") {
         assert.fail("fd_limit event without a descriptor budget");
+      } else if (e.kind === "open") {
+        const f = e.flow;
+        if (f.backend === null) assert.fail(`open event for ${describeFlow(f)} without a backend`);
+        if (this.opened.has(f)) assert.fail(`second open event for ${describeFlow(f)}`);
+        if (e.held === null && e.withHeader) assert.fail(`open event with a header and no datagram`);
+        this.opened.set(f, e.held);
+        this.hit(e.held === null ? "open" : "open:held");
       } else {
         const l = e.listener;
         if (this.done.has(l)) assert.fail(`second listener_done for ${l.config.name}`);
@@ -1006,7 +1015,8 @@ class Sim {
       );
     }
     this.hit(valid ? "resolve:address" : "resolve:fallback");
-    const pending = this.core.takePending(f);
+    this.drainEvents(); // the open event carries the held datagram
+    const pending = this.opened.get(f) ?? null;
     eq(f.pending, null);
     if (held === undefined) assert.fail(`${what}: no held datagram was tracked`);
     if (pending === null) assert.fail(`${what}: held datagram lost`);
@@ -1052,7 +1062,7 @@ class Sim {
     const dropped = f.quality.dropped + 1;
     const halved = handled > LOSS_WINDOW; // the loss window halves both counters
     const state = f.state;
-    this.core.sendFailed(f, toBackend, refused, this.now);
+    this.core.sendFailed(f, toBackend ? "to_backend" : "to_client", refused ? "refused" : "error", this.now);
     delta("sendFailed", before, { drops: { send_error: 1 } });
     if (b !== null) {
       const want: Record<string, number> = toBackend ? { sendErrors: 1, refusals: refused ? 1 : 0 } : {};

@@ -12,6 +12,7 @@ import { RelayCore } from "../core/relay_core.ts";
 import type { Listener } from "../core/listener.ts";
 import type { ClusterConfig, ListenerConfig } from "../core/types.ts";
 import { TcpRelay } from "../shell/datapath/tcp_relay.ts";
+import { CoreLoop } from "../shell/relay/core_loop.ts";
 import type { TcpSockets } from "../shell/datapath/tcp_sockets.ts";
 import { bunTcpSockets } from "../shell/datapath/bun/tcp.ts";
 import { denoTcpSockets } from "../shell/datapath/deno/tcp.ts";
@@ -105,7 +106,7 @@ async function relayTo(
   );
   const core = new RelayCore(cfg, { seed: 1 });
   const lst = core.listener("l") as Listener;
-  const relay = new TcpRelay(core, over, () => performance.now());
+  const relay = new TcpRelay(new CoreLoop(core, () => performance.now()), over);
   scope.add(() => relay.stop());
   const local = await relay.bind(lst, false);
   return { core, l: lst, relay, port: local.port };

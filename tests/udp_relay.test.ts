@@ -4,6 +4,7 @@
  * tests/native_udp.test.ts (tests/support/udp_suite.ts).
  */
 import { UdpRelay } from "../shell/datapath/udp_relay.ts";
+import { CoreLoop } from "../shell/relay/core_loop.ts";
 import type { UdpSockets } from "../shell/datapath/udp_sockets.ts";
 import { bunUdpSockets } from "../shell/datapath/bun/udp.ts";
 import { denoUdpSockets } from "../shell/datapath/deno/udp.ts";
@@ -21,7 +22,7 @@ const sockets: UdpSockets = "Bun" in globalThis ? bunUdpSockets : denoUdpSockets
 
 udpDriverSuite({
   name: sockets.name,
-  driver: (core) => Promise.resolve(new UdpRelay(core, sockets, () => performance.now())),
+  driver: (core) => Promise.resolve(new UdpRelay(new CoreLoop(core, () => performance.now()), sockets)),
   // Connected sockets surface ICMP port unreachable as ECONNREFUSED; Deno's unconnected ones cannot.
   seesRefusals: sockets.name === "bun",
 });
@@ -32,7 +33,7 @@ describe(`a reply to a departed client (${sockets.name})`, () => {
   const cleanup = cleanups();
   test("is counted once: out, and (where the runtime sees the ICMP) client_unreachable, never send_error", async () => {
     const r = await rig(
-      (core) => Promise.resolve(new UdpRelay(core, sockets, () => performance.now())),
+      (core) => Promise.resolve(new UdpRelay(new CoreLoop(core, () => performance.now()), sockets)),
       cleanup,
       1,
     );

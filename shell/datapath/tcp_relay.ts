@@ -25,7 +25,7 @@ import {
   type TcpSockets,
   type TcpStream,
 } from "./tcp_sockets.ts";
-import type { Clock } from "./udp_relay.ts";
+import type { Clock, CoreDriver, CoreLoop, DriverEvent } from "../relay/core_loop.ts";
 
 /** Client bytes held while the backend connects; beyond this the client is paused (the kernel holds more). */
 export const EARLY_LIMIT = 256 * 1024;
@@ -69,8 +69,9 @@ class Link {
 }
 
 /** Drives one RelayCore's TCP listeners over one runtime's sockets. */
-export class TcpRelay {
+export class TcpRelay implements CoreDriver {
   readonly #core: RelayCore;
+  readonly #loop: CoreLoop;
   readonly #sockets: TcpSockets;
   readonly #clock: Clock;
   /** Keyed by the core's listener object: a reload may replace a listener of the same name. */
@@ -78,22 +79,19 @@ export class TcpRelay {
   readonly #links = new Set<Link>();
   /** Ended connections whose client is being closed gracefully (see LINGER_MS). */
   readonly #lingering = new Set<Link>();
-  #pump: (() => void) | null = null;
   #onEnded: ((conn: Connection, end: ConnectionEnd, proxyHeader: boolean) => void) | null = null;
 
-  /** A driver for `core` over `sockets`. */
-  constructor(core: RelayCore, sockets: TcpSockets, clock: Clock) {
-    this.#core = core;
+  /** A driver for the core of `loop` over `sockets`. */
+  constructor(loop: CoreLoop, sockets: TcpSockets) {
+    this.#core = loop.core;
+    this.#loop = loop;
     this.#sockets = sockets;
-    this.#clock = clock;
+    this.#clock = loop.clock;
   }
 
-  /**
-   * Who acts on the core's events once a connection ended (the last connection of a removed listener
-   * queues `listener_done`): the UDP driver's `pump`, which owns the event queue.
-   */
-  setEventPump(pump: () => void): void {
-    this.#pump = pump;
+  /** A removed listener of this driver has no connection left (from the core loop): stop accepting on it. */
+  onEvent(e: DriverEvent): void {
+    if (e.kind === "listener_done") this.unbind(e.listener);
   }
 
   /** Told of every ended connection and whether a PROXY header went to its backend (session records). */
@@ -110,6 +108,7 @@ export class TcpRelay {
     );
     listener.localAddress = socket.local;
     this.#bound.set(listener, socket);
+    this.#loop.route(listener, this);
     return socket.local;
   }
 
@@ -200,17 +199,14 @@ export class TcpRelay {
   // ---- the two directions --------------------------------------------------------------------------------
 
   #clientEvents(link: Link): TcpEvents {
+    const core = this.#core;
     const conn = link.conn;
-    const lc = conn.listener.counters;
-    const bc = conn.backend.counters;
     const client = link.client;
     return {
       data: (d) => {
         if (link.ended) return;
         const n = d.byteLength;
-        conn.bytesUp += n;
-        lc.bytesUp += n;
-        bc.bytesTo += n;
+        core.connectionBytes(conn, "to_backend", n);
         link.last = this.#clock();
         const up = link.up;
         if (up !== null) {
@@ -232,17 +228,13 @@ export class TcpRelay {
   }
 
   #upEvents(link: Link): TcpEvents {
+    const core = this.#core;
     const conn = link.conn;
-    const lc = conn.listener.counters;
-    const bc = conn.backend.counters;
     const client = link.client;
     return {
       data: (d) => {
         if (link.ended) return;
-        const n = d.byteLength;
-        conn.bytesDown += n;
-        lc.bytesDown += n;
-        bc.bytesFrom += n;
+        core.connectionBytes(conn, "to_client", d.byteLength);
         link.last = this.#clock();
         if (!client.write(d)) {
           if (link.up !== null) link.up.pause();
@@ -328,12 +320,8 @@ export class TcpRelay {
     if ((end === "refused" || end === "connect_timeout") && !link.clientClosed) this.#linger(link);
     else this.#unlinger(link, true);
     this.#core.endConnection(link.conn, end, this.#clock());
+    // A removed listener's last connection queues `listener_done`: the core loop drains it.
     this.#onEnded?.(link.conn, end, link.header !== null && link.up !== null);
-    if (this.#core.hasEvents) {
-      try {
-        this.#pump?.();
-      } catch { /* the owner's trouble; this connection is ended either way */ }
-    }
   }
 
   /** Closes an ended connection's client gracefully: FIN, drop what it still sends, close when it is done. */

@@ -1,6 +1,6 @@
 /**
- * The UDP driver: binds listeners, feeds datagrams into the core, opens and closes upstream sockets as the
- * core admits and closes flows, and keeps the core's single deadline armed. Runtime-neutral: a `UdpSockets`
+ * The runtime UDP driver: binds listeners, feeds datagrams into the core, and opens and closes upstream
+ * sockets as the core's `open` and `closed` events say (shell/relay/core_loop.ts routes them here). Runtime-neutral: a `UdpSockets`
  * adapter does the syscalls, so Bun and Deno drive the core identically.
  *
  * Forwarding on an established flow allocates nothing here: a flow's link (its upstream socket and its
@@ -12,16 +12,13 @@
 import type { SocketAddress } from "../../core/address.ts";
 import { type Flow, FlowState } from "../../core/flow.ts";
 import type { Listener } from "../../core/listener.ts";
-import type { HealthChange } from "../../core/health.ts";
-import { type CoreEvent, eventListener, type RelayCore } from "../../core/relay_core.ts";
+import type { RelayCore } from "../../core/relay_core.ts";
+import type { Clock, CoreDriver, CoreLoop, CoreLoopHooks, DriverEvent } from "../relay/core_loop.ts";
 import { type ListenerSocket, Sent, type UdpSockets, type UpstreamSocket } from "./udp_sockets.ts";
 import { LateWindow } from "./late_window.ts";
 
-/** A monotonic clock in milliseconds. */
-export type Clock = () => number;
-
-/** Resolves a flow's backend for `external` clusters (Redis routing); null = no answer. */
-export type Resolver = (flow: Flow) => Promise<SocketAddress | null>;
+/** The clock and resolver types, declared in shell/relay/core_loop.ts; re-exported for existing importers. */
+export type { Clock, Resolver } from "../relay/core_loop.ts";
 
 /** A flow's shell-side resources. */
 class FlowLink {
@@ -32,91 +29,46 @@ class FlowLink {
   constructor(readonly flow: Flow, readonly socket: ListenerSocket, readonly peer: unknown) {}
 }
 
-/** Errors the driver reports upward (logged by the owner; never per datagram at the default level). */
-export interface UdpRelayHooks {
+/** What the UDP drivers report upward (logged by the owner; never per datagram at the default level). */
+export interface UdpRelayHooks extends CoreLoopHooks {
   /** An upstream socket could not be opened. */
   upstreamFailed?(flow: Flow, error: unknown): void;
-  /** A backend's health status changed (once per transition). */
-  health?(cluster: string, backend: string, change: HealthChange): void;
-  /** A cluster with no usable backend started failing open (once per episode). */
-  failOpen?(cluster: string): void;
-  /** The descriptor budget started refusing new flows and connections (once per episode). */
-  fdLimit?(budget: number): void;
-}
-
-/**
- * Another data path serving some UDP listeners of the same core (the native one, shell/datapath/native/): this
- * driver stays the one consumer of the core's events and owner of the deadline timer, and hands it the
- * events of its listeners and their flows.
- */
-export interface UdpPath {
-  /** Whether `listener` (and its flows) belong to that path. */
-  owns(listener: Listener): boolean;
-  /** A "closed", "resolve" or "listener_done" event of one of its listeners or flows. */
-  event(e: CoreEvent): void;
-  /** The resolver for flows of `external` clusters. */
-  setResolver(resolver: Resolver | null): void;
 }
 
 /** Drives one RelayCore's UDP listeners over one runtime's sockets. */
-export class UdpRelay {
+export class UdpRelay implements CoreDriver {
   readonly #core: RelayCore;
+  readonly #loop: CoreLoop;
   readonly #sockets: UdpSockets;
   readonly #clock: Clock;
   readonly #hooks: UdpRelayHooks;
   /** Keyed by the core's listener object: a reload may replace a listener of the same name. */
   readonly #bound = new Map<Listener, ListenerSocket>();
-  #resolver: Resolver | null = null;
-  #path: UdpPath | null = null;
-  #onListenerDone: ((listener: Listener) => void) | null = null;
-  #onFlowClosed: ((flow: Flow) => void) | null = null;
-  #timer: ReturnType<typeof setTimeout> | null = null;
-  #armedAt = Infinity;
-  #stopped = false;
   /** Closed flows' upstream sockets, still read for a while so late replies are counted (late_window.ts). */
   readonly #late: LateWindow<FlowLink>;
 
-  /** A driver for `core` over `sockets`. */
-  constructor(core: RelayCore, sockets: UdpSockets, clock: Clock, hooks: UdpRelayHooks = {}) {
-    this.#core = core;
+  /** A driver for the core of `loop` over `sockets`. */
+  constructor(loop: CoreLoop, sockets: UdpSockets, hooks: UdpRelayHooks = {}) {
+    this.#core = loop.core;
+    this.#loop = loop;
     this.#sockets = sockets;
-    this.#clock = clock;
+    this.#clock = loop.clock;
     this.#hooks = hooks;
-    this.#late = new LateWindow((link) => link.up?.close(), clock);
-  }
-
-  /** Who closes removed TCP listeners (the core's events arrive here, the TCP relay owns those sockets). */
-  setListenerDone(handler: (listener: Listener) => void): void {
-    this.#onListenerDone = handler;
-  }
-
-  /** Told of every closed flow, whichever data path served it (session records, flow histograms). */
-  setFlowClosed(handler: (flow: Flow) => void): void {
-    this.#onFlowClosed = handler;
-  }
-
-  /** Sets the resolver for flows of `external` clusters. Without one they fall back to the cluster's backends. */
-  setResolver(resolver: Resolver | null): void {
-    this.#resolver = resolver;
-    this.#path?.setResolver(resolver);
-  }
-
-  /** Routes the events of another data path's listeners and flows to it (see UdpPath). */
-  attach(path: UdpPath): void {
-    this.#path = path;
-    path.setResolver(this.#resolver);
+    this.#late = new LateWindow((link) => link.up?.close(), loop.clock);
   }
 
   /** Binds the socket of a UDP listener of the core. Returns the bound address. */
   async bind(listener: Listener, reusePort: boolean): Promise<SocketAddress> {
+    const core = this.#core;
     const socket = await this.#sockets.bindListener(listener.config.address, {
       reusePort,
       maxDatagramSize: listener.config.maxDatagramSize,
-      sendFailed: () => listener.counters.drops.send_error++,
-      clientUnreachable: () => listener.counters.clientUnreachable++,
-    }, (data, ip, port) => this.#fromClient(listener, socket, data, ip, port));
+      sendFailed: () => core.listenerSendFailed(listener, "error"),
+      clientUnreachable: () => core.listenerSendFailed(listener, "refused"),
+    }, (data, ip, port) => this.#fromClient(listener, data, ip, port));
     listener.localAddress = socket.local;
     this.#bound.set(listener, socket);
+    this.#loop.route(listener, this);
     return socket.local;
   }
 
@@ -131,22 +83,43 @@ export class UdpRelay {
     return this.#bound.get(listener)?.local;
   }
 
-  #fromClient(listener: Listener, socket: ListenerSocket, data: Uint8Array, ip: string, port: number): void {
+  /** An event of one of this driver's listeners or flows (from the core loop). */
+  onEvent(e: DriverEvent): void {
+    if (e.kind === "open") {
+      const flow = e.flow;
+      const socket = this.#bound.get(flow.listener);
+      // The listener's socket went while the flow awaited its backend: nothing can reply to its client.
+      if (socket === undefined) return void this.#core.close(flow, "aborted");
+      const link = this.#open(flow, socket);
+      if (e.held !== null) this.#toBackend(flow, link, e.withHeader ? withHeader(flow, e.held) : e.held);
+    } else if (e.kind === "closed") {
+      const link = e.flow.handle;
+      if (link instanceof FlowLink && !link.closed) {
+        link.closed = true;
+        link.queue = null;
+        // Replies still on their way are read (and counted `late` by the core) until the window ends.
+        if (link.up !== null) this.#late.add(link, this.#clock());
+      }
+    } else this.unbind(e.listener);
+  }
+
+  #fromClient(listener: Listener, data: Uint8Array, ip: string, port: number): void {
     const core = this.#core;
     const r = core.fromClient(listener, ip, port, data, this.#clock());
     if (typeof r === "number") return; // dropped and counted by the core
-    if (r.state !== FlowState.AwaitingBackend) {
-      let link = r.handle as FlowLink | null;
-      if (link === null) link = this.#open(r, socket);
-      this.#toBackend(r, link, payload(r, data));
+    if (core.hasEvents) this.#loop.drain(); // a new flow's `open` makes its link before the datagram goes
+    const link = r.handle as FlowLink | null;
+    if (link !== null && r.state !== FlowState.AwaitingBackend) {
+      this.#toBackend(r, link, r.headerDue ? withHeader(r, data) : data);
     }
-    if (core.hasEvents) this.pump();
   }
 
   #toBackend(flow: Flow, link: FlowLink, payload: Uint8Array): void {
     if (link.up !== null) {
       const res = link.up.send(payload);
-      if (res !== Sent.Ok) this.#core.sendFailed(flow, true, res === Sent.Refused, this.#clock());
+      if (res !== Sent.Ok) {
+        this.#core.sendFailed(flow, "to_backend", res === Sent.Refused ? "refused" : "error", this.#clock());
+      }
     } else if (link.queue !== null) {
       // The receive buffer is reused: keep a copy until the socket is open.
       link.queue.push(payload.slice());
@@ -164,7 +137,9 @@ export class UdpRelay {
       // Counted after the flow closed too (the socket is in its late-reply window).
       truncated: () => this.#core.replyTruncated(flow),
       error: (refused) => {
-        if (!link.closed) this.#core.sendFailed(flow, true, refused, this.#clock());
+        if (!link.closed) {
+          this.#core.sendFailed(flow, "to_backend", refused ? "refused" : "error", this.#clock());
+        }
       },
     }).then((up) => {
       if (link.closed) return up.close();
@@ -172,15 +147,11 @@ export class UdpRelay {
       const queued = link.queue ?? [];
       link.queue = null;
       for (const d of queued) this.#toBackend(flow, link, d);
-      if (this.#core.hasEvents) this.pump();
     }, (error) => {
       link.queue = null;
       this.#hooks.upstreamFailed?.(flow, error);
-      this.#core.sendFailed(flow, true, false, this.#clock());
-      this.#core.close(flow, "aborted");
-      this.pump();
+      this.#core.upstreamFailed(flow, this.#clock());
     });
-    this.#rearm();
     return link;
   }
 
@@ -190,77 +161,10 @@ export class UdpRelay {
     // Not every runtime bounds what its upstream socket takes (Bun's has no receive size): check here.
     if (data.byteLength > flow.listener.config.maxDatagramSize) return core.replyTruncated(flow);
     if (!core.fromBackend(flow, data.byteLength, this.#clock(), data)) return;
-    if (link.socket.sendTo(data, link.peer) !== Sent.Ok) core.sendFailed(flow, false, false, this.#clock());
-    if (core.hasEvents) this.pump();
-  }
-
-  /**
-   * Acts on the core's events: closes the sockets of closed flows, resolves external flows, closes the
-   * sockets of removed listeners, and re-arms the deadline timer. Call it after any change made to the
-   * core from outside the forwarding path (admin actions, reconfiguration).
-   */
-  pump(): void {
-    const core = this.#core;
-    const path = this.#path;
-    for (let e = core.poll(); e !== undefined; e = core.poll()) {
-      if (e.kind === "closed") this.#onFlowClosed?.(e.flow);
-      const owner = path === null ? null : eventListener(e);
-      if (path !== null && owner !== null && path.owns(owner)) {
-        path.event(e);
-      } else if (e.kind === "closed") {
-        const link = e.flow.handle;
-        if (link instanceof FlowLink && !link.closed) {
-          link.closed = true;
-          link.queue = null;
-          // Replies still on their way are read (and counted `late` by the core) until the window ends.
-          if (link.up !== null) this.#late.add(link, this.#clock());
-        }
-      } else if (e.kind === "resolve") this.#resolve(e.flow);
-      else if (e.kind === "health") this.#hooks.health?.(e.cluster, e.backend.key, e.change);
-      else if (e.kind === "fail_open") this.#hooks.failOpen?.(e.cluster);
-      else if (e.kind === "fd_limit") this.#hooks.fdLimit?.(e.budget);
-      else if (e.listener.config.protocol === "udp") this.unbind(e.listener);
-      else this.#onListenerDone?.(e.listener);
+    if (link.socket.sendTo(data, link.peer) !== Sent.Ok) {
+      core.sendFailed(flow, "to_client", "error", this.#clock());
     }
-    this.#rearm();
-  }
-
-  #resolve(flow: Flow): void {
-    const resolver = this.#resolver;
-    const done = (address: SocketAddress | null) => {
-      const f = this.#core.resolved(flow, address, this.#clock());
-      if (f !== null) {
-        const socket = this.#bound.get(f.listener);
-        const pending = this.#core.takePending(f);
-        if (socket !== undefined) {
-          const link = this.#open(f, socket);
-          if (pending !== null) {
-            this.#toBackend(f, link, payload(f, pending));
-          }
-        } else this.#core.close(f, "aborted");
-      }
-      this.pump();
-    };
-    if (resolver === null) return done(null);
-    resolver(flow).then(done, () => done(null));
-  }
-
-  #rearm(): void {
-    if (this.#stopped) return;
-    const at = this.#core.nextDeadline();
-    if (at >= this.#armedAt) return;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#armedAt = at;
-    if (at === Infinity) {
-      this.#timer = null;
-      return;
-    }
-    this.#timer = setTimeout(() => {
-      this.#timer = null;
-      this.#armedAt = Infinity;
-      this.#core.onTimeout(this.#clock());
-      this.pump();
-    }, Math.max(0, Math.ceil(at - this.#clock())));
+    if (core.hasEvents) this.#loop.drain();
   }
 
   /** Closed flows' upstream sockets still open for late replies. */
@@ -268,11 +172,8 @@ export class UdpRelay {
     return this.#late.size;
   }
 
-  /** Closes every socket and the timer. Flows are not closed in the core: the owner decides how they end. */
+  /** Closes every socket. Flows are not closed in the core: the owner decides how they end. */
   stop(): void {
-    this.#stopped = true;
-    if (this.#timer !== null) clearTimeout(this.#timer);
-    this.#timer = null;
     this.#late.releaseAll();
     for (const flow of this.#core.flows()) {
       const link = flow.handle;
@@ -287,13 +188,11 @@ export class UdpRelay {
 }
 
 /**
- * The datagram to send for `data` on `flow`: `data` itself, or, when the core says the PROXY header is due,
- * header and payload in one datagram. On the runtime paths that is one copy per datagram carrying the
+ * `data` on `flow` with its PROXY header in front, in one datagram (the core said the header is due). On the runtime paths that is one copy per datagram carrying the
  * header ("first": once per flow; "every": each time); the native path sends the two parts with one
  * sendmsg and two iovecs instead.
  */
-function payload(flow: Flow, data: Uint8Array): Uint8Array {
-  if (!flow.headerDue) return data;
+function withHeader(flow: Flow, data: Uint8Array): Uint8Array {
   const header = flow.proxyHeader as Uint8Array;
   const out = new Uint8Array(header.byteLength + data.byteLength);
   out.set(header, 0);

@@ -243,15 +243,11 @@ export class RelayControl implements ChangeTarget {
 
   disconnect(client: string, listener?: string): number {
     const c = splitClient(client);
-    const n = this.#relay.core.disconnect(c.ip, c.port, listener);
-    this.#relay.udp.pump();
-    return n;
+    return this.#relay.core.disconnect(c.ip, c.port, listener);
   }
 
   closeBackendFlows(cluster: string, backend: string): number {
-    const n = this.#relay.core.closeBackendFlows(backend, cluster);
-    this.#relay.udp.pump();
-    return n;
+    return this.#relay.core.closeBackendFlows(backend, cluster);
   }
 
   ready(): boolean {

@@ -20,7 +20,7 @@ import { checkDnsReply, DEFAULT_DNS_PROBE, dnsTcpMessage, encodeDnsQuery } from 
 import { Rng } from "../../core/rng.ts";
 import type { TcpSockets, TcpStream } from "../datapath/tcp_sockets.ts";
 import { isRefused } from "../datapath/tcp_sockets.ts";
-import type { Clock } from "../datapath/udp_relay.ts";
+import type { Clock } from "./core_loop.ts";
 import { Sent, type UdpSockets } from "../datapath/udp_sockets.ts";
 
 /** One probing task. */
@@ -53,22 +53,20 @@ export class HealthProber {
   readonly #udp: UdpSockets;
   readonly #tcp: TcpSockets;
   readonly #clock: Clock;
-  readonly #reported: () => void;
   readonly #tasks = new Map<string, Task>();
   /** DNS query IDs. */
   readonly #rng: Rng;
   #stopped = false;
 
   /**
-   * `reported` runs after each result reaches the core (the owner pumps the core's events there); `seed`
-   * seeds the DNS query IDs.
+   * `seed` seeds the DNS query IDs. A result that changes the core queues its events, and the core wakes
+   * its loop (shell/relay/core_loop.ts): nothing to pump here.
    */
   constructor(
     core: ProbeTarget,
     udp: UdpSockets,
     tcp: TcpSockets,
     clock: Clock,
-    reported: () => void,
     seed = 0x5eed,
   ) {
     this.#rng = new Rng(seed ^ 0x0d45);
@@ -76,7 +74,6 @@ export class HealthProber {
     this.#udp = udp;
     this.#tcp = tcp;
     this.#clock = clock;
-    this.#reported = reported;
   }
 
   /**
@@ -159,7 +156,6 @@ export class HealthProber {
     }
     if (task.stopped) return;
     this.#core.probeResult(task.cluster, task.backend, error, this.#clock());
-    this.#reported();
     const s = task.settings;
     this.#schedule(task, s.interval + Math.random() * s.jitter);
   }

@@ -1,6 +1,7 @@
 /**
- * A running relay: one RelayCore, its UDP and TCP drivers over one runtime's sockets, and the operations
- * the CLI and the admin API need (apply a new config, drain, shut down within a grace period).
+ * A running relay: one RelayCore, the loop that owns its events and time (core_loop.ts), its UDP and TCP
+ * drivers over one runtime's sockets, and the operations the CLI and the admin API need (apply a new
+ * config, drain, shut down within a grace period).
  *
  * @module
  */
@@ -13,7 +14,8 @@ import type { Datapath, FerryConfig, ListenerConfig } from "../../core/types.ts"
 import { TcpRelay } from "../datapath/tcp_relay.ts";
 import type { TcpSockets } from "../datapath/tcp_sockets.ts";
 import { HealthProber, type ProbeTarget } from "./health_probes.ts";
-import { type Clock, UdpRelay, type UdpRelayHooks } from "../datapath/udp_relay.ts";
+import { UdpRelay, type UdpRelayHooks } from "../datapath/udp_relay.ts";
+import { type Clock, CoreLoop } from "./core_loop.ts";
 import type { UdpSockets } from "../datapath/udp_sockets.ts";
 import type { Libc } from "../datapath/native/ffi.ts";
 import { type NativeListenerStats, NativeUdp } from "../datapath/native/native_udp.ts";
@@ -68,6 +70,8 @@ function sameBinding(a: ListenerConfig, b: ListenerConfig): boolean {
 /** One relay. */
 export class Relay {
   readonly core: RelayCore;
+  /** The one consumer of the core's events and owner of its timer; the resolver is set on it. */
+  readonly loop: CoreLoop;
   readonly udp: UdpRelay;
   readonly tcp: TcpRelay;
   readonly health: HealthProber;
@@ -92,22 +96,18 @@ export class Relay {
       descriptorBudget: options.descriptorBudget,
       reportPassive: options.reportPassive,
     });
-    this.udp = new UdpRelay(this.core, platform.udp, platform.clock, options.hooks);
-    this.tcp = new TcpRelay(this.core, platform.tcp, platform.clock);
-    this.udp.setListenerDone((l) => this.tcp.unbind(l));
-    // The core's events are drained by the UDP driver; TCP endings queue some (a removed listener's last
-    // connection), so the TCP driver asks for a pump after them.
-    this.tcp.setEventPump(() => this.udp.pump());
+    this.loop = new CoreLoop(this.core, platform.clock, options.hooks);
+    this.udp = new UdpRelay(this.loop, platform.udp, options.hooks);
+    this.tcp = new TcpRelay(this.loop, platform.tcp);
     this.records = new FlowRecorder(config.records, platform.clock, { worker: options.worker });
     this.records.watch(() => this.core.flows(), () => this.core.connections());
-    this.udp.setFlowClosed((flow) => this.records.flowClosed(flow));
+    this.loop.setFlowClosed((flow) => this.records.flowClosed(flow));
     this.tcp.setConnectionEnded((conn, end, header) => this.records.connectionEnded(conn, end, header));
     this.health = new HealthProber(
       options.reportPassive === undefined ? this.core : NO_PROBES,
       platform.udp,
       platform.tcp,
       platform.clock,
-      () => this.udp.pump(),
       options.seed,
     );
   }
@@ -161,18 +161,14 @@ export class Relay {
   #nativeDriver(libc: Libc): NativeUdp {
     if (this.#native === null) {
       const o = this.#options;
-      const native = new NativeUdp(this.core, libc, this.platform.clock, () => this.udp.pump(), o.hooks, {
-        onError: o.nativeError,
-      });
-      this.udp.attach(native);
-      this.#native = native;
+      this.#native = new NativeUdp(this.loop, libc, o.hooks, { onError: o.nativeError });
     }
     return this.#native;
   }
 
   #unbindUdp(l: Listener): void {
-    if (this.#native?.owns(l)) this.#native.unbind(l);
-    else this.udp.unbind(l);
+    this.#native?.unbind(l); // whichever path bound it: the other has nothing to close
+    this.udp.unbind(l);
   }
 
   /** The address a listener is bound to (the kernel's port when 0 was asked). */
@@ -231,8 +227,9 @@ export class Relay {
       if (old !== undefined && !sameBinding(old.config, lc)) this.core.removeListener(lc.name);
     }
     this.core.applyConfig(next);
-    // Close the sockets of listeners removed with no flows now, so their addresses can be bound again.
-    this.udp.pump();
+    // Now, not at the next microtask: the sockets of listeners removed with no flows close before their
+    // addresses are bound again.
+    this.loop.drain();
     const fresh = [...this.core.listeners()].filter((l) => before.get(l.config.name) !== l);
     const bound: Listener[] = [];
     try {
@@ -250,7 +247,6 @@ export class Relay {
     this.#config = next;
     this.records.configure(next.records);
     this.health.sync();
-    this.udp.pump();
   }
 
   /**
@@ -263,7 +259,6 @@ export class Relay {
     for (const c of next.clusters) if (changed.has(c.name)) this.core.setCluster(c);
     this.#config = next;
     this.health.sync(changed);
-    this.udp.pump();
   }
 
   /**
@@ -283,7 +278,7 @@ export class Relay {
       if (this.core.listener(l.config.name) !== l || l.removed) this.core.restoreListener(l, draining);
     }
     this.core.applyConfig(prev);
-    this.udp.pump();
+    this.loop.drain(); // as in apply: close before re-binding
     const lost: string[] = [];
     for (const [l] of live) {
       if (this.address(l.config.name) !== undefined) continue;
@@ -318,7 +313,7 @@ export class Relay {
     }
     this.core.closeAll("drain");
     this.tcp.closeAll("drain");
-    this.udp.pump();
+    this.loop.drain(); // the closed flows' sockets, before everything stops
     this.stop();
   }
 
@@ -326,6 +321,7 @@ export class Relay {
   stop(): void {
     this.records.close();
     this.health.stop();
+    this.loop.stop();
     this.udp.stop();
     this.#native?.stop();
     this.tcp.stop();

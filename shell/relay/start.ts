@@ -73,7 +73,7 @@ export async function startRelay(
   });
   const redis = options.redis ?? null;
   const router = redis === null ? null : new RedisRouter(config.redis, { shared: redis }, log);
-  if (router !== null) relay.udp.setResolver((flow) => router.resolve(flow));
+  if (router !== null) relay.loop.setResolver((flow) => router.resolve(flow));
   const control = router === null ? options.control : {
     ...options.control,
     redis: () => mergeRedisMetrics([router.metrics(), options.control.redis?.()]),

@@ -62,7 +62,6 @@ export class SharedHealth {
       options.platform.udp,
       options.platform.tcp,
       clock,
-      () => {},
       options.seed,
     );
     this.#prober.sync();

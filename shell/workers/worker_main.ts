@@ -74,7 +74,7 @@ function routing(relay: Relay, init: WorkerInit): RedisRouter | null {
     },
   }, logger);
   if (routesThroughRedis(init.config)) router.connect();
-  relay.udp.setResolver((flow) => router.resolve(flow));
+  relay.loop.setResolver((flow) => router.resolve(flow));
   return router;
 }
 
@@ -109,8 +109,8 @@ function handlers(relay: Relay, init: WorkerInit): Handlers {
     },
     adoptHealth: (verdicts) => {
       const now = relay.platform.clock();
+      // A down verdict may close flows: their events wake the relay's core loop, nothing to pump.
       for (const v of verdicts) relay.core.adoptHealth(v.cluster, v.backend, v.status, now);
-      relay.udp.pump(); // a down verdict may have closed flows
     },
     drain: (listener) => relay.drain(listener),
     shutdown: async (graceMs) => {

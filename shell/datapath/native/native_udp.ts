@@ -13,9 +13,8 @@
  * - every failed syscall is counted by errno (`errors`) and, where it costs a datagram, reported to the
  *   core (`sendFailed`, `replyTruncated`) exactly where the runtime driver reports it.
  *
- * The runtime `UdpRelay` of the same relay stays the one consumer of the core's events and owner of the
- * deadline timer: it hands the events of native listeners' flows to this driver (`UdpPath`), and this
- * driver calls its `pump` after changing the core.
+ * The core loop (shell/relay/core_loop.ts) is the one consumer of the core's events and owner of the
+ * deadline timer: it hands this driver the events of its listeners and their flows (`CoreDriver`).
  *
  * @module
  */
@@ -32,27 +31,21 @@ import {
 import type { SocketAddress } from "../../../core/address.ts";
 import { type Flow, FlowState } from "../../../core/flow.ts";
 import type { Listener } from "../../../core/listener.ts";
-import type { CoreEvent, RelayCore } from "../../../core/relay_core.ts";
+import type { RelayCore } from "../../../core/relay_core.ts";
 import type { ListenerConfig } from "../../../core/types.ts";
-import type { Clock, Resolver, UdpPath, UdpRelayHooks } from "../udp_relay.ts";
+import type { UdpRelayHooks } from "../udp_relay.ts";
+import type { Clock, CoreDriver, CoreLoop, DriverEvent } from "../../relay/core_loop.ts";
 import { LateWindow } from "../late_window.ts";
 import { ReplyTx } from "./reply_tx.ts";
+import { ReplyRx, ROUNDS } from "./reply_rx.ts";
+import { UpstreamTx } from "./upstream_tx.ts";
+import { listenerStats } from "./listener_stats.ts";
 import { ScratchIo } from "./scratch_io.ts";
 import { Batches } from "./batches.ts";
 import { EpollLoop, LISTENER_TAG, WAKE_TAG } from "./epoll_loop.ts";
 import { Errno, ErrnoCounts, NativeError } from "./errno.ts";
-import type { Libc, Ptr } from "./ffi.ts";
-import {
-  IOVEC,
-  MMSGHDR,
-  MSG_DONTWAIT,
-  MSG_TRUNC,
-  MSGHDR,
-  RECV_CONTROL,
-  SEND_CONTROL,
-  SOCKADDR_MAX,
-  writeSockaddr,
-} from "./layout.ts";
+import type { Libc } from "./ffi.ts";
+import { MMSGHDR, MSG_DONTWAIT, MSGHDR, RECV_CONTROL, SOCKADDR_MAX, writeSockaddr } from "./layout.ts";
 import { type ControlSeen, IpText, replyPktinfo, scanControl } from "./peers.ts";
 import { isWildcard, openListenerSocket, openUpstreamSocket, type Scratch } from "./sockets.ts";
 
@@ -64,24 +57,20 @@ export {
   type NativeUdpOptions,
 } from "./native_records.ts";
 
-/** Rounds of recvmmsg per readiness event, so one busy socket cannot starve the others. */
-const ROUNDS = 4;
-
 /** Drives the native UDP listeners of one RelayCore. */
-export class NativeUdp implements UdpPath {
+export class NativeUdp implements CoreDriver {
   readonly #core: RelayCore;
+  /** The core loop: the one consumer of the core's events. */
+  readonly #events: CoreLoop;
   readonly #libc: Libc;
   readonly #clock: Clock;
   readonly #hooks: UdpRelayHooks;
-  readonly #pump: () => void;
   readonly #pktinfo: "auto" | "always" | "never";
   readonly #onError: ((error: unknown) => void) | undefined;
   readonly #gso: boolean;
   /** `Batches.packReplies`' predicate, made once. */
   readonly #canGso = (flow: unknown) => !((flow as Flow).handle as NativeFlow).noGso;
   readonly #bound = new Map<Listener, NativeListener>();
-  /** Every listener this driver ever bound: their flows' events stay here after an unbind. */
-  readonly #owned = new WeakSet<Listener>();
   #slots: (NativeListener | null)[] = [];
   #byFd: (NativeFlow | undefined)[] = [];
   /** The scratch area and its one-datagram paths (shell/datapath/native/scratch_io.ts). */
@@ -89,20 +78,18 @@ export class NativeUdp implements UdpPath {
   readonly #scratch: Scratch;
   /** Whether `nf`'s socket is still this driver's (made once for `ScratchIo.drainOrphan`). */
   readonly #ours = (nf: NativeFlow): boolean => this.#byFd[nf.fd] === nf;
-  /** The pump, bound once. */
-  readonly #pumpNow = (): void => this.#pump();
+  /** The core loop's drain, bound once. */
+  readonly #drainNow = (): void => this.#events.drain();
   readonly #loop: EpollLoop;
-  #resolver: Resolver | null = null;
-  #onListenerDone: ((listener: Listener) => void) | null = null;
   #stopped = false;
-  readonly #dirty: NativeListener[] = [];
   /** A run of consecutive datagrams of one flow waiting to go upstream in one call. */
   #runFlow: NativeFlow | null = null;
   #runB: Batches | null = null;
   #runStart = 0;
   #runEnd = 0;
-  /** A flow was opened since the last pump (its deadline may be the earliest). */
-  #opened = false;
+  /** The batch and sockaddr offset of the datagram being admitted (its `open` copies the client's name). */
+  #rxB: Batches | null = null;
+  #rxName = 0;
   readonly #ip = new IpText();
   readonly #seen: ControlSeen = { overflows: -1, pktinfo: -1 };
   /** Failed syscalls by call and errno. */
@@ -115,25 +102,19 @@ export class NativeUdp implements UdpPath {
   readonly gsoSaved = { up: 0, down: 0 };
   /** Kernel socket filters of the bound listeners (shell/datapath/native/kernel_filter.ts). */
   readonly kernelFilters: KernelFilters;
-  /** The replies' way out (shell/datapath/native/reply_tx.ts). */
-  readonly #tx: ReplyTx;
+  /** The replies' way in and out (shell/datapath/native/reply_rx.ts, reply_tx.ts). */
+  readonly #rx: ReplyRx;
+  /** The client datagrams' way up (shell/datapath/native/upstream_tx.ts). */
+  readonly #up: UpstreamTx;
 
-  /**
-   * A driver for `core` over `libc`. `pump` is the runtime driver's pump (the one consumer of the core's
-   * events); hooks are the same as the runtime driver's.
-   */
-  constructor(
-    core: RelayCore,
-    libc: Libc,
-    clock: Clock,
-    pump: () => void,
-    hooks: UdpRelayHooks = {},
-    options: NativeUdpOptions = {},
-  ) {
+  /** A driver for the core of `loop` over `libc`; hooks are the same as the runtime driver's. */
+  constructor(loop: CoreLoop, libc: Libc, hooks: UdpRelayHooks = {}, options: NativeUdpOptions = {}) {
+    const core = loop.core;
+    const clock = loop.clock;
     this.#core = core;
+    this.#events = loop;
     this.#libc = libc;
     this.#clock = clock;
-    this.#pump = pump;
     this.#hooks = hooks;
     this.#pktinfo = options.pktinfo ?? "auto";
     this.#onError = options.onError;
@@ -143,25 +124,21 @@ export class NativeUdp implements UdpPath {
     this.#io = new ScratchIo(libc, core, clock, this.errors, (call, errno) => this.#recvError(call, errno));
     this.#scratch = this.#io.scratch;
     this.#late = new LateWindow((nf) => this.#release(nf), clock);
-    this.#tx = new ReplyTx(libc, core, clock, this.errors, this.#canGso, this.gsoSaved);
+    const tx = new ReplyTx(libc, core, clock, this.errors, this.#canGso, this.gsoSaved);
+    this.#rx = new ReplyRx({
+      libc,
+      core,
+      clock,
+      tx,
+      io: this.#io,
+      ours: this.#ours,
+      drain: this.#drainNow,
+      recvError: (call, errno) => this.#recvError(call, errno),
+    });
+    this.#up = new UpstreamTx(libc, core, this.errors, this.gsoSaved);
   }
 
   // ---- the driver surface (as UdpRelay's) ----------------------------------------------------------------
-
-  /** Unused here: removed UDP listeners are unbound by this driver; TCP ones never reach it. */
-  setListenerDone(handler: (listener: Listener) => void): void {
-    this.#onListenerDone = handler;
-  }
-
-  /** Sets the resolver for flows of `external` clusters. */
-  setResolver(resolver: Resolver | null): void {
-    this.#resolver = resolver;
-  }
-
-  /** Acts on the core's events (through the runtime driver, which routes this driver's events here). */
-  pump(): void {
-    this.#pump();
-  }
 
   /** Binds the socket of a UDP listener of the core. Returns the bound address. */
   bind(listener: Listener, reusePort: boolean): Promise<SocketAddress> {
@@ -194,7 +171,7 @@ export class NativeUdp implements UdpPath {
       this.#slots[index] = nl;
       this.#bound.set(listener, nl);
       this.kernelFilters.add(listener, info.fd);
-      this.#owned.add(listener);
+      this.#events.route(listener, this);
       listener.localAddress = info.local;
       this.#loop.start({ dispatch: (n) => this.#dispatch(n), failed: (err) => this.#failed(err) });
       return Promise.resolve(info.local);
@@ -225,27 +202,7 @@ export class NativeUdp implements UdpPath {
   stats(listener: Listener): NativeListenerStats | undefined {
     const nl = this.#bound.get(listener);
     if (nl === undefined) return undefined;
-    const i = nl.info;
-    const now = this.#scratch.drops(i.fd);
-    let up = now < 0 ? -1 : nl.upstreamDropsClosed;
-    for (const nf of this.#byFd) {
-      if (up < 0) break;
-      if (nf === undefined || nf.nl !== nl) continue;
-      const d = this.#scratch.drops(nf.fd);
-      if (d > 0) up += d;
-    }
-    return {
-      local: i.local,
-      recvBuffer: i.recvBuffer,
-      sendBuffer: i.sendBuffer,
-      rxqOverflows: now >= 0 ? Math.max(now, nl.rxqOverflows) : i.rxqOverflow ? nl.rxqOverflows : null,
-      upstreamRxqOverflows: up < 0 ? null : up,
-      pktinfo: i.pktinfo,
-      reusePort: nl.reusePort,
-      batch: nl.b.count,
-      gso: nl.gso,
-      kernelFilter: this.kernelFilters.status(listener) ?? null,
-    };
+    return listenerStats(nl, this.#scratch, this.#byFd, this.kernelFilters.status(listener) ?? null);
   }
 
   /** Closed flows' upstream sockets still open for late replies. */
@@ -288,23 +245,36 @@ export class NativeUdp implements UdpPath {
     this.#loop.stop();
   }
 
-  // ---- events routed from the runtime driver (UdpPath) ---------------------------------------------------
+  // ---- events from the core loop (CoreDriver) ------------------------------------------------------------
 
-  /** Whether `listener`'s flows and events belong to this driver. */
-  owns(listener: Listener): boolean {
-    return this.#owned.has(listener);
-  }
-
-  /** A core event of one of this driver's listeners or flows. */
-  event(e: CoreEvent): void {
-    if (e.kind === "closed") {
+  /** An event of one of this driver's listeners or flows. */
+  onEvent(e: DriverEvent): void {
+    if (e.kind === "open") this.#opened(e.flow, e.held, e.withHeader);
+    else if (e.kind === "closed") {
       const nf = e.flow.handle;
       if (nf instanceof NativeFlow) this.#closeFlow(nf);
-    } else if (e.kind === "resolve") this.#resolve(e.flow);
-    else if (e.kind === "listener_done") {
-      if (e.listener.config.protocol === "udp") this.unbind(e.listener);
-      else this.#onListenerDone?.(e.listener);
+    } else this.unbind(e.listener);
+  }
+
+  /**
+   * A flow is Established: its upstream socket opens, and its held datagram (after a resolution) goes out.
+   * The client's sockaddr is the receive slot's when the flow is being admitted from it, else made from text.
+   */
+  #opened(f: Flow, held: Uint8Array | null, header: boolean): void {
+    const nl = this.#bound.get(f.listener);
+    // The listener's socket went while the flow awaited its backend: nothing can reply to its client.
+    if (nl === undefined || nl.closed) return void this.#core.close(f, "aborted");
+    const now = this.#clock();
+    let name: Uint8Array;
+    const rx = this.#rxB;
+    if (rx !== null) name = rx.u8.slice(this.#rxName, this.#rxName + nl.nameLen);
+    else {
+      name = new Uint8Array(SOCKADDR_MAX);
+      writeSockaddr(name, 0, { ip: f.clientIp, port: f.clientPort, family: nl.family });
+      name = name.subarray(0, nl.nameLen);
     }
+    const nf = this.#open(f, nl, name, now);
+    if (nf !== null && held !== null) this.#io.sendCopy(nf, header ? f.proxyHeader : null, held, now);
   }
 
   #closeFlow(nf: NativeFlow): void {
@@ -338,14 +308,11 @@ export class NativeUdp implements UdpPath {
         if (nl != null && !nl.closed) this.#onListener(nl);
       } else if (tag !== WAKE_TAG) {
         const nf = this.#byFd[tag];
-        if (nf !== undefined) this.#onUpstream(nf);
+        if (nf !== undefined) this.#rx.onUpstream(nf);
       }
     }
-    this.#flushReplies();
-    if (this.#opened || this.#core.hasEvents) {
-      this.#opened = false;
-      this.#pump();
-    }
+    this.#rx.flush();
+    if (this.#core.hasEvents) this.#events.drain();
   }
 
   #failed(error: unknown): void {
@@ -371,10 +338,7 @@ export class NativeUdp implements UdpPath {
       const now = this.#clock();
       for (let i = 0; i < n; i++) this.#fromClient(nl, b, i, now);
       this.#flushUp(now);
-      if (this.#opened || this.#core.hasEvents) {
-        this.#opened = false;
-        this.#pump();
-      }
+      if (this.#core.hasEvents) this.#events.drain();
       if (nl.closed || n < b.count) return;
     }
   }
@@ -385,7 +349,7 @@ export class NativeUdp implements UdpPath {
 
   /** A bigger max_datagram_size after a reload: new buffers (the old are freed between rounds). */
   #resize(nl: NativeListener): void {
-    this.#flushReplies();
+    this.#rx.flush();
     const old = nl.b;
     nl.b = new Batches(this.#libc, nl.listener.config.maxDatagramSize, nl.family);
     nl.lastRx = 0;
@@ -410,16 +374,14 @@ export class NativeUdp implements UdpPath {
     }
     const f = this.#core.fromClient(nl.listener, ip, port, b.rxView(i, len), now);
     if (typeof f === "number" || f.state === FlowState.AwaitingBackend) return;
-    let nf = f.handle as NativeFlow | null;
-    if (nf === null) {
-      nf = this.#open(f, nl, u8.slice(name, name + nl.nameLen), now);
-      if (nf === null) return;
-    }
+    if (this.#core.hasEvents) this.#admitted(b, name);
+    const nf = f.handle as NativeFlow | null;
+    if (nf === null) return; // its upstream could not open: the flow was aborted
     if (pkt >= 0) nf.pkt = replyPktinfo(u8, b.dv, pkt, nf.pkt);
     if (f.headerDue) {
       this.#flushUp(now);
       b.setUpHeader(i, f.proxyHeader as Uint8Array, len);
-      this.#sendUp(nf, b.upMm2, i, 1, now);
+      this.#up.send(nf, b.upMm2, i, 1, now);
     } else if (this.#runFlow === nf && this.#runEnd === i && this.#runB === b) {
       b.setUpLen(i, len);
       this.#runEnd++;
@@ -433,56 +395,23 @@ export class NativeUdp implements UdpPath {
     }
   }
 
-  /** Sends the pending run of one flow's datagrams: one GSO sendmsg when it can, else sendmmsg. */
+  /** Drains the events of the datagram at `name` in `b` now: a new flow's `open` comes before its datagram. */
+  #admitted(b: Batches, name: number): void {
+    this.#rxB = b;
+    this.#rxName = name;
+    try {
+      this.#events.drain();
+    } finally {
+      this.#rxB = null;
+    }
+  }
+
+  /** Sends the pending run of one flow's datagrams (shell/datapath/native/upstream_tx.ts). */
   #flushUp(now: number): void {
     const nf = this.#runFlow;
     if (nf === null) return;
     this.#runFlow = null;
-    const b = this.#runB as Batches;
-    let start = this.#runStart;
-    let count = this.#runEnd - start;
-    const seg = count > 1 && nf.nl.gso && !nf.noGso ? b.upSegment(start, count) : 0;
-    if (seg > 0) {
-      if (this.#libc.sendmsg(nf.fd, b.upGsoMsg(start, count, seg), 0) >= 0) {
-        this.gsoSaved.up += count - 1;
-        return;
-      }
-      const e = this.#libc.errno();
-      if (e === Errno.ECONNREFUSED) {
-        // As a plain send would: the refusal costs the first datagram; the rest go on.
-        this.errors.add("send", e);
-        this.#core.sendFailed(nf.flow, true, true, now);
-        start++;
-        count--;
-      } else if (e === Errno.EAGAIN || e === Errno.ENOBUFS) {
-        this.errors.add("send", e);
-        for (let k = 0; k < count; k++) this.#core.sendFailed(nf.flow, true, false, now);
-        return;
-      } else {
-        this.errors.add("send(gso)", e);
-        nf.noGso = true;
-      }
-    }
-    this.#sendUp(nf, b.upMm, start, count, now);
-  }
-
-  /** Sends `count` prepared up mmsghdrs from `refs[start]` on the flow's socket; counts every failure. */
-  #sendUp(nf: NativeFlow, refs: readonly Ptr[], start: number, count: number, now: number): void {
-    const libc = this.#libc;
-    let off = 0;
-    while (off < count) {
-      const k = count - off === 1
-        ? (libc.sendmsg(nf.fd, refs[start + off], 0) >= 0 ? 1 : -1)
-        : libc.sendmmsg(nf.fd, refs[start + off], count - off, 0);
-      if (k > 0) {
-        off += k;
-        continue;
-      }
-      const e = libc.errno();
-      this.errors.add("send", e);
-      this.#core.sendFailed(nf.flow, true, e === Errno.ECONNREFUSED, now);
-      off++; // that datagram is lost; the next may go (a refusal is reported once)
-    }
+    this.#up.sendRun(nf, this.#runB as Batches, this.#runStart, this.#runEnd - this.#runStart, now);
   }
 
   #open(f: Flow, nl: NativeListener, name: Uint8Array, now: number): NativeFlow | null {
@@ -498,7 +427,6 @@ export class NativeUdp implements UdpPath {
     this.#byFd[fd] = nf;
     f.handle = nf;
     this.upstreams++;
-    this.#opened = true;
     return nf;
   }
 
@@ -506,113 +434,7 @@ export class NativeUdp implements UdpPath {
   #openFailed(f: Flow, call: string, errno: number, now: number): null {
     this.errors.add(call, errno);
     this.#hooks.upstreamFailed?.(f, new NativeError(call, errno));
-    this.#core.sendFailed(f, true, false, now);
-    this.#core.close(f, "aborted");
+    this.#core.upstreamFailed(f, now);
     return null;
-  }
-
-  // ---- backend → client ----------------------------------------------------------------------------------
-
-  #onUpstream(nf: NativeFlow): void {
-    const nl = nf.nl;
-    if (nl.closed || nf.closed) return this.#io.drainOrphan(nf, this.#ours, this.#pumpNow);
-    const core = this.#core;
-    const libc = this.#libc;
-    const flow = nf.flow;
-    const max = nl.listener.config.maxDatagramSize;
-    for (let round = 0; round < ROUNDS && !nf.closed && !nl.closed; round++) {
-      const b = nl.b;
-      if (b.txCount === b.count) this.#tx.flush(nl);
-      const start = b.txCount;
-      const room = b.count - start;
-      const n = libc.recvmmsg(nf.fd, b.urxMm[start], room, MSG_DONTWAIT | MSG_TRUNC);
-      if (n <= 0) {
-        if (n === 0) return;
-        const e = libc.errno();
-        this.#recvError("recv", e);
-        if (e !== Errno.ECONNREFUSED) return;
-        // The backend's port was unreachable (ICMP): counted against it, as the runtime path does; queued
-        // replies may still follow, so read on.
-        core.sendFailed(flow, true, true, this.#clock());
-        if (core.hasEvents) this.#pump();
-        continue;
-      }
-      const now = this.#clock();
-      const dv = b.dv;
-      let at = start;
-      for (let j = 0; j < n; j++) {
-        const slot = start + j;
-        const len = dv.getUint32(b.r.urxMm + slot * MMSGHDR.size + MMSGHDR.len, true);
-        if (len > max) {
-          core.replyTruncated(flow);
-          continue;
-        }
-        // The reply sits in tx slot `slot` (recvmmsg wrote it there): the core reads it in place.
-        if (!core.fromBackend(flow, len, now, b.u8, b.r.txData + slot * b.slot)) continue;
-        if (at !== slot) {
-          const from = b.r.txData + slot * b.slot;
-          b.u8.copyWithin(b.r.txData + at * b.slot, from, from + len);
-        }
-        this.#queueReply(nl, b, at, nf, len);
-        at++;
-        // Replies read after the one that closed the flow reach `fromBackend` above: counted as late.
-      }
-      b.txCount = at;
-      if (at > start && !nl.dirty) {
-        nl.dirty = true;
-        this.#dirty.push(nl);
-      }
-      if (core.hasEvents) this.#pump();
-      if (n < room) return;
-    }
-  }
-
-  #queueReply(nl: NativeListener, b: Batches, at: number, nf: NativeFlow, len: number): void {
-    const r = b.r;
-    b.dv.setUint32(r.txIov + at * IOVEC.size + IOVEC.len, len, true);
-    b.txLen[at] = len;
-    b.u8.set(nf.name, r.txName + at * SOCKADDR_MAX);
-    const pkt = nl.info.pktinfo ? nf.pkt : null;
-    if (pkt !== null) b.u8.set(pkt, r.txCtl + at * SEND_CONTROL);
-    b.txPktLen[at] = pkt === null ? 0 : pkt.byteLength;
-    b.txFlow[at] = nf.flow;
-  }
-
-  #flushReplies(): void {
-    const dirty = this.#dirty;
-    for (let i = 0; i < dirty.length; i++) {
-      const nl = dirty[i];
-      nl.dirty = false;
-      this.#tx.flush(nl);
-    }
-    dirty.length = 0;
-  }
-
-  // ---- external resolution -------------------------------------------------------------------------------
-
-  #resolve(flow: Flow): void {
-    const done = (address: SocketAddress | null) => {
-      if (this.#stopped) return;
-      const core = this.#core;
-      const now = this.#clock();
-      const f = core.resolved(flow, address, now);
-      if (f !== null) {
-        const nl = this.#bound.get(f.listener);
-        const pending = core.takePending(f);
-        if (nl !== undefined && !nl.closed) {
-          const name = new Uint8Array(SOCKADDR_MAX);
-          writeSockaddr(name, 0, { ip: f.clientIp, port: f.clientPort, family: nl.family });
-          const nf = this.#open(f, nl, name.subarray(0, nl.nameLen), now);
-          if (nf !== null && pending !== null) {
-            this.#io.sendCopy(nf, f.headerDue ? f.proxyHeader : null, pending, now);
-          }
-        } else core.close(f, "aborted");
-      }
-      this.#opened = false;
-      this.#pump();
-    };
-    const resolver = this.#resolver;
-    if (resolver === null) return done(null);
-    resolver(flow).then(done, () => done(null));
   }
 }

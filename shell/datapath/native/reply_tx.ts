@@ -9,7 +9,7 @@
 
 import type { Flow } from "../../../core/flow.ts";
 import type { RelayCore } from "../../../core/relay_core.ts";
-import type { Clock } from "../udp_relay.ts";
+import type { Clock } from "../../relay/core_loop.ts";
 import { Errno, type ErrnoCounts } from "./errno.ts";
 import type { Libc } from "./ffi.ts";
 import type { NativeFlow, NativeListener } from "./native_records.ts";
@@ -69,7 +69,7 @@ export class ReplyTx {
         for (let i = b.msgFirst[off], end = i + slots; i < end; i++) {
           if (libc.sendmsg(nl.info.fd, b.oneReply(i, nl.nameLen), 0) >= 0) continue;
           this.#errors.add("sendmmsg", libc.errno());
-          this.#core.sendFailed(b.txFlow[i] as Flow, false, false, this.#clock());
+          this.#core.sendFailed(b.txFlow[i] as Flow, "to_client", "error", this.#clock());
         }
         off++;
         continue;
@@ -80,7 +80,7 @@ export class ReplyTx {
       const last = e === Errno.EAGAIN || e === Errno.ENOBUFS || e === Errno.EBADF ? m : off + 1;
       for (; off < last; off++) {
         for (let i = b.msgFirst[off], end = i + b.msgSlots[off]; i < end; i++) {
-          this.#core.sendFailed(b.txFlow[i] as Flow, false, false, now);
+          this.#core.sendFailed(b.txFlow[i] as Flow, "to_client", "error", now);
         }
       }
     }

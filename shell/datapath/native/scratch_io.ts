@@ -8,7 +8,7 @@
  */
 
 import type { RelayCore } from "../../../core/relay_core.ts";
-import type { Clock } from "../udp_relay.ts";
+import type { Clock } from "../../relay/core_loop.ts";
 import { HEADER_ROOM } from "./batches.ts";
 import { Errno, type ErrnoCounts } from "./errno.ts";
 import type { Libc, Memory, Ptr } from "./ffi.ts";
@@ -60,13 +60,13 @@ export class ScratchIo {
    * Replies of a closed flow (its socket in the late-reply window: counted `late` by the core) or of a flow
    * whose listener was unbound (counted as the runtime path counts a send on a closed listener socket).
    * Read either way, so the socket does not stay readable; `ours` says the socket is still the driver's
-   * and `pump` is the driver's.
+   * and `drain` drains the core's events (shell/relay/core_loop.ts).
    */
-  drainOrphan(nf: NativeFlow, ours: (nf: NativeFlow) => boolean, pump: () => void): void {
+  drainOrphan(nf: NativeFlow, ours: (nf: NativeFlow) => boolean, drain: () => void): void {
     const libc = this.#libc;
     const mem = this.#mem;
     writeIovec(mem.dv, S_IOV, mem.addr + S_DATA, 65_536);
-    // While the socket is ours (a pump below may close the flow, which keeps the socket a while).
+    // While the socket is ours (a drain below may close the flow, which keeps the socket a while).
     for (let k = 0; k < 64 && ours(nf); k++) {
       const n = libc.recvmmsg(nf.fd, this.#mm, 1, MSG_DONTWAIT | MSG_TRUNC);
       if (n <= 0) {
@@ -76,8 +76,10 @@ export class ScratchIo {
       const len = mem.dv.getUint32(S_MM + MMSGHDR.len, true);
       const now = this.#clock();
       if (len > nf.nl.listener.config.maxDatagramSize && !nf.closed) this.#core.replyTruncated(nf.flow);
-      else if (this.#core.fromBackend(nf.flow, len, now)) this.#core.sendFailed(nf.flow, false, false, now);
-      if (this.#core.hasEvents) pump();
+      else if (this.#core.fromBackend(nf.flow, len, now)) {
+        this.#core.sendFailed(nf.flow, "to_client", "error", now);
+      }
+      if (this.#core.hasEvents) drain();
     }
   }
 
@@ -91,7 +93,7 @@ export class ScratchIo {
     if (this.#libc.sendmsg(nf.fd, this.#mm, 0) < 0) {
       const e = this.#libc.errno();
       this.#errors.add("send", e);
-      this.#core.sendFailed(nf.flow, true, e === Errno.ECONNREFUSED, now);
+      this.#core.sendFailed(nf.flow, "to_backend", e === Errno.ECONNREFUSED ? "refused" : "error", now);
     }
   }
 }
