@@ -228,7 +228,7 @@ export const SCHEMAS: Record<string, unknown> = {
   }, ["error", "errors"]),
   Applied: obj(
     {
-      configHash: { type: "string", description: "SHA-256 of the running config as TOML." },
+      configHash: { type: "string", description: "SHA-256 of the running config as written back to a file." },
       persisted: { type: "boolean", description: "True when the config file was rewritten (?persist=true)." },
     },
     ["configHash", "persisted"],

@@ -50,15 +50,23 @@ export class Cluster {
     const old = new Map<string, Backend>();
     for (const b of this.backends) old.set(b.key, b);
     const next: Backend[] = [];
+    // Whether the candidates changed (set, order, a weight or a state): only then do balancers rebuild, so a
+    // whole-config reload that leaves a cluster's backends alone keeps its maglev table.
+    let changed = config.backends.length !== this.backends.length;
     for (const bc of config.backends) {
       const probe = new Backend(bc.address, bc.weight, bc.state);
       const kept = old.get(probe.key) ?? shared?.get(probe.key);
       if (kept) {
+        if (kept.weight !== bc.weight) changed = true;
         kept.weight = bc.weight;
         kept.adminState = bc.state;
-        kept.refresh();
+        if (kept.refresh()) changed = true;
         next.push(kept);
-      } else next.push(probe);
+      } else {
+        changed = true;
+        next.push(probe);
+      }
+      if (this.backends[next.length - 1] !== next[next.length - 1]) changed = true;
     }
     const prev = this.config;
     this.config = config;
@@ -67,6 +75,7 @@ export class Cluster {
       this.#balancer === null || prev.balancer !== config.balancer || prev.hashSeed !== config.hashSeed ||
       prev.maglevTableSize !== config.maglevTableSize || prev.external?.fallback !== config.external?.fallback
     ) {
+      changed = true;
       // An external cluster's own backends serve only as the fallback when its resolver has no answer.
       const kind = config.balancer === "external" ? (config.external?.fallback ?? "drop") : config.balancer;
       this.#balancer = kind === "drop" ? null : createBalancer(kind, {
@@ -74,7 +83,15 @@ export class Cluster {
         maglevTableSize: config.maglevTableSize,
       });
     }
-    this.#version++;
+    if (changed) this.#version++;
+  }
+
+  /**
+   * The candidates' version: it moves when the backend set, an order, a weight or a usable state changes,
+   * and a balancer rebuilds its tables (a maglev table) on the next pick after it moved.
+   */
+  get version(): number {
+    return this.#version;
   }
 
   /** Finds a configured backend by its "ip:port" key. */

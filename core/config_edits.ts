@@ -219,20 +219,40 @@ export function removeCluster(config: FerryConfig, name: string): FerryConfig {
   return replaceConfig(raw, "cluster not removed");
 }
 
+/**
+ * Edits cluster `name`'s file-shaped table and validates that cluster alone, with the sections its rules
+ * read ([redis] for balancer = "redis"), then puts the result in its place: every other cluster and
+ * listener stays the very object it was. A cluster's rules read only its own keys, so the result is the one
+ * validating the whole config would give (tests/backend_change.test.ts checks that), at the cost of one
+ * cluster instead of every cluster: a backend change on a big config stays small.
+ */
+function editCluster(
+  config: FerryConfig,
+  name: string,
+  what: string,
+  edit: (cl: Table) => void,
+): FerryConfig {
+  const one = config.clusters.find((c) => c.name === name);
+  if (one === undefined) throw new EditError("not_found", `no cluster named ${JSON.stringify(name)}`);
+  const raw = toRaw({ ...config, listeners: [], clusters: [one] });
+  edit(clusterOf(raw, name));
+  const cluster = replaceConfig(raw, what).clusters[0];
+  return { ...config, clusters: config.clusters.map((c) => c === one ? cluster : c) };
+}
+
 /** Adds a backend `{ address, weight?, state? }` to a cluster; 409 if it is already there. */
 export function addBackend(config: FerryConfig, cluster: string, body: unknown): FerryConfig {
-  const raw = toRaw(config);
-  const cl = clusterOf(raw, cluster);
-  const backend = needTable(body, "a backend: address, weight, state");
-  const backends = backendsOf(cl);
-  const key = canonical(own(backend, "address"));
-  const path = `clusters.${cluster}.backends[${backends.length}].address`;
-  if (key !== undefined && backends.some((b) => canonical(own(b, "address")) === key)) {
-    const message = `cluster "${cluster}" already has backend ${key}`;
-    throw new EditError("conflict", message, [{ path, message }]);
-  }
-  cl.backends = [...backends, backend];
-  return replaceConfig(raw, "backend not added");
+  return editCluster(config, cluster, "backend not added", (cl) => {
+    const backend = needTable(body, "a backend: address, weight, state");
+    const backends = backendsOf(cl);
+    const key = canonical(own(backend, "address"));
+    const path = `clusters.${cluster}.backends[${backends.length}].address`;
+    if (key !== undefined && backends.some((b) => canonical(own(b, "address")) === key)) {
+      const message = `cluster "${cluster}" already has backend ${key}`;
+      throw new EditError("conflict", message, [{ path, message }]);
+    }
+    cl.backends = [...backends, backend];
+  });
 }
 
 /** Merge-patches a backend's weight and state; its address cannot change. */
@@ -242,28 +262,26 @@ export function patchBackend(
   address: string,
   patch: unknown,
 ): FerryConfig {
-  const raw = toRaw(config);
-  const cl = clusterOf(raw, cluster);
-  const backends = backendsOf(cl);
-  const j = backendIndex(backends, cluster, address);
-  const p = needTable(patch, "backend keys to change: weight, state");
-  const newAddress = own(p, "address");
-  if (newAddress !== undefined && canonical(newAddress) !== canonical(address)) {
-    const message = "a backend's address cannot change; add the new backend and delete this one";
-    throw new EditError("invalid", message, [{
-      path: `clusters.${cluster}.backends[${j}].address`,
-      message,
-    }]);
-  }
-  backends[j] = mergePatch(backends[j], p) as Table;
-  return replaceConfig(raw, "backend not changed");
+  return editCluster(config, cluster, "backend not changed", (cl) => {
+    const backends = backendsOf(cl);
+    const j = backendIndex(backends, cluster, address);
+    const p = needTable(patch, "backend keys to change: weight, state");
+    const newAddress = own(p, "address");
+    if (newAddress !== undefined && canonical(newAddress) !== canonical(address)) {
+      const message = "a backend's address cannot change; add the new backend and delete this one";
+      throw new EditError("invalid", message, [{
+        path: `clusters.${cluster}.backends[${j}].address`,
+        message,
+      }]);
+    }
+    backends[j] = mergePatch(backends[j], p) as Table;
+  });
 }
 
 /** Removes a backend from a cluster; flows pinned to it end as the relay's rules say. */
 export function removeBackend(config: FerryConfig, cluster: string, address: string): FerryConfig {
-  const raw = toRaw(config);
-  const cl = clusterOf(raw, cluster);
-  const backends = backendsOf(cl);
-  backends.splice(backendIndex(backends, cluster, address), 1);
-  return replaceConfig(raw, "backend not removed");
+  return editCluster(config, cluster, "backend not removed", (cl) => {
+    const backends = backendsOf(cl);
+    backends.splice(backendIndex(backends, cluster, address), 1);
+  });
 }

@@ -12,6 +12,9 @@ import type { CoreEvent } from "./core_events.ts";
 import type { HealthChange } from "./health.ts";
 import type { CloseReason } from "./reasons.ts";
 
+/** Where a core that does not own its health state sends a passive failure of backend `key`. */
+export type PassiveReport = (cluster: string, key: string, error: string) => void;
+
 /** Health verdicts for the clusters of one core. */
 export class CoreHealth {
   /** The earliest end of any passive health window: admission checks it with one comparison. */
@@ -19,16 +22,41 @@ export class CoreHealth {
   readonly #clusters: ReadonlyMap<string, Cluster>;
   readonly #push: (event: CoreEvent) => void;
   readonly #closeBackendFlows: (key: string, cluster: string, reason: CloseReason) => number;
+  readonly #report: PassiveReport | undefined;
 
-  /** Verdicts over `clusters` (the core's live map), reporting with `push` and closing with `closeBackendFlows`. */
+  /**
+   * Verdicts over `clusters` (the core's live map), reporting with `push` and closing with
+   * `closeBackendFlows`. With `report`, passive failures go there instead of being judged here: another
+   * owner decides (core/health_ledger.ts) and its verdicts come back through `adopt`.
+   */
   constructor(
     clusters: ReadonlyMap<string, Cluster>,
     push: (event: CoreEvent) => void,
     closeBackendFlows: (key: string, cluster: string, reason: CloseReason) => number,
+    report?: PassiveReport,
   ) {
     this.#clusters = clusters;
     this.#push = push;
     this.#closeBackendFlows = closeBackendFlows;
+    this.#report = report;
+  }
+
+  /**
+   * The owner of the health state decided backend `key` of `cluster` is now `status` (a transition it
+   * logged itself, so no "health" event here): balancing follows, and a cluster that closes a down
+   * backend's flows closes this core's.
+   */
+  adopt(cluster: string, key: string, status: "up" | "down", now: number): void {
+    const c = this.#clusters.get(cluster);
+    const b = c?.backend(key);
+    if (c === undefined || b === undefined || b.health.status === status) return;
+    b.health.status = status;
+    b.health.changedAt = now;
+    b.health.transitions++;
+    c.refreshed(b);
+    if (status === "down" && c.config.health.closeFlowsOnDown) {
+      this.#closeBackendFlows(key, cluster, "aborted");
+    }
   }
 
   /** An active probe of backend `key` in `cluster` finished: `error` is null on success. */
@@ -55,6 +83,10 @@ export class CoreHealth {
     const c = this.#clusters.get(clusterName);
     // Only a configured backend has a health record that balancing reads.
     if (c === undefined || !c.backends.includes(b)) return;
+    if (this.#report !== undefined) {
+      b.health.lastError = error;
+      return this.#report(clusterName, b.key, error);
+    }
     this.#changed(c, b, b.health.passive(error, now, c.config.health), now);
     if (b.health.passiveUntil >= 0 && b.health.passiveUntil < this.expiry) {
       this.expiry = b.health.passiveUntil;

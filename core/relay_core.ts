@@ -26,6 +26,7 @@ import type { Cluster } from "./cluster.ts";
 import { FD_PER_FLOW } from "./fd_budget.ts";
 import { type IpFamily, readIp } from "./ip_words.ts";
 import { CoreHealth } from "./core_health.ts";
+import { DEFAULT_AUTO_MAX_FLOWS, type RelayCoreOptions } from "./core_options.ts";
 import { externalBackend } from "./external_resolution.ts";
 import { admitConnection, endConnectionIn, type TcpAdmissionHost } from "./tcp_admission.ts";
 import { NamedTables } from "./named_tables.ts";
@@ -53,27 +54,13 @@ import type { Direction, SendFailure } from "./send_failure.ts";
 export { type CoreEvent, eventListener } from "./core_events.ts";
 /** The affinity hash, declared in core/affinity.ts; re-exported for existing importers. */
 export { affinityHash } from "./affinity.ts";
+/** The options a shell passes in, declared in core/core_options.ts. */
+export { DEFAULT_AUTO_MAX_FLOWS, type RelayCoreOptions } from "./core_options.ts";
 /** The send-failure words, declared in core/send_failure.ts; re-exported for the shells. */
 export type { Direction, SendFailure } from "./send_failure.ts";
 
-/** Options a shell passes in. */
-export interface RelayCoreOptions {
-  /** Seed of the core's random choices (random and power_of_two balancers). */
-  readonly seed: number;
-  /** The flow limit of listeners whose max_flows is 0, e.g. derived from the file descriptor limit. */
-  readonly autoMaxFlows?: number;
-  /**
-   * Descriptors this core's flows (1 each) and TCP connections (2 each) may hold together, across its
-   * listeners (core/fd_budget.ts); unset = unbounded.
-   */
-  readonly descriptorBudget?: number;
-}
-
 /** Where a flow's count of expected replies stops growing (a flow that far ahead ends by its idle deadline). */
 const MAX_OUTSTANDING = 2 ** 52;
-
-/** The default flow limit for max_flows = 0 when the shell gives none. */
-export const DEFAULT_AUTO_MAX_FLOWS = 10_000;
 
 /** A relay core: UDP flows and TCP connections of one set of listeners and clusters. */
 export class RelayCore extends NamedTables {
@@ -92,11 +79,7 @@ export class RelayCore extends NamedTables {
   };
   #draining = false;
   /** Health verdicts: probes, passive failures and the windows' expiry (core/core_health.ts). */
-  readonly #health = new CoreHealth(
-    this.clusterMap,
-    (e) => this.#events.push(e),
-    (key, cluster, reason) => this.closeBackendFlows(key, cluster, reason),
-  );
+  readonly #health: CoreHealth;
   /** Edge protection shared by every listener: bans, top talkers, automatic bans not yet shared. */
   readonly protection: ProtectionState = {
     bans: new BanTable(),
@@ -105,12 +88,7 @@ export class RelayCore extends NamedTables {
     autoBanCount: 0,
   };
   /** Live flows, their deadlines and their teardown (core/flow_lifecycle.ts). */
-  readonly #life = new FlowLifecycle(
-    this.#events,
-    this.#health,
-    this.protection,
-    (l) => this.forgetListener(l),
-  );
+  readonly #life: FlowLifecycle;
   /** New flows (core/admission.ts). */
   readonly #admission: Admission;
   /** The view TCP admission (core/tcp_admission.ts) has of this core. */
@@ -119,6 +97,18 @@ export class RelayCore extends NamedTables {
   /** A core running `config`. */
   constructor(config: FerryConfig, options: RelayCoreOptions) {
     super();
+    this.#health = new CoreHealth(
+      this.clusterMap,
+      (e) => this.#events.push(e),
+      (key, cluster, reason) => this.closeBackendFlows(key, cluster, reason),
+      options.reportPassive,
+    );
+    this.#life = new FlowLifecycle(
+      this.#events,
+      this.#health,
+      this.protection,
+      (l) => this.forgetListener(l),
+    );
     const autoMaxFlows = options.autoMaxFlows ?? DEFAULT_AUTO_MAX_FLOWS;
     const state = {
       protection: this.protection,
@@ -361,6 +351,14 @@ export class RelayCore extends NamedTables {
    */
   probeResult(cluster: string, key: string, error: string | null, now: number): void {
     this.#health.probeResult(cluster, key, error, now);
+  }
+
+  /**
+   * Another owner of the health state (see {@link RelayCoreOptions.reportPassive}) decided backend `key`
+   * of `cluster` is now `status`: balancing follows at once; no "health" event (the owner logged it).
+   */
+  adoptHealth(cluster: string, key: string, status: "up" | "down", now: number): void {
+    this.#health.adopt(cluster, key, status, now);
   }
 
   /** Ends passive health windows that are over. Admission does it by itself; the shell may call it on a timer. */

@@ -16,6 +16,7 @@ import { isUdpListener, type Listener, type TcpListener } from "../../core/liste
 import { type ShellFiguresFor, snapshotCounters } from "../../core/counter_snapshot.ts";
 import { snapshotBackendCounters } from "../../core/backend_counters.ts";
 import type { FerryConfig } from "../../core/types.ts";
+import type { BackendDelta } from "../../core/backend_delta.ts";
 import type {
   ClusterMetrics,
   FlowFilter,
@@ -30,6 +31,7 @@ import type {
 import type { Relay } from "./relay.ts";
 import type { ChangeTarget } from "./changes.ts";
 import { backendQualityInfo, flowSequence } from "./quality_view.ts";
+import { backendHealthInfo } from "./health_view.ts";
 import type { ProtectionControl } from "../../core/protection_api.ts";
 import { coreProtection } from "./protection_control.ts";
 
@@ -69,7 +71,8 @@ export class RelayControl implements ChangeTarget {
   readonly #relay: Relay;
   readonly #opts: RelayControlOptions;
   readonly #startedAt: number;
-  #hash: string;
+  /** The running config's hash, worked out when status asks (a TOML rendering of the whole config). */
+  #hash: string | null = null;
   /** Bans and top talkers of this relay's core. */
   readonly protection: ProtectionControl;
 
@@ -79,7 +82,6 @@ export class RelayControl implements ChangeTarget {
     this.#opts = options;
     this.protection = coreProtection(() => relay.core, { clock: relay.platform.clock, wall: options.now });
     this.#startedAt = options.now();
-    this.#hash = configHash(relay.config);
   }
 
   status(): StatusInfo {
@@ -92,7 +94,7 @@ export class RelayControl implements ChangeTarget {
       startedAt: new Date(this.#startedAt).toISOString(),
       uptimeSeconds: Math.round(uptime * 1000) / 1000,
       workers: 1,
-      configHash: this.#hash,
+      configHash: this.#hash ??= configHash(relay.config),
       configPath: this.#opts.configPath,
       draining: relay.core.draining,
       listeners: [...relay.core.listeners()].map((l) => {
@@ -127,7 +129,13 @@ export class RelayControl implements ChangeTarget {
 
   async apply(config: FerryConfig): Promise<void> {
     await this.#relay.apply(config);
-    this.#hash = configHash(config);
+    this.#hash = null;
+  }
+
+  applyBackends(deltas: readonly BackendDelta[]): Promise<void> {
+    this.#relay.applyBackends(deltas);
+    this.#hash = null;
+    return Promise.resolve();
   }
 
   drain(listener?: string): void {
@@ -146,7 +154,6 @@ export class RelayControl implements ChangeTarget {
     // Health times are on the relay's monotonic clock: shown as wall-clock ISO times.
     const mono = this.#relay.platform.clock();
     const wall = this.#opts.now();
-    const wallTime = (t: number) => new Date(wall - (mono - t)).toISOString();
     const configured = new Map(this.#relay.config.clusters.map((c) => [c.name, c]));
     const clusters: ClusterMetrics[] = [...core.clusters()].map((cl) => {
       const states = new Map(
@@ -165,16 +172,7 @@ export class RelayControl implements ChangeTarget {
           configuredState: states.get(b.key) ?? b.state,
           ...snapshotBackendCounters(b.counters, b.flows),
           quality: backendQualityInfo(b.quality, mono),
-          health: {
-            status: b.health.status,
-            probed: cl.config.health.mode !== "off",
-            since: wallTime(b.health.changedAt),
-            lastError: b.health.lastError,
-            okStreak: b.health.okStreak,
-            failStreak: b.health.failStreak,
-            passiveUntil: b.health.passiveUntil < 0 ? null : wallTime(b.health.passiveUntil),
-            transitions: b.health.transitions,
-          },
+          health: backendHealthInfo(b.health, cl.config.health.mode !== "off", mono, wall),
         })),
       };
     });

@@ -13,6 +13,7 @@
 import type { ProtectionControl } from "../../core/protection_api.ts";
 import type { ConfigError } from "../../core/config.ts";
 import { configDiff, describeChanges } from "../../core/config_diff.ts";
+import { type BackendDelta, backendDelta } from "../../core/backend_delta.ts";
 import { toRaw } from "../../core/config_raw.ts";
 import type {
   ApplyResult,
@@ -53,6 +54,11 @@ export type ChangeTarget =
   & {
     /** Applies `config` everywhere, all or nothing; throws to refuse (the previous config keeps running). */
     apply(config: FerryConfig): Promise<void>;
+    /**
+     * Applies a change of backends only (core/backend_delta.ts) everywhere, all or nothing, as `apply` of
+     * the config it leads to would: the queue's way of delivering such a change small. Absent: `apply`.
+     */
+    applyBackends?(deltas: readonly BackendDelta[]): Promise<void>;
     /** Why `config` cannot be applied here, before trying (e.g. a listener workers cannot share). */
     refusals?(config: FerryConfig): Promise<ConfigError[]>;
   };
@@ -78,10 +84,20 @@ function failed(failure: "refused" | "stale" | "not_saved", message: string): Ch
   return { ok: false, failure, errors: [{ path: "", message }] };
 }
 
-/** The serialised Control over a relay or a worker pool. */
+/**
+ * `config` cut down to the clusters a change of backends named (the rest is the same on both sides), so
+ * the change's log line is worked out on those alone; the whole config when it was not such a change.
+ */
+function only(config: FerryConfig, deltas: readonly BackendDelta[] | null): FerryConfig {
+  if (deltas === null) return config;
+  const named = new Set(deltas.map((d) => d.cluster));
+  return { ...config, clusters: config.clusters.filter((c) => named.has(c.name)) };
+}
+
 /** One turn of the event loop (setImmediate: after pending I/O, as the data path yields). */
 const yieldTurn = () => new Promise<void>((r) => setImmediate(r));
 
+/** The serialised Control over a relay or a worker pool. */
 export class ChangeQueue implements Control {
   readonly #target: ChangeTarget;
   readonly #opts: RelayControlOptions;
@@ -194,10 +210,14 @@ export class ChangeQueue implements Control {
     await yieldTurn();
     const refused = await this.#target.refusals?.(next) ?? [];
     if (refused.length > 0) return { ok: false, errors: refused, failure: "refused" };
+    // A change of backends only: delivered as its edits, and described (for the file and the log) on the
+    // clusters it names alone.
+    const deltas = this.#target.applyBackends === undefined ? null : backendDelta(prev, next);
     let pending: PendingWrite | null = null;
     if (persist) {
       try {
-        pending = await prepareWrite(path!, persistedText(await readConfigFile(path!), prev, next));
+        const text = persistedText(await readConfigFile(path!), only(prev, deltas), only(next, deltas));
+        pending = await prepareWrite(path!, text);
       } catch (e) {
         return failed("not_saved", `could not write ${path}: ${reason(e)}; nothing was changed`);
       }
@@ -212,7 +232,7 @@ export class ChangeQueue implements Control {
         const h = await hook(prev, next);
         if (h !== null) hooks.push(h);
       }
-      await this.#target.apply(next);
+      await this.#deliver(next, deltas);
     } catch (e) {
       await undo();
       return failed("refused", `could not apply: ${reason(e)}`);
@@ -232,7 +252,7 @@ export class ChangeQueue implements Control {
     // The rest is bookkeeping (a large config's diff takes ~90 ms, the hook ~50 ms): the event loop, so
     // forwarding, gets a turn between the pieces instead of one long stall.
     await yieldTurn();
-    const lines = describeChanges(configDiff(toRaw(prev), toRaw(next)));
+    const lines = describeChanges(configDiff(toRaw(only(prev, deltas)), toRaw(only(next, deltas))));
     log.info("config changed by {source} ({hash}): {diff}", {
       event: "config_changed",
       source,
@@ -243,6 +263,15 @@ export class ChangeQueue implements Control {
     await yieldTurn();
     this.#opts.onApplied?.(this.#hash, persist, next);
     return { ok: true, config: next, configHash: this.#hash, persisted: persist };
+  }
+
+  /**
+   * Hands the applied change to the target: as its backend edits when that is all it changes (a few
+   * hundred bytes to each worker; only those clusters' balancers rebuild), else as the whole config.
+   */
+  async #deliver(next: FerryConfig, deltas: readonly BackendDelta[] | null): Promise<void> {
+    if (deltas === null) await this.#target.apply(next);
+    else if (deltas.length > 0) await this.#target.applyBackends!(deltas);
   }
 
   status(): Awaitable<StatusInfo> {

@@ -18,7 +18,6 @@ import type { SocketAddress } from "../../core/address.ts";
 import { type HealthSettings, matchesExpect } from "../../core/health.ts";
 import { checkDnsReply, DEFAULT_DNS_PROBE, dnsTcpMessage, encodeDnsQuery } from "../../core/dns_message.ts";
 import { Rng } from "../../core/rng.ts";
-import type { RelayCore } from "../../core/relay_core.ts";
 import type { TcpSockets, TcpStream } from "../datapath/tcp_sockets.ts";
 import { isRefused } from "../datapath/tcp_sockets.ts";
 import type { Clock } from "./core_loop.ts";
@@ -34,9 +33,23 @@ interface Task {
   stopped: boolean;
 }
 
+/**
+ * What the prober probes and whom it tells: a relay's core, or with workers the main thread's one health
+ * state (shell/workers/shared_health.ts), so the backends are probed once whatever the worker count.
+ */
+export interface ProbeTarget {
+  /** The clusters, their health settings and their backends (a RelayCore's Cluster objects fit). */
+  clusters(): Iterable<{
+    readonly config: { readonly name: string; readonly health: HealthSettings };
+    readonly backends: readonly { readonly key: string; readonly address: SocketAddress }[];
+  }>;
+  /** A probe of backend `key` in `cluster` finished at `now`: `error` is null on success. */
+  probeResult(cluster: string, key: string, error: string | null, now: number): void;
+}
+
 /** Runs the probes of every cluster that asks for them. */
 export class HealthProber {
-  readonly #core: RelayCore;
+  readonly #core: ProbeTarget;
   readonly #udp: UdpSockets;
   readonly #tcp: TcpSockets;
   readonly #clock: Clock;
@@ -50,7 +63,7 @@ export class HealthProber {
    * its loop (shell/relay/core_loop.ts): nothing to pump here.
    */
   constructor(
-    core: RelayCore,
+    core: ProbeTarget,
     udp: UdpSockets,
     tcp: TcpSockets,
     clock: Clock,
@@ -65,12 +78,14 @@ export class HealthProber {
 
   /**
    * Makes the tasks match the core's clusters: starts new ones, stops those whose backend, cluster or
-   * settings went away, keeps the rest running on their schedule. Call it after every config change.
+   * settings went away, keeps the rest running on their schedule. Call it after every config change;
+   * `only` limits it to the clusters a change of backends named (the others' tasks are left alone).
    */
-  sync(): void {
+  sync(only?: ReadonlySet<string>): void {
     if (this.#stopped) return;
     const wanted = new Set<string>();
     for (const c of this.#core.clusters()) {
+      if (only !== undefined && !only.has(c.config.name)) continue;
       const s = c.config.health;
       if (s.mode === "off") continue;
       for (const b of c.backends) {
@@ -93,6 +108,7 @@ export class HealthProber {
       }
     }
     for (const [id, task] of this.#tasks) {
+      if (only !== undefined && !only.has(task.cluster)) continue;
       if (!wanted.has(id)) {
         this.#stop(task);
         this.#tasks.delete(id);

@@ -7,12 +7,13 @@
  */
 
 import { formatSocketAddress, type SocketAddress } from "../../core/address.ts";
+import { type BackendDelta, withBackendDeltas } from "../../core/backend_delta.ts";
 import type { Listener } from "../../core/listener.ts";
 import { RelayCore } from "../../core/relay_core.ts";
 import type { Datapath, FerryConfig, ListenerConfig } from "../../core/types.ts";
 import { TcpRelay } from "../datapath/tcp_relay.ts";
 import type { TcpSockets } from "../datapath/tcp_sockets.ts";
-import { HealthProber } from "./health_probes.ts";
+import { HealthProber, type ProbeTarget } from "./health_probes.ts";
 import { UdpRelay, type UdpRelayHooks } from "../datapath/udp_relay.ts";
 import { type Clock, CoreLoop } from "./core_loop.ts";
 import type { UdpSockets } from "../datapath/udp_sockets.ts";
@@ -46,7 +47,15 @@ export interface RelayOptions {
   readonly nativeError?: (error: unknown) => void;
   /** The relay worker this relay is (relay.workers > 1), for its session records. */
   readonly worker?: number;
+  /**
+   * Set on relay workers: the main thread owns backend health (shell/workers/shared_health.ts). This relay
+   * then runs no probes and sends its passive failures here; the verdicts come back to `core.adoptHealth`.
+   */
+  readonly reportPassive?: (cluster: string, backend: string, error: string) => void;
 }
+
+/** What a relay whose health is owned elsewhere probes: nothing. */
+const NO_PROBES: ProbeTarget = { clusters: () => [], probeResult: () => {} };
 
 /** How a UDP listener is served, for logs and the status endpoint. */
 export interface ListenerDatapath extends DatapathChoice {
@@ -85,6 +94,7 @@ export class Relay {
       seed: options.seed,
       autoMaxFlows: options.autoMaxFlows,
       descriptorBudget: options.descriptorBudget,
+      reportPassive: options.reportPassive,
     });
     this.loop = new CoreLoop(this.core, platform.clock, options.hooks);
     this.udp = new UdpRelay(this.loop, platform.udp, options.hooks);
@@ -93,7 +103,13 @@ export class Relay {
     this.records.watch(() => this.core.flows(), () => this.core.connections());
     this.loop.setFlowClosed((flow) => this.records.flowClosed(flow));
     this.tcp.setConnectionEnded((conn, end, header) => this.records.connectionEnded(conn, end, header));
-    this.health = new HealthProber(this.core, platform.udp, platform.tcp, platform.clock, options.seed);
+    this.health = new HealthProber(
+      options.reportPassive === undefined ? this.core : NO_PROBES,
+      platform.udp,
+      platform.tcp,
+      platform.clock,
+      options.seed,
+    );
   }
 
   /** Starts a relay on `config`: binds every listener, or closes what it bound and throws. */
@@ -231,6 +247,18 @@ export class Relay {
     this.#config = next;
     this.records.configure(next.records);
     this.health.sync();
+  }
+
+  /**
+   * Applies a change of backends only (core/backend_delta.ts): the named clusters get their new lists and
+   * only their balancers rebuild; listeners, other clusters and their probes are left as they are.
+   */
+  applyBackends(deltas: readonly BackendDelta[]): void {
+    const next = withBackendDeltas(this.#config, deltas);
+    const changed = new Set(deltas.map((d) => d.cluster));
+    for (const c of next.clusters) if (changed.has(c.name)) this.core.setCluster(c);
+    this.#config = next;
+    this.health.sync(changed);
   }
 
   /**

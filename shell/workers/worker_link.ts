@@ -9,6 +9,7 @@ import type {
   WorkerCalls,
   WorkerInit,
   WorkerMethod,
+  WorkerPassive,
   WorkerReply,
   WorkerRequest,
   WorkerStarted,
@@ -59,16 +60,22 @@ export class WorkerLink {
 
   /**
    * Starts worker `init.index` and resolves once its relay runs; rejects (the worker terminated) when it
-   * cannot load or bind. `onDeath` hears of an uncaught error in the worker after that.
+   * cannot load or bind. `onDeath` hears of an uncaught error in the worker after that; `onPassive` of
+   * each passive failure the worker reports.
    */
-  static start(init: WorkerInit, onDeath: (error: Error) => void): Promise<WorkerLink> {
+  static start(
+    init: WorkerInit,
+    onDeath: (error: Error) => void,
+    onPassive: (report: WorkerPassive) => void = () => {},
+  ): Promise<WorkerLink> {
     const link = new WorkerLink(init.index, new Worker(workerUrl(), { type: "module" }));
     const worker = link.#worker;
     return new Promise((resolve, reject) => {
       let started = false;
       worker.addEventListener("message", (event: MessageEvent) => {
-        const m = event.data as WorkerStarted | WorkerReply;
+        const m = event.data as WorkerStarted | WorkerReply | WorkerPassive;
         if (m.type === "reply") return link.#settle(m);
+        if (m.type === "passive") return onPassive(m);
         started = m.ok;
         if (m.ok) return resolve(link);
         link.terminate();

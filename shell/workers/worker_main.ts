@@ -24,6 +24,7 @@ import type {
   WorkerInit,
   WorkerLogOutput,
   WorkerMethod,
+  WorkerPassive,
   WorkerReply,
   WorkerRequest,
   WorkerStarted,
@@ -31,7 +32,7 @@ import type {
 
 /** The parts of a worker's global scope used here (typed locally: the project compiles as a window). */
 interface WorkerScope {
-  postMessage(message: WorkerStarted | WorkerReply): void;
+  postMessage(message: WorkerStarted | WorkerReply | WorkerPassive): void;
   addEventListener(type: "message", listener: (event: MessageEvent) => void): void;
 }
 
@@ -89,11 +90,27 @@ function handlers(relay: Relay, init: WorkerInit): Handlers {
     memory: memoryUsage,
     redis: () => router?.metrics(),
   });
+  const logger = log.with({ worker: init.index });
   return {
     apply: async (config) => {
       await relay.apply(config);
       configureLogs(config, init.log);
       if (routesThroughRedis(config)) router?.connect();
+      logger.debug("applied a whole config", { event: "worker_applied", delivery: "config" });
+    },
+    applyBackends: (deltas) => {
+      relay.applyBackends(deltas);
+      logger.debug("applied backend edits to {clusters}", {
+        event: "worker_applied",
+        delivery: "backends",
+        clusters: deltas.map((d) => d.cluster).join(", "),
+        edits: deltas.reduce((n, d) => n + d.edits.length, 0),
+      });
+    },
+    adoptHealth: (verdicts) => {
+      const now = relay.platform.clock();
+      // A down verdict may close flows: their events wake the relay's core loop, nothing to pump.
+      for (const v of verdicts) relay.core.adoptHealth(v.cluster, v.backend, v.status, now);
     },
     drain: (listener) => relay.drain(listener),
     undrain: (listener) => control.undrain(listener),
@@ -122,6 +139,9 @@ async function start(init: WorkerInit): Promise<Handlers | null> {
       worker: init.index,
       hooks: relayLogHooks(log.with({ worker: init.index })),
       nativeError: nativeErrorLogger(log.with({ worker: init.index })),
+      // The main thread probes and judges; this worker only tells it what its flows saw.
+      reportPassive: (cluster, backend, error) =>
+        scope.postMessage({ type: "passive", cluster, backend, error }),
     });
     scope.postMessage({ type: "started", ok: true });
     return handlers(relay, init);

@@ -5,6 +5,10 @@
  * every change goes to every worker and is awaited; a config that any worker cannot apply is rolled back
  * on the others, so workers never run different configs.
  *
+ * Backend health is one state on the main thread (shell/workers/shared_health.ts): one prober, passive
+ * failures reported by every worker, each transition logged once and adopted by every worker's core. A
+ * change of backends only reaches the workers as its edits (`applyBackends`), anything else as a config.
+ *
  * Limits such as max_flows hold per worker (each core admits on its own); the automatic limit, which
  * comes from the process's file descriptors, is split between the workers.
  *
@@ -24,7 +28,11 @@ import { configHash, type RelayControlOptions } from "../relay/change_target.ts"
 import type { ChangeTarget } from "../relay/changes.ts";
 import type { Platform } from "../relay/relay.ts";
 import { WorkerLink, type WorkerResult } from "./worker_link.ts";
-import type { WorkerCalls, WorkerLogOutput, WorkerMethod } from "./worker_protocol.ts";
+import type { WorkerCalls, WorkerLogOutput, WorkerMethod, WorkerPassive } from "./worker_protocol.ts";
+import { SharedHealth } from "./shared_health.ts";
+import { type BackendDelta, withBackendDeltas } from "../../core/backend_delta.ts";
+import { relayLogHooks } from "../relay/relay_log.ts";
+import { log } from "../process/logging.ts";
 
 /** Options of a pool. */
 export interface PoolOptions {
@@ -101,16 +109,29 @@ export class WorkerPool implements ChangeTarget {
   readonly #opts: PoolOptions;
   readonly #startedAt: number;
   #config: FerryConfig;
-  #hash: string;
+  /** The running config's hash, worked out when status asks (a TOML rendering of the whole config). */
+  #hash: string | null = null;
   #stopping = false;
+  /** The one health state of every worker's backends. */
+  readonly health: SharedHealth;
 
   private constructor(links: WorkerLink[], config: FerryConfig, platform: Platform, options: PoolOptions) {
     this.#links = links;
     this.#platform = platform;
     this.#opts = options;
     this.#config = config;
-    this.#hash = configHash(config);
     this.#startedAt = options.control.now();
+    const hooks = relayLogHooks(log);
+    this.health = new SharedHealth(config, {
+      platform,
+      seed: options.seed,
+      now: options.control.now,
+      transition: (cluster, backend, change) => hooks.health?.(cluster, backend, change),
+      // A worker that died misses them; the pool reports its death anyway.
+      broadcast: (verdicts) => {
+        for (const l of this.#links) l.call("adoptHealth", verdicts).catch(() => {});
+      },
+    });
   }
 
   /**
@@ -124,6 +145,8 @@ export class WorkerPool implements ChangeTarget {
     const auto = options.autoMaxFlows;
     const fds = options.descriptorBudget;
     let pool: WorkerPool | null = null;
+    // Passive failures seen while the others still start are dropped: nothing judges them yet.
+    const passive = (report: WorkerPassive) => pool?.health.passive(report);
     const started = await Promise.allSettled(
       Array.from({ length: n }, (_, index) =>
         WorkerLink.start({
@@ -137,7 +160,7 @@ export class WorkerPool implements ChangeTarget {
           log: options.log,
         }, (error) => {
           if (pool !== null && !pool.#stopping) options.onWorkerDeath?.(error);
-        })),
+        }, passive)),
     );
     const links = started.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
     if (links.length < n) {
@@ -171,7 +194,7 @@ export class WorkerPool implements ChangeTarget {
       startedAt: new Date(this.#startedAt).toISOString(),
       uptimeSeconds: Math.round(now - this.#startedAt) / 1000,
       workers: this.size,
-      configHash: this.#hash,
+      configHash: this.#hash ??= configHash(this.#config),
       configPath: this.#opts.control.configPath,
     });
   }
@@ -189,14 +212,30 @@ export class WorkerPool implements ChangeTarget {
    * the change queue only, one change at a time: a rollback never interleaves with the next change.
    */
   async apply(next: FerryConfig): Promise<void> {
+    await this.#everywhere(next, (l) => l.call("apply", next));
+    this.health.apply(next);
+  }
+
+  /**
+   * Applies a change of backends on every worker as its edits (a few hundred bytes each, not the whole
+   * config), all or nothing as `apply` is; called by the change queue only.
+   */
+  async applyBackends(deltas: readonly BackendDelta[]): Promise<void> {
+    const next = withBackendDeltas(this.#config, deltas);
+    await this.#everywhere(next, (l) => l.call("applyBackends", deltas));
+    this.health.applyBackends(next, new Set(deltas.map((d) => d.cluster)));
+  }
+
+  /** Makes every worker run `next` by `send`; if any refuses, the others go back to the running config. */
+  async #everywhere(next: FerryConfig, send: (l: WorkerLink) => Promise<unknown>): Promise<void> {
     const prev = this.#config;
-    const results = await Promise.allSettled(this.#links.map((l) => l.call("apply", next)));
+    const results = await Promise.allSettled(this.#links.map(send));
     const failures = results.flatMap((r, index) =>
       r.status === "rejected" ? [{ index, error: r.reason }] : []
     );
     if (failures.length === 0) {
       this.#config = next;
-      this.#hash = configHash(next);
+      this.#hash = null;
       return;
     }
     // A worker that refused restored its previous config itself (Relay.apply is all or nothing).
@@ -235,7 +274,8 @@ export class WorkerPool implements ChangeTarget {
     });
     // Workers report their routing; the main thread its own connection, disconnects and fleet.
     const redis = mergeRedisMetrics([...parts.map((p) => p.redis), this.#opts.control.redis?.()]);
-    return redis === undefined ? merged : { ...merged, redis };
+    const shown = this.health.overlay(merged);
+    return redis === undefined ? shown : { ...shown, redis };
   }
 
   async flows(filter: FlowFilter): Promise<FlowInfo[]> {
@@ -261,6 +301,7 @@ export class WorkerPool implements ChangeTarget {
    */
   async shutdown(graceMs: number): Promise<void> {
     this.#stopping = true;
+    this.health.stop();
     await Promise.all(this.#links.map((l) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs + SHUTDOWN_SLACK_MS)));
@@ -274,6 +315,7 @@ export class WorkerPool implements ChangeTarget {
   /** Ends every worker thread now; their sockets close with them. */
   stop(): void {
     this.#stopping = true;
+    this.health.stop();
     for (const l of this.#links) l.terminate();
   }
 }

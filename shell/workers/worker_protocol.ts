@@ -3,7 +3,11 @@
  * crossing is plain data (structured clone): configs, snapshots and counts, never sockets or functions.
  *
  * A worker gets one `WorkerInit`, answers it with one `WorkerStarted` (its listeners bound, or why not),
- * then answers each `WorkerRequest` with a `WorkerReply` of the same id, in any order.
+ * then answers each `WorkerRequest` with a `WorkerReply` of the same id, in any order. Unasked, it sends a
+ * `WorkerPassive` for each passive failure it sees: the main thread owns backend health.
+ *
+ * A change of backends only reaches a worker as `applyBackends` with its edits (core/backend_delta.ts),
+ * a few hundred bytes, not a copy of the whole config; anything else as `apply` with the whole config.
  *
  * @module
  */
@@ -11,6 +15,7 @@
 import type { ProtectionOp } from "../relay/protection_control.ts";
 import type { FlowFilter, FlowInfo, MetricsSnapshot, StatusInfo } from "../../core/control_api.ts";
 import type { FerryConfig } from "../../core/types.ts";
+import type { BackendDelta } from "../../core/backend_delta.ts";
 
 /** How the main thread's log output looks, so a worker formats its lines alike. */
 export interface WorkerLogOutput {
@@ -32,6 +37,25 @@ export interface WorkerInit {
   readonly log: WorkerLogOutput;
 }
 
+/**
+ * A health verdict of the main thread's one health state (shell/workers/shared_health.ts): every worker's
+ * core adopts it (RelayCore.adoptHealth), so all balance alike.
+ */
+export interface HealthVerdict {
+  readonly cluster: string;
+  /** Canonical "ip:port". */
+  readonly backend: string;
+  readonly status: "up" | "down";
+}
+
+/** A passive failure a worker saw (a refused send, a failed connect), for the main thread to judge. */
+export interface WorkerPassive {
+  readonly type: "passive";
+  readonly cluster: string;
+  readonly backend: string;
+  readonly error: string;
+}
+
 /** A worker's answer to `WorkerInit`. */
 export type WorkerStarted =
   | { readonly type: "started"; readonly ok: true }
@@ -41,6 +65,10 @@ export type WorkerStarted =
 export interface WorkerCalls {
   /** Applies a config whole, or throws leaving the previous one running (Relay.apply). */
   apply(config: FerryConfig): void;
+  /** Applies a change of backends only; throws, changing nothing, when it names an unknown cluster. */
+  applyBackends(deltas: readonly BackendDelta[]): void;
+  /** Adopts the main thread's health verdicts. */
+  adoptHealth(verdicts: readonly HealthVerdict[]): void;
   drain(listener?: string): void;
   /** Undoes a listener's drain, or every listener's (Relay.undrain). */
   undrain(listener?: string): void;
