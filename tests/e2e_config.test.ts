@@ -11,6 +11,9 @@ import { tmpdir } from "node:os";
 import process from "node:process";
 import { FerryProcess, ferryTargets, freePorts, killAll } from "./support/ferry_process.ts";
 
+/** Each test starts real processes (one waits for nine): more than bun test's 5 s default on a busy machine. */
+const T = { timeout: 60_000 };
+
 const dirs: string[] = [];
 after(() => {
   killAll();
@@ -57,7 +60,7 @@ async function status(url: string, token?: string): Promise<number> {
 
 for (const target of ferryTargets()) {
   describe(`issue 10 on ${target.name}`, () => {
-    test("SIGHUP with a new admin.token applies it at once: requests without it are refused", async () => {
+    test("SIGHUP with a new admin.token applies it at once: requests without it are refused", T, async () => {
       const [port] = await freePorts("udp", 1);
       const f = await FerryProcess.start(target, toml(port), { timeoutMs: 20_000 });
       try {
@@ -80,7 +83,7 @@ for (const target of ferryTargets()) {
       }
     });
 
-    test("a PUT that changes admin.listen moves the admin API to the new address", async () => {
+    test("a PUT that changes admin.listen moves the admin API to the new address", T, async () => {
       const [port] = await freePorts("udp", 1);
       const [adminPort] = await freePorts("tcp", 1);
       const f = await FerryProcess.start(target, toml(port), { timeoutMs: 20_000 });
@@ -98,7 +101,7 @@ for (const target of ferryTargets()) {
       }
     });
 
-    test("a reload that would serve the admin API off loopback without a token is refused", async () => {
+    test("a reload that would serve the admin API off loopback without a token is refused", T, async () => {
       const [port] = await freePorts("udp", 1);
       const f = await FerryProcess.start(target, toml(port), { timeoutMs: 20_000 });
       try {
@@ -113,48 +116,52 @@ for (const target of ferryTargets()) {
       }
     });
 
-    test("?persist=true writes only the change: comments kept, no token from the environment, no flags", async () => {
-      const [port] = await freePorts("udp", 1);
-      const f = await FerryProcess.start(target, toml(port), {
-        token: "env-token",
-        env: { FERRY_ADMIN_TOKEN: "env-token" },
-        args: ["--log-level", "debug"],
-        timeoutMs: 20_000,
-      });
-      try {
-        const original = readFileSync(f.configPath, "utf8");
-        const r = await f.api("/api/v1/clusters/game/backends?persist=true", {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify({ address: "127.0.0.1:10", weight: 2 }),
+    test(
+      "?persist=true writes only the change: comments kept, no token from the environment, no flags",
+      T,
+      async () => {
+        const [port] = await freePorts("udp", 1);
+        const f = await FerryProcess.start(target, toml(port), {
+          token: "env-token",
+          env: { FERRY_ADMIN_TOKEN: "env-token" },
+          args: ["--log-level", "debug"],
+          timeoutMs: 20_000,
         });
-        assert.equal(r.status, 201, await r.text());
-        const text = readFileSync(f.configPath, "utf8");
-        for (
-          const kept of [
-            "# Operator's notes: keep me.",
-            "# any free port",
-            "# The game servers.",
-            'send_hex = "ff00"',
-          ]
-        ) {
-          assert.ok(text.includes(kept), `${kept} kept:\n${text}`);
+        try {
+          const original = readFileSync(f.configPath, "utf8");
+          const r = await f.api("/api/v1/clusters/game/backends?persist=true", {
+            method: "POST",
+            headers: { "content-type": "application/json" },
+            body: JSON.stringify({ address: "127.0.0.1:10", weight: 2 }),
+          });
+          assert.equal(r.status, 201, await r.text());
+          const text = readFileSync(f.configPath, "utf8");
+          for (
+            const kept of [
+              "# Operator's notes: keep me.",
+              "# any free port",
+              "# The game servers.",
+              'send_hex = "ff00"',
+            ]
+          ) {
+            assert.ok(text.includes(kept), `${kept} kept:\n${text}`);
+          }
+          assert.match(text, /address = "127\.0\.0\.1:10"\nweight = 2/);
+          assert.ok(!text.includes("env-token"), `no token from the environment:\n${text}`);
+          assert.ok(!/log_level|log_format/.test(text), `no flag overrides:\n${text}`);
+          assert.equal(readFileSync(`${f.configPath}.bak`, "utf8"), original);
+          assert.ok(text.split("\n").length < original.split("\n").length + 6, "a small change stays small");
+          const logged = f.logs().filter((l) => l.event === "config_changed");
+          assert.equal(logged.length, 1, "logged once");
+          assert.equal(logged[0].source, "api");
+          assert.equal(logged[0].diff, "clusters.game.backends: +127.0.0.1:10");
+        } finally {
+          await f.stop();
         }
-        assert.match(text, /address = "127\.0\.0\.1:10"\nweight = 2/);
-        assert.ok(!text.includes("env-token"), `no token from the environment:\n${text}`);
-        assert.ok(!/log_level|log_format/.test(text), `no flag overrides:\n${text}`);
-        assert.equal(readFileSync(`${f.configPath}.bak`, "utf8"), original);
-        assert.ok(text.split("\n").length < original.split("\n").length + 6, "a small change stays small");
-        const logged = f.logs().filter((l) => l.event === "config_changed");
-        assert.equal(logged.length, 1, "logged once");
-        assert.equal(logged[0].source, "api");
-        assert.equal(logged[0].diff, "clusters.game.backends: +127.0.0.1:10");
-      } finally {
-        await f.stop();
-      }
-    });
+      },
+    );
 
-    test("kill -9 while persisting leaves no temp files behind (8 rounds)", async () => {
+    test("kill -9 while persisting leaves no temp files behind (8 rounds)", T, async () => {
       const [port] = await freePorts("udp", 1);
       const dir = tempDir();
       for (let round = 0; round < 8; round++) {
@@ -181,7 +188,7 @@ for (const target of ferryTargets()) {
       assert.deepEqual(readdirSync(dir).filter((n) => n.includes("tmp")), []);
     });
 
-    test("a .env in the working directory, not beside the config, is not read", async () => {
+    test("a .env in the working directory, not beside the config, is not read", T, async () => {
       const [port] = await freePorts("udp", 1);
       const cwd = tempDir();
       writeFileSync(`${cwd}/.env`, "FERRY_ADMIN_TOKEN=from-the-cwd\nFERRY_LOG_LEVEL=error\n");
