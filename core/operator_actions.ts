@@ -1,6 +1,6 @@
 /**
  * Operator actions over a core's flows and TCP connections: close a client's, a backend's, or every flow
- * of a listener. Each takes the live flows (or connections) and the core's `close`, and works on a copy
+ * of a listener; drain a listener. Each takes the live flows (or connections) and the core's `close`, and works on a copy
  * (closing changes the set).
  *
  * @module
@@ -9,6 +9,7 @@
 import { sameIp } from "./address.ts";
 import type { Connection } from "./connection.ts";
 import type { Flow } from "./flow.ts";
+import type { Listener } from "./listener.ts";
 import type { CloseReason, ConnectionEnd } from "./reasons.ts";
 
 /** How a core ends one TCP connection (idempotent: false if it had already ended). */
@@ -107,4 +108,43 @@ export function closeAllFlows(
     if (close(flow, reason)) n++;
   }
   return n;
+}
+
+/** What the operator actions work on: a core's live flows and TCP connections, and how it closes each. */
+export interface OperatorTargets {
+  readonly flows: Iterable<Flow>;
+  readonly connections: Iterable<Connection>;
+  readonly closeFlow: CloseFlow;
+  readonly closeConnection: CloseConnection;
+}
+
+/** Closes the flows and connections of client `ip` (see RelayCore.disconnect). Returns how many closed. */
+export function disconnectClient(
+  t: OperatorTargets,
+  ip: string,
+  port: number | undefined,
+  listenerName: string | undefined,
+  reason: CloseReason,
+): number {
+  const end = connectionEndOf(reason);
+  return closeClientFlows(t.flows, t.closeFlow, ip, port, listenerName, reason) +
+    closeClientConnections(t.connections, t.closeConnection, ip, port, listenerName, end);
+}
+
+/** Closes the flows and connections pinned to backend `key` (see RelayCore.closeBackendFlows). */
+export function closeBackend(
+  t: OperatorTargets,
+  key: string,
+  cluster: string | undefined,
+  reason: CloseReason,
+): number {
+  const end = connectionEndOf(reason);
+  return closeBackendFlows(t.flows, t.closeFlow, key, cluster, reason) +
+    closeBackendConnections(t.connections, t.closeConnection, key, cluster, end);
+}
+
+/** Marks listener `name` of `listeners` draining, if there is one (see RelayCore.drain). */
+export function drainListener(listeners: ReadonlyMap<string, Listener>, name: string): void {
+  const l = listeners.get(name);
+  if (l !== undefined) l.draining = true;
 }

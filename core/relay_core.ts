@@ -16,39 +16,30 @@
 import { type SocketAddress } from "./address.ts";
 import type { Backend } from "./backend.ts";
 import { type Flow, FlowState } from "./flow.ts";
-import { Connection } from "./connection.ts";
+import type { Connection } from "./connection.ts";
 import type { CloseReason, ConnectionEnd } from "./reasons.ts";
 import { Drop } from "./drops.ts";
-import { affinityHash } from "./affinity.ts";
-import { isUdpListener, Listener, type UdpListener } from "./listener.ts";
+import type { Listener, UdpListener } from "./listener.ts";
 import { refusal } from "./admission_order.ts";
 import type { Cluster } from "./cluster.ts";
 import { FD_PER_FLOW } from "./fd_budget.ts";
 import { type IpFamily, readIp } from "./ip_words.ts";
-import { CoreHealth } from "./core_health.ts";
-import { DEFAULT_AUTO_MAX_FLOWS, type RelayCoreOptions } from "./core_options.ts";
-import { externalBackend } from "./external_resolution.ts";
-import { admitConnection, endConnectionIn, type TcpAdmissionHost } from "./tcp_admission.ts";
+import type { RelayCoreOptions } from "./core_options.ts";
+import { resolvedBackend } from "./external_resolution.ts";
+import { admitConnection, countConnectionBytes, endConnectionIn } from "./tcp_admission.ts";
 import { NamedTables } from "./named_tables.ts";
-import {
-  closeAllFlows,
-  closeBackendConnections,
-  closeBackendFlows as closeBackendFlowsOf,
-  closeClientConnections,
-  closeClientFlows,
-  type CloseConnection,
-  type CloseFlow,
-  connectionEndOf,
-} from "./operator_actions.ts";
+import { closeAllFlows, closeBackend, disconnectClient, drainListener } from "./operator_actions.ts";
 import type { CoreEvent } from "./core_events.ts";
 import type { FerryConfig } from "./types.ts";
-import { BanTable } from "./ban_table.ts";
-import { TopTalkers } from "./heavy_hitters.ts";
+import type { TopTalkers } from "./heavy_hitters.ts";
 import { overEstablishedLimit, type ProtectionState } from "./admission_guard.ts";
 import { EventQueue } from "./event_queue.ts";
-import { FlowLifecycle } from "./flow_lifecycle.ts";
-import { Admission } from "./admission.ts";
+import type { FlowLifecycle } from "./flow_lifecycle.ts";
+import type { Admission } from "./admission.ts";
 import type { Direction, SendFailure } from "./send_failure.ts";
+import * as failure from "./failure_inputs.ts";
+import { earlyDrop } from "./datagram_checks.ts";
+import { type CoreParts, coreParts, protectionState } from "./core_parts.ts";
 
 /** The core's events, declared in core/core_events.ts; re-exported for the shells that import them here. */
 export { type CoreEvent, eventListener } from "./core_events.ts";
@@ -65,69 +56,35 @@ const MAX_OUTSTANDING = 2 ** 52;
 /** A relay core: UDP flows and TCP connections of one set of listeners and clusters. */
 export class RelayCore extends NamedTables {
   readonly #connections = new Set<Connection>();
-  /** `close`, bound once for the operator actions (core/operator_actions.ts). */
-  readonly #closeFlow: CloseFlow = (flow, reason) => this.close(flow, reason);
   readonly #events = new EventQueue();
   /** Scratch words of a client's address during admission (synchronous: one at a time). */
   readonly #words = new Uint32Array(4);
-  /** Ends a connection for an operator action; the shell closes its sockets on `connection_closed`. */
-  readonly #closeConnection: CloseConnection = (conn, end) => {
-    // The time only matters for refused and timed-out connects, which operator actions never are.
-    if (!endConnectionIn(this.#tcp, conn, end, 0)) return false;
-    this.#events.push({ kind: "connection_closed", connection: conn });
-    return true;
-  };
   #draining = false;
-  /** Health verdicts: probes, passive failures and the windows' expiry (core/core_health.ts). */
-  readonly #health: CoreHealth;
   /** Edge protection shared by every listener: bans, top talkers, automatic bans not yet shared. */
-  readonly protection: ProtectionState = {
-    bans: new BanTable(),
-    top: new TopTalkers(64, 0),
-    autoBans: [],
-    autoBanCount: 0,
-  };
-  /** Live flows, their deadlines and their teardown (core/flow_lifecycle.ts). */
+  readonly protection: ProtectionState = protectionState();
+  /** The core's parts, wired in core/core_parts.ts: health, lifecycle, admission, TCP's view, operator targets. */
+  readonly #parts: CoreParts;
+  // Two parts again as fields of their own: the forwarding path reaches them with one load fewer.
   readonly #life: FlowLifecycle;
-  /** New flows (core/admission.ts). */
   readonly #admission: Admission;
-  /** The view TCP admission (core/tcp_admission.ts) has of this core. */
-  readonly #tcp: TcpAdmissionHost;
 
   /** A core running `config`. */
   constructor(config: FerryConfig, options: RelayCoreOptions) {
     super();
-    this.#health = new CoreHealth(
+    const parts = this.#parts = coreParts(
       this.clusterMap,
-      (e) => this.#events.push(e),
-      (key, cluster, reason) => this.closeBackendFlows(key, cluster, reason),
-      options.reportPassive,
-    );
-    this.#life = new FlowLifecycle(
       this.#events,
-      this.#health,
       this.protection,
-      (l) => this.forgetListener(l),
+      this.#connections,
+      options,
+      {
+        closeBackendFlows: (key, cluster, reason) => this.closeBackendFlows(key, cluster, reason),
+        forgetListener: (l) => this.forgetListener(l),
+        draining: () => this.#draining,
+      },
     );
-    const autoMaxFlows = options.autoMaxFlows ?? DEFAULT_AUTO_MAX_FLOWS;
-    const state = {
-      protection: this.protection,
-      health: this.#health,
-      lifecycle: this.#life,
-      connections: this.#connections,
-      events: this.#events,
-      autoMaxFlows,
-      draining: () => this.#draining,
-    };
-    const admission = new Admission(state, options.seed, options.descriptorBudget ?? Infinity);
-    this.#admission = admission;
-    this.#tcp = {
-      ...state,
-      descriptorsFor: (cost) => admission.descriptorsFor(cost),
-      choose: (cluster, keyHash, now) => admission.choose(cluster, keyHash, now),
-      nextId: () => admission.nextId(),
-      forgetListener: (l) => this.forgetListener(l),
-    };
+    this.#life = parts.life;
+    this.#admission = parts.admission;
     this.applyConfig(config);
   }
 
@@ -140,7 +97,7 @@ export class RelayCore extends NamedTables {
    * when `headerDue`. A flow in AwaitingBackend has buffered a copy: send nothing.
    */
   fromClient(listener: Listener, ip: string, port: number, data: Uint8Array, now: number): Flow | Drop {
-    const early = this.#early(listener, data);
+    const early = earlyDrop(listener, data);
     if (early !== null) return early;
     const ports = listener.table.get(ip);
     const known = ports === undefined ? undefined : ports.get(port);
@@ -159,7 +116,7 @@ export class RelayCore extends NamedTables {
    * lookup by text. Allocation-free.
    */
   forwardFlow(flow: Flow, data: Uint8Array, now: number): Flow | Drop {
-    const early = this.#early(flow.listener, data);
+    const early = earlyDrop(flow.listener, data);
     return early !== null ? early : this.#known(flow, data, now);
   }
 
@@ -179,7 +136,7 @@ export class RelayCore extends NamedTables {
     data: Uint8Array,
     now: number,
   ): Drop | null {
-    const early = this.#early(listener, data);
+    const early = earlyDrop(listener, data);
     if (early !== null) return early;
     return refusal(this.#admission.order, listener, family, words, null, port, data, FD_PER_FLOW, now);
   }
@@ -190,31 +147,6 @@ export class RelayCore extends NamedTables {
     const known = ports === undefined ? undefined : ports.get(port);
     if (known !== undefined) return this.#known(known, data, now); // the shell's index missed it: still right
     return this.#admit(listener as UdpListener, ports, ip, port, data, now);
-  }
-
-  /** The checks every client datagram meets first: a UDP listener, size, a cluster with backends, not empty. */
-  #early(listener: Listener, data: Uint8Array): Drop | null {
-    const size = data.byteLength;
-    const drops = listener.counters.drops;
-    // A datagram for a TCP listener is a shell's mistake: counted, never a UDP flow on TCP counters.
-    if (!isUdpListener(listener)) {
-      drops.invalid++;
-      return Drop.Invalid;
-    }
-    if (size > listener.config.maxDatagramSize) {
-      drops.truncated++;
-      return Drop.Truncated;
-    }
-    const cluster = listener.cluster;
-    if (cluster === null || (cluster.backends.length === 0 && cluster.config.balancer !== "external")) {
-      drops.no_backend++;
-      return Drop.NoBackend;
-    }
-    if (size === 0) {
-      drops.invalid++;
-      return Drop.Invalid;
-    }
-    return null;
   }
 
   /** A datagram of an attached flow. */
@@ -288,16 +220,7 @@ export class RelayCore extends NamedTables {
    * backend also the backend's `sendErrors`, and a refusal its `refusals` and a passive health failure.
    */
   sendFailed(flow: Flow, direction: Direction, cause: SendFailure, now: number): void {
-    flow.listener.counters.drops.send_error++;
-    flow.quality.onDrop();
-    const b = flow.backend;
-    if (b !== null && direction === "to_backend") {
-      b.counters.sendErrors++;
-      if (cause === "refused") {
-        b.counters.refusals++;
-        this.#health.passiveFailure(flow.knobs.name, b, "refused (ICMP port unreachable)", now);
-      }
-    }
+    failure.sendFailed(this.#parts.health, flow, direction, cause, now);
   }
 
   /**
@@ -305,8 +228,7 @@ export class RelayCore extends NamedTables {
    * send towards the backend) and the flow is aborted.
    */
   upstreamFailed(flow: Flow, now: number): void {
-    this.sendFailed(flow, "to_backend", "error", now);
-    this.close(flow, "aborted");
+    failure.upstreamFailed(this.#parts.health, this.#life, flow, now);
   }
 
   /**
@@ -315,14 +237,12 @@ export class RelayCore extends NamedTables {
    * counts `send_error`.
    */
   listenerSendFailed(listener: Listener, cause: SendFailure): void {
-    if (cause !== "refused") listener.counters.drops.send_error++;
-    else if (isUdpListener(listener)) listener.counters.clientUnreachable++;
+    failure.listenerSendFailed(listener, cause);
   }
 
   /** A backend reply the shell could not take whole (larger than the flow's receive buffer): dropped. */
   replyTruncated(flow: Flow): void {
-    flow.listener.counters.drops.truncated++;
-    flow.quality.onDrop();
+    failure.replyTruncated(flow);
   }
 
   #forwardClient(flow: Flow, size: number, now: number, data: Uint8Array): Flow {
@@ -350,7 +270,7 @@ export class RelayCore extends NamedTables {
    * applied at once (and reported as a "health" event).
    */
   probeResult(cluster: string, key: string, error: string | null, now: number): void {
-    this.#health.probeResult(cluster, key, error, now);
+    this.#parts.health.probeResult(cluster, key, error, now);
   }
 
   /**
@@ -358,12 +278,12 @@ export class RelayCore extends NamedTables {
    * of `cluster` is now `status`: balancing follows at once; no "health" event (the owner logged it).
    */
   adoptHealth(cluster: string, key: string, status: "up" | "down", now: number): void {
-    this.#health.adopt(cluster, key, status, now);
+    this.#parts.health.adopt(cluster, key, status, now);
   }
 
   /** Ends passive health windows that are over. Admission does it by itself; the shell may call it on a timer. */
   healthTick(now: number): void {
-    this.#health.tick(now);
+    this.#parts.health.tick(now);
   }
 
   // ---- external resolution -------------------------------------------------------------------------------
@@ -376,14 +296,7 @@ export class RelayCore extends NamedTables {
    */
   resolved(flow: Flow, address: SocketAddress | null, now: number): Flow | null {
     if (flow.state !== FlowState.AwaitingBackend) return null;
-    // The cluster the flow was admitted under, not whatever the listener points at by now.
-    const cluster = this.clusterMap.get(flow.knobs.name) ?? null;
-    // A valid answer always names a backend while the cluster exists; otherwise the cluster's own balancer.
-    const backend = externalBackend(cluster, address) ??
-      (cluster !== null && cluster.backends.length > 0
-        ? this.#admission.choose(cluster, affinityHash(flow.knobs, flow.clientIp, flow.clientPort), now)
-          ?.backend ?? null
-        : null);
+    const backend = resolvedBackend(this.clusterMap, address, this.#admission, flow, now);
     if (backend === null) {
       flow.listener.counters.drops.no_backend++;
       this.close(flow, "aborted");
@@ -406,20 +319,12 @@ export class RelayCore extends NamedTables {
    * shell then connects to `connection.backend` and calls `endConnection` when either side is done.
    */
   openConnection(listener: Listener, ip: string, port: number, now: number): Connection | Drop {
-    return admitConnection(this.#tcp, listener, ip, port, now);
+    return admitConnection(this.#parts.tcp, listener, ip, port, now);
   }
 
   /** `n` bytes of `conn` were moved `direction` (counted on the connection, its listener and its backend). */
   connectionBytes(conn: Connection, direction: Direction, n: number): void {
-    if (direction === "to_backend") {
-      conn.bytesUp += n;
-      conn.listener.counters.bytesUp += n;
-      conn.backend.counters.bytesTo += n;
-    } else {
-      conn.bytesDown += n;
-      conn.listener.counters.bytesDown += n;
-      conn.backend.counters.bytesFrom += n;
-    }
+    countConnectionBytes(conn, direction, n);
   }
 
   /**
@@ -427,7 +332,7 @@ export class RelayCore extends NamedTables {
    * backend connect counts as a passive health failure.
    */
   endConnection(conn: Connection, end: ConnectionEnd, now: number): boolean {
-    return endConnectionIn(this.#tcp, conn, end, now);
+    return endConnectionIn(this.#parts.tcp, conn, end, now);
   }
 
   /** Every open TCP connection. */
@@ -488,30 +393,23 @@ export class RelayCore extends NamedTables {
    * all, including flows already detached by their requests cap. Returns how many closed.
    */
   disconnect(ip: string, port?: number, listenerName?: string, reason: CloseReason = "disconnected"): number {
-    const end = connectionEndOf(reason);
-    return closeClientFlows(this.#life.flows, this.#closeFlow, ip, port, listenerName, reason) +
-      closeClientConnections(this.#connections, this.#closeConnection, ip, port, listenerName, end);
+    return disconnectClient(this.#parts.targets, ip, port, listenerName, reason);
   }
 
   /** Closes every flow and connection pinned to backend `key` of `cluster` (or any). Returns how many. */
   closeBackendFlows(key: string, cluster?: string, reason: CloseReason = "disconnected"): number {
-    const end = connectionEndOf(reason);
-    return closeBackendFlowsOf(this.#life.flows, this.#closeFlow, key, cluster, reason) +
-      closeBackendConnections(this.#connections, this.#closeConnection, key, cluster, end);
+    return closeBackend(this.#parts.targets, key, cluster, reason);
   }
 
   /** Closes every flow (of one listener, if named) for `reason`. Returns how many closed. */
   closeAll(reason: CloseReason, listenerName?: string): number {
-    return closeAllFlows(this.#life.flows, this.#closeFlow, reason, listenerName);
+    return closeAllFlows(this.#parts.targets.flows, this.#parts.targets.closeFlow, reason, listenerName);
   }
 
   /** Stops admitting new flows, on one listener or everywhere. Existing flows run to their teardown. */
   drain(listenerName?: string): void {
     if (listenerName === undefined) this.#draining = true;
-    else {
-      const l = this.listenerMap.get(listenerName);
-      if (l !== undefined) l.draining = true;
-    }
+    else drainListener(this.listenerMap, listenerName);
   }
 
   /** True when the whole core is draining. */

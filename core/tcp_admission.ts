@@ -16,6 +16,7 @@ import { FD_PER_CONNECTION } from "./fd_budget.ts";
 import { isTcpListener, type Listener } from "./listener.ts";
 import type { ConnectionEnd } from "./reasons.ts";
 import { readIp } from "./ip_words.ts";
+import type { Direction } from "./send_failure.ts";
 
 /** Scratch words for the client's address (admission is synchronous: one at a time). */
 const WORDS = new Uint32Array(4);
@@ -108,4 +109,17 @@ export function endConnectionIn(
   host.connections.delete(conn);
   if (l.removed && l.flows === 0) host.forgetListener(l);
   return true;
+}
+
+/** Counts `n` bytes of `conn` moved `direction` (see RelayCore.connectionBytes). */
+export function countConnectionBytes(conn: Connection, direction: Direction, n: number): void {
+  if (direction === "to_backend") {
+    conn.bytesUp += n;
+    conn.listener.counters.bytesUp += n;
+    conn.backend.counters.bytesTo += n;
+  } else {
+    conn.bytesDown += n;
+    conn.listener.counters.bytesDown += n;
+    conn.backend.counters.bytesFrom += n;
+  }
 }

@@ -21,10 +21,8 @@
 
 import { KernelFilters } from "./kernel_filter.ts";
 import {
-  DEFAULT_SOCKET_BUFFER,
   NativeFlow,
   NativeListener,
-  type NativeListenerKnobs,
   type NativeListenerStats,
   type NativeUdpOptions,
 } from "./native_records.ts";
@@ -32,7 +30,6 @@ import type { SocketAddress } from "../../../core/address.ts";
 import { type Flow, FlowState } from "../../../core/flow.ts";
 import type { Listener } from "../../../core/listener.ts";
 import type { RelayCore } from "../../../core/relay_core.ts";
-import type { ListenerConfig } from "../../../core/types.ts";
 import type { UdpRelayHooks } from "../udp_relay.ts";
 import type { Clock, CoreDriver, CoreLoop, DriverEvent } from "../../relay/core_loop.ts";
 import { LateWindow } from "../late_window.ts";
@@ -45,10 +42,11 @@ import { Batches } from "./batches.ts";
 import { EpollLoop, LISTENER_TAG, WAKE_TAG } from "./epoll_loop.ts";
 import { Errno, ErrnoCounts, NativeError } from "./errno.ts";
 import type { Libc } from "./ffi.ts";
-import { MMSGHDR, MSG_DONTWAIT, MSGHDR, RECV_CONTROL, SOCKADDR_MAX, writeSockaddr } from "./layout.ts";
-import { type ControlSeen, replyPktinfo, scanControl } from "./peers.ts";
+import { MMSGHDR, MSG_DONTWAIT, MSGHDR, RECV_CONTROL, SOCKADDR_MAX } from "./layout.ts";
+import { clientName, type ControlSeen, replyPktinfo, scanControl } from "./peers.ts";
 import { ClientLookup } from "./client_lookup.ts";
-import { isWildcard, openListenerSocket, openUpstreamSocket, type Scratch } from "./sockets.ts";
+import { openUpstreamSocket, type Scratch } from "./sockets.ts";
+import { type ListenerOpenContext, openNativeListener } from "./listener_open.ts";
 import { backendUsable, UpstreamPool } from "./upstream_pool.ts";
 
 /** The driver's options, knobs and stats, declared in native_records.ts; re-exported for existing importers. */
@@ -83,6 +81,8 @@ export class NativeUdp implements CoreDriver {
   /** The core loop's drain, bound once. */
   readonly #drainNow = (): void => this.#events.drain();
   readonly #loop: EpollLoop;
+  /** What `bind` passes to listener_open.ts, made once. */
+  readonly #binding: ListenerOpenContext;
   #stopped = false;
   /** A run of consecutive datagrams of one flow waiting to go upstream in one call. */
   #runFlow: NativeFlow | null = null;
@@ -129,6 +129,13 @@ export class NativeUdp implements CoreDriver {
     this.#lookup = new ClientLookup(core);
     this.#io = new ScratchIo(libc, core, clock, this.errors, (call, errno) => this.#recvError(call, errno));
     this.#scratch = this.#io.scratch;
+    this.#binding = {
+      libc,
+      scratch: this.#scratch,
+      loop: this.#loop,
+      pktinfo: this.#pktinfo,
+      gso: this.#gso,
+    };
     this.#late = new LateWindow((nf) => this.#release(nf), clock);
     const tx = new ReplyTx(libc, core, clock, this.errors, this.#canGso, this.gsoSaved);
     this.#rx = new ReplyRx({
@@ -155,39 +162,18 @@ export class NativeUdp implements CoreDriver {
   /** Binds the socket of a UDP listener of the core. Returns the bound address. */
   bind(listener: Listener, reusePort: boolean): Promise<SocketAddress> {
     if (this.#stopped) return Promise.reject(new Error("the native UDP driver is stopped"));
-    const cfg = listener.config as ListenerConfig & NativeListenerKnobs;
-    const pktinfo = this.#pktinfo === "always" || (this.#pktinfo === "auto" && isWildcard(cfg.address.ip));
     try {
-      const info = openListenerSocket(this.#scratch, cfg.address, {
-        reusePort,
-        recvBuffer: cfg.recvBuffer ?? DEFAULT_SOCKET_BUFFER,
-        sendBuffer: cfg.sendBuffer ?? DEFAULT_SOCKET_BUFFER,
-        pktinfo,
-      });
-      let b: Batches;
-      try {
-        b = new Batches(this.#libc, cfg.maxDatagramSize, info.local.family);
-      } catch (e) {
-        this.#libc.close(info.fd);
-        throw e;
-      }
       let index = this.#slots.indexOf(null);
       if (index === -1) index = this.#slots.length;
-      const nl = new NativeListener(listener, info, b, index, reusePort, this.#gso);
-      const e = this.#loop.add(info.fd, LISTENER_TAG + index);
-      if (e !== 0) {
-        this.#libc.close(info.fd);
-        b.free();
-        throw new NativeError("epoll_ctl", e);
-      }
+      const nl = openNativeListener(this.#binding, listener, reusePort, index);
       this.#slots[index] = nl;
       this.#bound.set(listener, nl);
       if (listener.flows > 0) this.#lookup.seed(nl, this.#core.flows());
-      this.kernelFilters.add(listener, info.fd);
+      this.kernelFilters.add(listener, nl.info.fd);
       this.#events.route(listener, this);
-      listener.localAddress = info.local;
+      listener.localAddress = nl.info.local;
       this.#loop.start({ dispatch: (n) => this.#dispatch(n), failed: (err) => this.#failed(err) });
-      return Promise.resolve(info.local);
+      return Promise.resolve(nl.info.local);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -281,15 +267,7 @@ export class NativeUdp implements CoreDriver {
     // The listener's socket went while the flow awaited its backend: nothing can reply to its client.
     if (nl === undefined || nl.closed) return void this.#core.close(f, "aborted");
     const now = this.#clock();
-    let name: Uint8Array;
-    const rx = this.#rxB;
-    if (rx !== null) name = rx.u8.slice(this.#rxName, this.#rxName + nl.nameLen);
-    else {
-      name = new Uint8Array(SOCKADDR_MAX);
-      writeSockaddr(name, 0, { ip: f.clientIp, port: f.clientPort, family: nl.family });
-      name = name.subarray(0, nl.nameLen);
-    }
-    const nf = this.#open(f, nl, name, now);
+    const nf = this.#open(f, nl, clientName(f, nl, this.#rxB, this.#rxName), now);
     if (nf !== null && held !== null) this.#io.sendCopy(nf, header ? f.proxyHeader : null, held, now);
   }
 

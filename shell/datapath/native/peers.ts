@@ -2,7 +2,8 @@
  * What the native driver reads about a datagram's peers, on the forwarding path: the client address as
  * the text the core keys flows by (cached, so steady traffic builds no string), and the control messages
  * the kernel attached (the receive-queue drop counter, the local address the datagram arrived on), turned
- * into the PKTINFO cmsg the flow's replies carry.
+ * into the PKTINFO cmsg the flow's replies carry. Also, off that path, the client sockaddr a new flow keeps
+ * (`clientName`).
  *
  * @module
  */
@@ -20,9 +21,14 @@ import {
   IPPROTO_IPV6,
   IPV6_PKTINFO,
   SO_RXQ_OVFL,
+  SOCKADDR_MAX,
   SOL_SOCKET,
   writeCmsgHeader,
+  writeSockaddr,
 } from "./layout.ts";
+import type { Flow } from "../../../core/flow.ts";
+import type { Batches } from "./batches.ts";
+import type { NativeListener } from "./native_records.ts";
 
 /** Entries per cache before it starts over (bounds memory under address churn). */
 const IP_CACHE_MAX = 65_536;
@@ -117,4 +123,16 @@ export function replyPktinfo(
     out.setUint32(data + IN6_PKTINFO.ifindex, ifindex, true);
   }
   return pkt;
+}
+
+/**
+ * The client sockaddr of `f`, a flow of `nl` whose upstream opens (a copy its NativeFlow keeps): the receive
+ * slot's bytes at `at` in `rx` when the flow is being admitted from that slot, else made from the flow's
+ * address text (a flow resolved later, its slot long reused).
+ */
+export function clientName(f: Flow, nl: NativeListener, rx: Batches | null, at: number): Uint8Array {
+  if (rx !== null) return rx.u8.slice(at, at + nl.nameLen);
+  const name = new Uint8Array(SOCKADDR_MAX);
+  writeSockaddr(name, 0, { ip: f.clientIp, port: f.clientPort, family: nl.family });
+  return name.subarray(0, nl.nameLen);
 }
