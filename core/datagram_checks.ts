@@ -1,8 +1,9 @@
 /**
  * The checks every client datagram meets first, before the flow lookup and before the admission order
- * (core/admission_order.ts): a UDP listener, a size within `max_datagram_size`, a cluster with backends (or
- * an external balancer), a non-empty payload. Each failure is counted on the listener and returned as its
- * Drop code.
+ * (core/admission_order.ts): a size within `max_datagram_size`, a cluster with backends (or an external
+ * balancer), a non-empty payload; and, for a client with no flow only, a UDP listener (a TCP listener has
+ * no flows, so an established flow's datagram never needs that check). Each failure is counted on the
+ * listener and returned as its Drop code.
  *
  * On the forwarding path: pure, allocation-free, no string.
  *
@@ -16,11 +17,6 @@ import { isUdpListener, type Listener } from "./listener.ts";
 export function earlyDrop(listener: Listener, data: Uint8Array): Drop | null {
   const size = data.byteLength;
   const drops = listener.counters.drops;
-  // A datagram for a TCP listener is a shell's mistake: counted, never a UDP flow on TCP counters.
-  if (!isUdpListener(listener)) {
-    drops.invalid++;
-    return Drop.Invalid;
-  }
   if (size > listener.config.maxDatagramSize) {
     drops.truncated++;
     return Drop.Truncated;
@@ -35,4 +31,14 @@ export function earlyDrop(listener: Listener, data: Uint8Array): Drop | null {
     return Drop.Invalid;
   }
   return null;
+}
+
+/**
+ * Invalid (counted) when `listener` is not a UDP listener: a datagram for a TCP listener is a shell's
+ * mistake, and must never become a UDP flow on TCP counters. Checked before a flow is admitted.
+ */
+export function notUdp(listener: Listener): Drop | null {
+  if (isUdpListener(listener)) return null;
+  listener.counters.drops.invalid++;
+  return Drop.Invalid;
 }

@@ -38,7 +38,7 @@ import type { FlowLifecycle } from "./flow_lifecycle.ts";
 import type { Admission } from "./admission.ts";
 import type { Direction, SendFailure } from "./send_failure.ts";
 import * as failure from "./failure_inputs.ts";
-import { earlyDrop } from "./datagram_checks.ts";
+import { earlyDrop, notUdp } from "./datagram_checks.ts";
 import { type CoreParts, coreParts, protectionState } from "./core_parts.ts";
 
 /** The core's events, declared in core/core_events.ts; re-exported for the shells that import them here. */
@@ -105,7 +105,8 @@ export class RelayCore extends NamedTables {
     // The words only when a ban or a limit will read them: the source policy reads the text here.
     const words = this.#words;
     const family = this.protection.bans.size > 0 || listener.protection !== null ? readIp(ip, words) : 0;
-    const refused = refusal(this.#admission.order, listener, family, words, ip, port, data, FD_PER_FLOW, now);
+    const refused = notUdp(listener) ??
+      refusal(this.#admission.order, listener, family, words, ip, port, data, FD_PER_FLOW, now);
     if (refused !== null) return refused;
     return this.#admit(listener as UdpListener, ports, ip, port, data, now);
   }
@@ -138,7 +139,8 @@ export class RelayCore extends NamedTables {
   ): Drop | null {
     const early = earlyDrop(listener, data);
     if (early !== null) return early;
-    return refusal(this.#admission.order, listener, family, words, null, port, data, FD_PER_FLOW, now);
+    return notUdp(listener) ??
+      refusal(this.#admission.order, listener, family, words, null, port, data, FD_PER_FLOW, now);
   }
 
   /** Admits a client `screen` found admissible for this very datagram (nothing in between). */
